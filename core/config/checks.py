@@ -1,0 +1,181 @@
+"""Rules that span keys: names, dependencies, cycles, placeholders, warehouse kinds, seasons.
+
+Each problem carries the key path it concerns so the loader can name the line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+import itertools
+from dataclasses import dataclass
+
+from core.config.model import PLACEHOLDER, PLACEHOLDERS, Config, CoverageCheck
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    at: KeyPath
+    text: str
+
+
+def semantic_problems(config: Config) -> list[Problem]:
+    return [
+        *_warehouse(config),
+        *_calendar(config),
+        *_names(config),
+        *_dependencies(config),
+        *_commands(config),
+        *_preflight(config),
+    ]
+
+
+def _warehouse(config: Config) -> list[Problem]:
+    wh = config.warehouse
+    own = {"sqlite": {"path", "demo"}, "bigquery": {"project", "location", "api_endpoint"}}
+    problems = [
+        Problem(("warehouse", key), f"not a key of a {wh.kind} warehouse")
+        for kind, keys in own.items()
+        if kind != wh.kind
+        for key in sorted(keys & wh.model_fields_set)
+    ]
+    if wh.kind == "bigquery" and not wh.project:
+        problems.append(Problem(("warehouse", "project"), "required for a bigquery warehouse"))
+    return problems
+
+
+def _calendar(config: Config) -> list[Problem]:
+    cal = config.calendar
+    problems = []
+    if not isinstance(cal.end, str) and cal.start > cal.end:
+        problems.append(Problem(("calendar", "end"), f"{cal.end} is before start {cal.start}"))
+    seen: set[str] = set()
+    ordered = sorted(enumerate(cal.seasons), key=lambda pair: pair[1].start)
+    for i, season in enumerate(cal.seasons):
+        at: KeyPath = ("calendar", "seasons", i)
+        if season.start > season.end:
+            problems.append(Problem((*at, "end"), f"{season.end} is before start {season.start}"))
+        if season.name in seen:
+            problems.append(Problem((*at, "name"), f"season {season.name!r} is given twice"))
+        seen.add(season.name)
+    for (_, earlier), (j, later) in itertools.pairwise(ordered):
+        if later.start <= earlier.end:
+            problems.append(
+                Problem(
+                    ("calendar", "seasons", j, "start"),
+                    f"season {later.name!r} overlaps season {earlier.name!r}",
+                )
+            )
+    return problems
+
+
+def _names(config: Config) -> list[Problem]:
+    problems = []
+    phases: set[str] = set()
+    processors: set[str] = set()
+    for i, phase in enumerate(config.phases):
+        if phase.name in phases:
+            problems.append(Problem(("phases", i, "name"), f"phase {phase.name!r} is given twice"))
+        phases.add(phase.name)
+        for j, proc in enumerate(phase.processors):
+            if proc.name in processors:
+                problems.append(
+                    Problem(
+                        ("phases", i, "processors", j, "name"),
+                        f"processor {proc.name!r} is given twice (names are unique across phases)",
+                    )
+                )
+            processors.add(proc.name)
+    return problems
+
+
+def _unknown(name: str, known: list[str], what: str = "processor") -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {name!r}{hint}"
+
+
+def _dependencies(config: Config) -> list[Problem]:
+    problems = []
+    phase_index = {p.name: i for i, phase in enumerate(config.phases) for p in phase.processors}
+    known = list(phase_index)
+    graph: dict[str, list[str]] = {}
+    where: dict[str, KeyPath] = {}
+    for i, phase in enumerate(config.phases):
+        for j, proc in enumerate(phase.processors):
+            at: KeyPath = ("phases", i, "processors", j)
+            where[proc.name] = (*at, "depends_on")
+            graph[proc.name] = []
+            for k, dep in enumerate(proc.depends_on):
+                if dep not in phase_index:
+                    problems.append(Problem((*at, "depends_on", k), _unknown(dep, known)))
+                elif phase_index[dep] > i:
+                    later = config.phases[phase_index[dep]].name
+                    problems.append(
+                        Problem(
+                            (*at, "depends_on", k),
+                            f"{dep!r} belongs to a later phase ({later!r}); a processor may "
+                            "depend on its own phase or earlier ones",
+                        )
+                    )
+                else:
+                    graph[proc.name].append(dep)
+            share = proc.min_share_of
+            if share and share.processor not in phase_index:
+                problems.append(
+                    Problem((*at, "min_share_of", "processor"), _unknown(share.processor, known))
+                )
+            if proc.min_rows_per_calendar_row and not config.calendar.expected_dates:
+                problems.append(
+                    Problem(
+                        (*at, "min_rows_per_calendar_row"),
+                        "needs calendar.expected_dates (the rows per date it multiplies)",
+                    )
+                )
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        # graphlib reports the cycle from a dependency to its dependents; show it as "needs".
+        chain = " -> ".join(reversed(cycle))
+        problems.append(Problem(where[cycle[0]], f"dependency cycle: {chain}"))
+    return problems
+
+
+def _commands(config: Config) -> list[Problem]:
+    problems = []
+    allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+    for i, phase in enumerate(config.phases):
+        for j, proc in enumerate(phase.processors):
+            for k, arg in enumerate(proc.command or ()):
+                for name in PLACEHOLDER.findall(arg):
+                    if name not in PLACEHOLDERS:
+                        problems.append(
+                            Problem(
+                                ("phases", i, "processors", j, "command", k),
+                                f"unknown placeholder {{{name}}} (allowed: {allowed})",
+                            )
+                        )
+    return problems
+
+
+def _preflight(config: Config) -> list[Problem]:
+    problems = []
+    phases = [ph.name for ph in config.phases]
+    processors = [p.name for p in config.processors]
+    names: set[str] = set()
+    for i, check in enumerate(config.preflight):
+        at: KeyPath = ("preflight", i)
+        if check.name in names:
+            problems.append(Problem((*at, "name"), f"check {check.name!r} is given twice"))
+        names.add(check.name)
+        if isinstance(check, CoverageCheck):
+            if (check.phase is None) == (check.processor is None):
+                problems.append(Problem(at, "a coverage check needs one of phase, processor"))
+            elif check.phase and check.phase not in phases:
+                problems.append(Problem((*at, "phase"), _unknown(check.phase, phases, "phase")))
+            elif check.processor and check.processor not in processors:
+                problems.append(Problem((*at, "processor"), _unknown(check.processor, processors)))
+    return problems

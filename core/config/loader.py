@@ -1,0 +1,243 @@
+"""Load backfill.yaml into a validated Config, or fail with one message naming file:line and key.
+
+YAML is composed into nodes first (PyYAML keeps a mark per node), turned into plain data while
+recording the line of every key path, then validated by the pydantic model and by the semantic
+checks. Every problem is reported against the line of the key it concerns.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.config.checks import Problem, semantic_problems
+from core.config.model import Config
+from core.errors import ConfigError, UserError
+
+KeyPath = tuple[str | int, ...]
+
+
+def load_config(path: Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(
+            f"{path}: config file not found (pass --config FILE, or run where backfill.yaml is)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read config: {exc}") from None
+    data, lines = _parse_yaml(path, text)
+    if not isinstance(data, dict):
+        raise ConfigError(path, 1, "", "expected a mapping of keys (name, warehouse, phases, ...)")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _first(path, lines, _pydantic_problems(exc, data)) from None
+    problems = semantic_problems(config)
+    if problems:
+        raise _first(path, lines, problems)
+    config._path = path.resolve()
+    return config
+
+
+# -- YAML with lines -------------------------------------------------------------------------
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(path, 1, "", "the file is empty")
+        lines: dict[KeyPath, int] = {}
+        return _to_data(loader, node, (), lines, path), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
+        raise ConfigError(path, line, "", f"malformed YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, None, "", f"malformed YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _to_data(
+    loader: yaml.SafeLoader, node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int], path: Path
+) -> Any:
+    lines.setdefault(at, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        written: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key_node.value in written:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(path, line, format_key((*at, key_node.value)), "key given twice")
+            written.add(key_node.value)
+        loader.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raise ConfigError(path, line, format_key(at), f"keys must be text, got {key!r}")
+            lines[(*at, key)] = line
+            result[key] = _to_data(loader, value_node, (*at, key), lines, path)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_data(loader, item, (*at, i), lines, path) for i, item in enumerate(node.value)]
+    try:
+        return loader.construct_object(node)
+    except ValueError:
+        # e.g. 2024-13-45 looks like a date to YAML but is none; let validation name the key.
+        return node.value
+
+
+# -- problems -> one message -------------------------------------------------------------------
+
+
+def format_key(at: Iterable[str | int]) -> str:
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _line_of(lines: dict[KeyPath, int], at: KeyPath) -> int | None:
+    while at:
+        if at in lines:
+            return lines[at]
+        at = at[:-1]
+    return lines.get(())
+
+
+def _first(path: Path, lines: dict[KeyPath, int], problems: list[Problem]) -> ConfigError:
+    problems = sorted(problems, key=lambda p: (_line_of(lines, p.at) or 0, format_key(p.at)))
+    first = problems[0]
+    more = len(problems) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return ConfigError(path, _line_of(lines, first.at), format_key(first.at), first.text + suffix)
+
+
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    errors = []
+    seen: set[KeyPath] = set()
+    for err in exc.errors(include_url=False):
+        at = _data_path(err["loc"], data)
+        if at not in seen:  # a union reports once per member; the first says enough
+            seen.add(at)
+            errors.append((err, at))
+    # A list whose item failed is also reported as too short; the item's own error says more.
+    return [
+        Problem(at, _describe(err, at, data))
+        for err, at in errors
+        if not (
+            err["type"] == "too_short"
+            and any(other[: len(at)] == at and other != at for _, other in errors)
+        )
+    ]
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> KeyPath:
+    """Drop the parts pydantic adds that are not in the data (discriminator tags, `int`, ...)."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or last):
+            out.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+    return tuple(out)
+
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "date_type": "a date YYYY-MM-DD",
+}
+
+
+def _describe(err: Any, at: KeyPath, data: Any) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        known = _known_keys(at[:-1], data)
+        hint = f" (expected one of: {', '.join(known)})" if known else ""
+        return f"unknown key{hint}"
+    if kind in _TYPE_WORDS:
+        if "command" in at[-2:]:
+            return f"command must be a list of strings (argv, no shell), got {value!r}"
+        return f"expected {_TYPE_WORDS[kind]}, got {_show(value)}"
+    if kind == "string_pattern_mismatch":
+        return f"{value!r} is not a safe name (letters, digits and _ only{_dotted(at)})"
+    if kind == "union_tag_invalid":
+        ctx = err["ctx"]
+        return f"unknown kind {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
+    if kind == "union_tag_not_found":
+        return "required key 'kind' is missing"
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind == "literal_error":
+        return f"expected {err['ctx']['expected']}, got {_show(value)}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {_show(value)}"
+
+
+def _dotted(at: KeyPath) -> str:
+    return "; write dataset.table" if at and at[-1] == "table" else ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, date):
+        return value.isoformat()
+    return repr(value)
+
+
+def _known_keys(at: KeyPath, data: Any) -> list[str]:
+    """Field names of the model that sits at `at`, for 'expected one of' hints."""
+    model: Any = Config
+    node = data
+    for part in at:
+        node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_for(field.annotation, node)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The model inside an annotation (through list, Optional, Annotated, unions by `kind`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    members = [m for arg in typing.get_args(annotation) if (m := _model_for(arg, node))]
+    items = node if isinstance(node, list) else [node]
+    kinds = {item.get("kind") for item in items if isinstance(item, dict)}
+    for member in members:
+        kind = member.model_fields.get("kind")
+        if kind is None or set(typing.get_args(kind.annotation)) & kinds:
+            return member
+    return members[0] if members else None

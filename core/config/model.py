@@ -1,0 +1,229 @@
+"""The shape of backfill.yaml (version 1). Key names are a contract (DESIGN.md); types are strict so
+that a quoted number or a list of numbers is reported, not coerced."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+)
+
+from core.config.values import parse_date, parse_duration
+
+IsoDate = Annotated[date, BeforeValidator(parse_date)]
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+# Names that end up inside SQL are restricted to plain identifiers so they can be interpolated
+# safely on every warehouse; values travel as query parameters.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+TableName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+]
+Share = Annotated[float, Field(ge=0, le=1)]
+# YAML gives lists; strict mode would refuse them for tuples. Items stay strict.
+Names = Annotated[tuple[Name, ...], Field(strict=False)]
+Argv = Annotated[tuple[str, ...], Field(strict=False, min_length=1)]
+
+PLACEHOLDERS = ("start", "end", "dates", "python")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Warehouse(Spec):
+    kind: Literal["sqlite", "bigquery"] = "sqlite"
+    # sqlite
+    path: str | None = None
+    demo: bool = False
+    # bigquery
+    project: str | None = None
+    location: str | None = None
+    api_endpoint: str | None = None
+
+
+class ExpectedDates(Spec):
+    table: TableName
+    date_column: Identifier
+    where: str | None = None
+
+
+class Season(Spec):
+    name: str
+    start: IsoDate
+    end: IsoDate
+
+
+class Calendar(Spec):
+    start: IsoDate
+    end: IsoDate | Literal["today", "yesterday"]
+    expected_dates: ExpectedDates | None = None
+    seasons: Annotated[tuple[Season, ...], Field(strict=False)] = ()
+
+    def end_date(self, today: date) -> date:
+        if self.end == "today":
+            return today
+        if self.end == "yesterday":
+            return today - timedelta(days=1)
+        return self.end
+
+    def season_of(self, day: date) -> Season | None:
+        return next((s for s in self.seasons if s.start <= day <= s.end), None)
+
+
+class Gate(Spec):
+    min_coverage: Share
+
+
+class ShareOf(Spec):
+    processor: Name
+    share: Annotated[float, Field(gt=0, le=10)]
+
+
+class Processor(Spec):
+    name: Name
+    table: TableName
+    date_column: Identifier
+    depends_on: Names = ()
+    command: Argv | None = None
+    chunk_days: Annotated[int, Field(ge=1)] = 1
+    # Completeness: every rule given must hold. Rows > 0 that fall short make the date partial.
+    min_rows: Annotated[int, Field(ge=1)] = 1
+    min_rows_per_calendar_row: Annotated[float, Field(gt=0)] | None = None
+    min_share_of: ShareOf | None = None
+    timeout: Seconds = 6 * 3600
+    stall_timeout: Seconds | None = 600
+    retries: Annotated[int, Field(ge=0)] = 2
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_source(self) -> bool:
+        return self.command is None
+
+    @property
+    def dataset(self) -> str:
+        return self.table.split(".", 1)[0]
+
+
+class Phase(Spec):
+    name: Name
+    title: str | None = None
+    max_parallel: Annotated[int, Field(ge=1)] = 1
+    bootstrap_days: Annotated[int, Field(ge=0)] = 0
+    gate: Gate | None = None
+    processors: Annotated[tuple[Processor, ...], Field(strict=False, min_length=1)]
+
+    @property
+    def label(self) -> str:
+        return self.title or self.name
+
+
+class CheckSpec(Spec):
+    name: str
+    severity: Literal["fail", "warn", "info"] = "fail"
+    quick: bool = True
+    timeout: Seconds = 60
+
+
+class CoverageCheck(CheckSpec):
+    kind: Literal["coverage"]
+    phase: Name | None = None
+    processor: Name | None = None
+    min_coverage: Share
+    start: IsoDate | None = None
+    end: IsoDate | None = None
+
+
+class QueryCheck(CheckSpec):
+    kind: Literal["query"]
+    sql: str
+    op: Literal["==", "!=", ">=", "<=", ">", "<", "between"]
+    value: float | int | str | Annotated[tuple[float | int, float | int], Field(strict=False)]
+
+
+class CommandCheck(CheckSpec):
+    kind: Literal["command"]
+    command: Argv
+
+
+class PathExistsCheck(CheckSpec):
+    kind: Literal["path_exists"]
+    path: str
+
+
+class PythonImportCheck(CheckSpec):
+    kind: Literal["python_import"]
+    module: str
+
+
+class EnvVarCheck(CheckSpec):
+    kind: Literal["env_var"]
+    variable: str
+
+
+PreflightCheck = Annotated[
+    CoverageCheck | QueryCheck | CommandCheck | PathExistsCheck | PythonImportCheck | EnvVarCheck,
+    Field(discriminator="kind"),
+]
+
+
+class Config(Spec):
+    version: Literal[1] = 1
+    name: str
+    state_dir: str = ".backfill"
+    warehouse: Warehouse = Warehouse()
+    calendar: Calendar
+    phases: Annotated[tuple[Phase, ...], Field(strict=False, min_length=1)]
+    preflight: Annotated[tuple[PreflightCheck, ...], Field(strict=False)] = ()
+
+    _path: Path = PrivateAttr(default=Path("backfill.yaml"))
+
+    # -- where things are -------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def root(self) -> Path:
+        """Relative paths in the file (state_dir, warehouse path, job cwd) are relative to it."""
+        return self._path.parent
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / self.state_dir
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.root / (self.warehouse.path or f"{self.state_dir}/warehouse")
+
+    # -- the pipeline -----------------------------------------------------------------------
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[Phase, Processor]]:
+        return {p.name: (ph, p) for ph in self.phases for p in ph.processors}
+
+    @property
+    def processors(self) -> list[Processor]:
+        return [p for _, p in self._by_name.values()]
+
+    def processor(self, name: str) -> Processor:
+        return self._by_name[name][1]
+
+    def phase_of(self, name: str) -> Phase:
+        return self._by_name[name][0]
+
+    def phase(self, name: str) -> Phase:
+        return next(ph for ph in self.phases if ph.name == name)
+
+    def has_processor(self, name: str) -> bool:
+        return name in self._by_name
