@@ -1,0 +1,1 @@
+"""The Textual dashboard (coming next). Until it lands, `backfill` shows the coverage report."""

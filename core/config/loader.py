@@ -61,7 +61,10 @@ def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
+        context = exc.context or ""
+        if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            context += f" (opened on line {exc.context_mark.line + 1})"
+        problem = ", ".join(p for p in (context, exc.problem) if p) or "not valid YAML"
         raise ConfigError(path, line, "", f"malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, None, "", f"malformed YAML: {exc}") from None

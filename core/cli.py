@@ -1,0 +1,235 @@
+"""`backfill ...`: the headless command line. Results go to stdout, diagnostics to stderr.
+
+Bad input of any kind exits 2 with one line naming what and where; nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.config import Config, load_config
+from core.config.values import parse_date
+from core.coverage import Coverage, measure
+from core.errors import UserError
+from core.planner import REPROCESS_CHOICES, make_plan
+from core.report_text import render_plan, render_status
+from core.status import status_report, to_json
+from core.warehouse import open_warehouse
+
+EXIT_BAD_INPUT = 2
+
+
+class DateType(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DATE = DateType()
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("backfill.yaml"),
+    show_default=True,
+    help="The pipeline to supervise.",
+)
+
+
+def _load(config_path: Path) -> Config:
+    config = load_config(config_path)
+    _ensure_demo_warehouse(config)
+    return config
+
+
+def _ensure_demo_warehouse(config: Config) -> None:
+    """The bundled demo seeds itself on first use so a new user sees data at once."""
+    if config.warehouse.kind != "sqlite" or not config.warehouse.demo:
+        return
+    if config.warehouse_path.exists():
+        return
+    from core.demo.seed import seed_demo_warehouse
+
+    click.echo(f"Seeding the demo warehouse at {config.warehouse_path} (first run) ...", err=True)
+    seed_demo_warehouse(config.warehouse_path)
+
+
+def _range(config: Config, start: date | None, end: date | None) -> tuple[date, date]:
+    start = start or config.calendar.start
+    end = end or config.calendar.end_date(date.today())
+    if start > end:
+        raise click.BadParameter(f"the range ends ({end}) before it starts ({start})")
+    return start, end
+
+
+def _coverage(config: Config, start: date, end: date) -> Coverage:
+    warehouse = open_warehouse(config)
+    try:
+        return measure(config, warehouse, start, end)
+    finally:
+        warehouse.close()
+
+
+def _check_names(config: Config, phases: Sequence[str], processors: Sequence[str]) -> None:
+    known_phases = [ph.name for ph in config.phases]
+    for name in phases:
+        if name not in known_phases:
+            raise click.BadParameter(
+                f"unknown phase {name!r} (phases: {', '.join(known_phases)})", param_hint="--phase"
+            )
+    for name in processors:
+        if not config.has_processor(name):
+            raise click.BadParameter(
+                f"unknown processor {name!r} (see `backfill status` for the names)",
+                param_hint="--processor",
+            )
+        if config.processor(name).is_source:
+            raise click.BadParameter(
+                f"{name!r} is a source (it has no command), it is never run",
+                param_hint="--processor",
+            )
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="backfill")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Supervise long, multi-phase, date-partitioned data backfills."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
+
+
+@cli.command()
+@config_option
+@click.option("--read-only", is_flag=True, help="Disable every control that changes anything.")
+@click.pass_context
+def tui(ctx: click.Context, config_path: Path, read_only: bool) -> None:
+    """Open the dashboard on the pipeline."""
+    click.echo(
+        "The live dashboard is not built yet; this is `backfill status` "
+        "(see `backfill --help` for plan and the rest).\n",
+        err=True,
+    )
+    ctx.invoke(status, config_path=config_path)
+
+
+@cli.command()
+@config_option
+@click.option("--start", type=DATE, help="First date (default: calendar.start).")
+@click.option("--end", type=DATE, help="Last date (default: calendar.end).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config_path: Path, start: date | None, end: date | None, as_json: bool) -> None:
+    """Coverage per phase, processor and season."""
+    config = _load(config_path)
+    start, end = _range(config, start, end)
+    report = status_report(_coverage(config, start, end))
+    if as_json:
+        _emit_json(to_json(report))
+    else:
+        click.echo(render_status(report))
+
+
+@cli.command()
+@click.argument("start", type=DATE)
+@click.argument("end", type=DATE, required=False)
+@config_option
+@click.option("--phase", "phases", multiple=True, help="Only this phase (repeatable).")
+@click.option("--processor", "processors", multiple=True, help="Only this processor (repeatable).")
+@click.option(
+    "--reprocess",
+    type=click.Choice(REPROCESS_CHOICES),
+    default="missing",
+    show_default=True,
+    help="missing: missing and partial dates; failed: those and failed ones; all: every date.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(
+    start: date,
+    end: date | None,
+    config_path: Path,
+    phases: tuple[str, ...],
+    processors: tuple[str, ...],
+    reprocess: str,
+    as_json: bool,
+) -> None:
+    """What exists, what is missing, and the exact commands in a safe order. Runs nothing."""
+    config = _load(config_path)
+    start, end = _range(config, start, end or start)
+    _check_names(config, phases, processors)
+    the_plan = make_plan(
+        _coverage(config, start, end),
+        phases=phases,
+        processors=processors,
+        reprocess=reprocess,  # type: ignore[arg-type]  # click.Choice guarantees the literal
+    )
+    if as_json:
+        _emit_json(the_plan.to_json())
+    else:
+        click.echo(render_plan(the_plan))
+
+
+@cli.group()
+def demo() -> None:
+    """The bundled demo warehouse."""
+
+
+@demo.command("init")
+@config_option
+@click.option("--force", is_flag=True, help="Delete the demo warehouse and seed it again.")
+def demo_init(config_path: Path, force: bool) -> None:
+    """(Re)seed the embedded demo warehouse."""
+    from core.demo.seed import seed_demo_warehouse
+
+    config = load_config(config_path)
+    if config.warehouse.kind != "sqlite" or not config.warehouse.demo:
+        raise UserError(
+            f"{config.path}: warehouse: not the demo warehouse (it needs kind: sqlite and "
+            "demo: true); refusing to overwrite it"
+        )
+    if config.warehouse_path.exists() and not force:
+        raise UserError(
+            f"{config.warehouse_path} already exists; `backfill demo init --force` reseeds it"
+        )
+    summary = seed_demo_warehouse(config.warehouse_path, force=force)
+    click.echo(f"Seeded {summary.folder}: {summary.game_dates} game dates.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(cli.main, argv))
+
+
+def run(entry: Callable[..., Any], argv: Sequence[str] | None) -> int:
+    try:
+        # Without standalone mode click returns exit codes (--help, ctx.exit) instead of exiting.
+        code = entry(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except UserError as exc:
+        click.echo(f"backfill: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,119 @@
+"""Rows per (processor, date) turned into cell states, from one grouped scan per table.
+
+A processor's cell is complete when its rows reach every completeness rule it has; rows that fall
+short make it partial (the seed's "successful is not complete" lesson). A phase's state on a date
+is the worst of its processors: the seed's monitor took the best and hid lagging tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from core.calendar import ExpectedCalendar, bootstrap_dates, build_calendar, expected_scan
+from core.config import Config, Phase, Processor
+from core.warehouse import Scan, Warehouse
+
+
+class CellState(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    MISSING = "missing"
+    NOT_EXPECTED = "not_expected"
+    SKIPPED = "skipped"
+    QUEUED = "queued"
+    RUNNING = "running"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+#: How bad a state is when several processors share a date: the phase shows the worst.
+WORST_FIRST = (
+    CellState.FAILED,
+    CellState.BLOCKED,
+    CellState.MISSING,
+    CellState.PARTIAL,
+    CellState.RUNNING,
+    CellState.QUEUED,
+    CellState.COMPLETE,
+    CellState.SKIPPED,
+    CellState.NOT_EXPECTED,
+)
+_RANK = {state: i for i, state in enumerate(WORST_FIRST)}
+
+
+def worst(states: list[CellState]) -> CellState:
+    return min(states, key=_RANK.__getitem__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    state: CellState
+    rows: int
+    #: rows the completeness rule asks for that date (0 where nothing is expected)
+    required: int
+
+
+def processor_scan(processor: Processor) -> Scan:
+    return Scan(processor.table, processor.date_column)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    config: Config
+    calendar: ExpectedCalendar
+    rows: Mapping[str, Mapping[date, int]]
+    #: processors whose table does not exist yet (an output table before its first run)
+    absent_tables: frozenset[str]
+    #: phase name -> its bootstrap dates in range
+    skipped: Mapping[str, frozenset[date]]
+    measured_at: datetime
+
+    def rows_of(self, processor: str, day: date) -> int:
+        return self.rows[processor].get(day, 0)
+
+    def required(self, processor: Processor, day: date) -> int:
+        need = processor.min_rows
+        if processor.min_rows_per_calendar_row:
+            per_row = processor.min_rows_per_calendar_row * self.calendar.expected.get(day, 0)
+            need = max(need, math.ceil(per_row - 1e-9))
+        if processor.min_share_of:
+            other = self.rows_of(processor.min_share_of.processor, day)
+            need = max(need, math.ceil(processor.min_share_of.share * other - 1e-9))
+        return need
+
+    def cell(self, processor: Processor, day: date) -> Cell:
+        rows = self.rows_of(processor.name, day)
+        if not self.calendar.is_expected(day):
+            return Cell(CellState.NOT_EXPECTED, rows, 0)
+        phase = self.config.phase_of(processor.name)
+        if day in self.skipped[phase.name]:
+            return Cell(CellState.SKIPPED, rows, 0)
+        need = self.required(processor, day)
+        if rows >= need:
+            return Cell(CellState.COMPLETE, rows, need)
+        return Cell(CellState.PARTIAL if rows else CellState.MISSING, rows, need)
+
+    def phase_state(self, phase: Phase, day: date) -> CellState:
+        return worst([self.cell(p, day).state for p in phase.processors])
+
+
+def measure(config: Config, warehouse: Warehouse, start: date, end: date) -> Coverage:
+    """One refresh: the calendar and every processor table in a single `rows_per_date` call."""
+    calendar_scan = expected_scan(config)
+    scans = {p.name: processor_scan(p) for p in config.processors}
+    wanted = list(dict.fromkeys([*scans.values(), *([calendar_scan] if calendar_scan else [])]))
+    results = warehouse.rows_per_date(wanted, start, end)
+    calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)
+    expected = calendar.expected_dates
+    return Coverage(
+        config=config,
+        calendar=calendar,
+        rows={name: results[scan].counts for name, scan in scans.items()},
+        absent_tables=frozenset(n for n, s in scans.items() if not results[s].table_exists),
+        skipped={ph.name: frozenset(bootstrap_dates(config, ph, expected)) for ph in config.phases},
+        measured_at=datetime.now().astimezone(),
+    )

@@ -1,0 +1,41 @@
+"""What the engine needs from a warehouse, whatever it is: row counts per date, in one pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Rows per date of one table over a range: `SELECT date, COUNT(*) ... GROUP BY date`."""
+
+    table: str  # dataset.table, validated as plain identifiers by the config
+    date_column: str
+    where: str | None = None  # trusted SQL predicate from backfill.yaml
+
+    @property
+    def dataset(self) -> str:
+        return self.table.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    counts: dict[date, int] = field(default_factory=dict)
+    table_exists: bool = True
+
+
+class Warehouse(Protocol):
+    #: Shown to the operator, e.g. "sqlite .backfill/warehouse".
+    description: str
+
+    def rows_per_date(
+        self, scans: Sequence[Scan], start: date, end: date
+    ) -> dict[Scan, ScanResult]:
+        """Counts for every scan between start and end inclusive. A table that does not exist
+        yet (an output table before its first run) gives `table_exists=False`, not an error."""
+        ...
+
+    def close(self) -> None: ...
