@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import textwrap
 from collections.abc import Sequence
 from datetime import date
 
@@ -78,8 +79,8 @@ def render_plan(plan: Plan) -> str:
     config = plan.config
     expected = plan.expected_dates
     lines = [
-        f"Plan for {plan.start} → {plan.end} · {len(expected)} expected dates · "
-        f"reprocess {plan.reprocess} · {config.name}",
+        f"{config.name} · plan for {plan.start} → {plan.end}",
+        f"{len(expected)} expected dates · reprocess {plan.reprocess} · runs nothing",
         "",
         _row("", ["DONE", "PART", "MISS", "SKIP", "RUN", "BLOCK"]),
     ]
@@ -111,6 +112,18 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _wrapped(label: str, names: Sequence[str]) -> list[str]:
+    if not names:
+        return []
+    text = textwrap.fill(
+        ", ".join(names),
+        width=98,
+        initial_indent=f"  {label}",
+        subsequent_indent=" " * (2 + len(label)),
+    )
+    return text.splitlines()
+
+
 def _gaps(p: ProcessorPlan, expected: list[date]) -> list[str]:
     out = []
     if p.partial:
@@ -128,11 +141,11 @@ def _gaps(p: ProcessorPlan, expected: list[date]) -> list[str]:
 def _step(plan: Plan, step: Step) -> list[str]:
     limit = step.phase.max_parallel
     how = "one command at a time" if limit == 1 else f"up to {limit} commands at once"
-    lines = ["", f"Step {step.number} · {step.phase.label} · {', '.join(step.processors)} · {how}"]
+    lines = ["", f"Step {step.number} · {step.phase.label} · {how}"]
+    lines += _wrapped("runs: ", step.processors)
     if step.upstream:
-        lines.append(f"  after: {', '.join(step.upstream)} (for the same dates)")
-    if step.gates:
-        lines.append(f"  after: {', '.join(step.gates)}")
+        lines += _wrapped("after: ", [*step.upstream[:-1], f"{step.upstream[-1]} (same dates)"])
+    lines += _wrapped("after: ", step.gates)
     for item in plan.items:
         if item.step == step.number:
             lines.append(f"  {shell_line(item.argv, dict(item.env))}")
