@@ -187,6 +187,92 @@ def plan(
         click.echo(render_plan(the_plan))
 
 
+@cli.command()
+@click.argument("start", type=DATE)
+@click.argument("end", type=DATE, required=False)
+@config_option
+@click.option("--headless", is_flag=True, help="Run without the dashboard, printing progress.")
+@click.option("--phase", "phases", multiple=True, help="Only this phase (repeatable).")
+@click.option("--processor", "processors", multiple=True, help="Only this processor (repeatable).")
+@click.option(
+    "--reprocess",
+    type=click.Choice(REPROCESS_CHOICES),
+    default="missing",
+    show_default=True,
+    help="missing: missing and partial dates; failed: those and failed ones; all: every date.",
+)
+@click.option(
+    "--max-parallel", type=click.IntRange(min=1), help="Cap on attempts running at once overall."
+)
+def run(
+    start: date,
+    end: date | None,
+    config_path: Path,
+    headless: bool,
+    phases: tuple[str, ...],
+    processors: tuple[str, ...],
+    reprocess: str,
+    max_parallel: int | None,
+) -> None:
+    """Run the plan to the end. Exit 0 only if every targeted cell ends complete or skipped."""
+    import anyio
+
+    from core.engine import RunRequest
+    from core.headless import run_headless
+
+    if not headless:
+        raise click.UsageError("the dashboard is not built yet: add --headless")
+    config = _load(config_path)
+    start, end = _range(config, start, end or start)
+    _check_names(config, phases, processors)
+    request = RunRequest(
+        start,
+        end,
+        phases,
+        processors,
+        reprocess,
+        max_parallel,  # type: ignore[arg-type]
+    )
+    code = anyio.run(run_headless, config, request, lambda line: click.echo(line))
+    raise click.exceptions.Exit(code)
+
+
+@cli.command()
+@click.argument("processor")
+@click.argument("day", metavar="DATE", type=DATE)
+@click.option("--attempt", "number", type=click.IntRange(min=1), help="Attempt N (default: last).")
+@config_option
+def logs(processor: str, day: date, number: int | None, config_path: Path) -> None:
+    """Print the log of the attempt that covered PROCESSOR on DATE."""
+    from core.journal import Journal
+
+    config = load_config(config_path)
+    if not config.has_processor(processor):
+        raise click.BadParameter(f"unknown processor {processor!r}", param_hint="PROCESSOR")
+    journal = Journal.open_if_exists(config.state_path)
+    attempts = journal.attempts_for_cell(processor, day) if journal else []
+    if not attempts:
+        raise click.ClickException(f"no attempt has run {processor} on {day} yet")
+    if number is not None and number > len(attempts):
+        raise click.ClickException(
+            f"{processor} on {day} has {len(attempts)} attempts; there is no attempt {number}"
+        )
+    attempt = attempts[(number or len(attempts)) - 1]
+    outcome = attempt.outcome or "running"
+    click.echo(
+        f"# {processor} {day} · attempt {attempts.index(attempt) + 1} of {len(attempts)} · "
+        f"{outcome} · exit {attempt.exit_code} ({attempt.reason or '-'}) · {attempt.log_path}",
+        err=True,
+    )
+    try:
+        with attempt.log_path.open("rb") as log:
+            while chunk := log.read(1 << 16):
+                sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+    except FileNotFoundError:
+        raise click.ClickException(f"the log file {attempt.log_path} is gone") from None
+
+
 @cli.group()
 def demo() -> None:
     """The bundled demo warehouse."""
@@ -214,10 +300,10 @@ def demo_init(config_path: Path, force: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    sys.exit(run(cli.main, argv))
+    sys.exit(run_cli(cli.main, argv))
 
 
-def run(entry: Callable[..., Any], argv: Sequence[str] | None) -> int:
+def run_cli(entry: Callable[..., Any], argv: Sequence[str] | None) -> int:
     try:
         # Without standalone mode click returns exit codes (--help, ctx.exit) instead of exiting.
         code = entry(args=list(argv) if argv is not None else None, standalone_mode=False)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
-from core.cli import cli, run
+from core.cli import cli, run_cli
 from core.warehouse import sqlite_layout
 
 
@@ -49,6 +49,6 @@ def write_config(folder: Path, text: str, name: str = "backfill.yaml") -> Path:
 
 def invoke(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the real CLI entry point in-process; returns (exit code, stdout, stderr)."""
-    code = run(cli.main, args)
+    code = run_cli(cli.main, args)
     out = capsys.readouterr()
     return code, out.out, out.err
