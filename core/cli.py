@@ -139,9 +139,13 @@ def tui(ctx: click.Context, config_path: Path, read_only: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path: Path, start: date | None, end: date | None, as_json: bool) -> None:
     """Coverage per phase, processor and season."""
+    from core.journal import Journal
+
     config = _load(config_path)
     start, end = _range(config, start, end)
-    report = status_report(_coverage(config, start, end))
+    journal = Journal.open_if_exists(config.state_path)
+    failed = journal.failed_cells(start, end) if journal else set()
+    report = status_report(_coverage(config, start, end), failed)
     if as_json:
         _emit_json(to_json(report))
     else:

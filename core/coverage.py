@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -100,11 +100,37 @@ class Coverage:
     def phase_state(self, phase: Phase, day: date) -> CellState:
         return worst([self.cell(p, day).state for p in phase.processors])
 
+    def phase_coverage(self, phase: Phase) -> float | None:
+        """Share of the phase's due dates (expected, not skipped) complete for every processor."""
+        due = [d for d in self.calendar.expected_dates if d not in self.skipped[phase.name]]
+        if not due:
+            return None
+        return sum(self.phase_state(phase, d) is CellState.COMPLETE for d in due) / len(due)
 
-def measure(config: Config, warehouse: Warehouse, start: date, end: date) -> Coverage:
-    """One refresh: the calendar and every processor table in a single `rows_per_date` call."""
+    def merged(self, newer: Coverage) -> Coverage:
+        """This coverage with `newer`'s rows over `newer`'s range for the processors `newer`
+        measured (a re-read of a few dates after an attempt)."""
+        lo, hi = newer.calendar.start, newer.calendar.end
+        rows = dict(self.rows)
+        for name, fresh in newer.rows.items():
+            kept = {d: n for d, n in self.rows[name].items() if not lo <= d <= hi}
+            rows[name] = kept | dict(fresh)
+        absent = (self.absent_tables - newer.rows.keys()) | newer.absent_tables
+        return replace(self, rows=rows, absent_tables=absent, measured_at=newer.measured_at)
+
+
+def measure(
+    config: Config,
+    warehouse: Warehouse,
+    start: date,
+    end: date,
+    *,
+    only: frozenset[str] | None = None,
+) -> Coverage:
+    """One refresh: the calendar and every processor table (or `only` those processors, as a
+    verification after an attempt needs) in a single `rows_per_date` call."""
     calendar_scan = expected_scan(config)
-    scans = {p.name: processor_scan(p) for p in config.processors}
+    scans = {p.name: processor_scan(p) for p in config.processors if not only or p.name in only}
     wanted = list(dict.fromkeys([*scans.values(), *([calendar_scan] if calendar_scan else [])]))
     results = warehouse.rows_per_date(wanted, start, end)
     calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)

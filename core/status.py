@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from core.config import Processor
-from core.coverage import CellState, Coverage
+from core.coverage import CellState, Coverage, worst
 
 NO_SEASON = "(no season)"
 
@@ -87,8 +87,17 @@ def _season_name(coverage: Coverage, day: date) -> str:
     return season.name if season else NO_SEASON
 
 
-def status_report(coverage: Coverage) -> StatusReport:
+def status_report(coverage: Coverage, failed: Set[tuple[str, date]] = frozenset()) -> StatusReport:
+    """`failed`: cells whose latest attempt failed (from the journal); they count as failed
+    while they are not complete."""
     config = coverage.config
+
+    def state_of(proc: Processor, day: date) -> CellState:
+        state = coverage.cell(proc, day).state
+        if (proc.name, day) in failed and state in (CellState.MISSING, CellState.PARTIAL):
+            return CellState.FAILED
+        return state
+
     expected = coverage.calendar.expected_dates
     season_of = {d: _season_name(coverage, d) for d in expected}
     season_names = list(dict.fromkeys(season_of[d] for d in expected))
@@ -105,7 +114,7 @@ def status_report(coverage: Coverage) -> StatusReport:
                 {s: Counts() for s in season_names},
             )
             for day in expected:
-                state = coverage.cell(proc, day).state
+                state = state_of(proc, day)
                 blocked = state in (CellState.MISSING, CellState.PARTIAL) and _upstream_gap(
                     coverage, proc, day
                 )
@@ -113,7 +122,7 @@ def status_report(coverage: Coverage) -> StatusReport:
                 status.seasons[season_of[day]].add(state, blocked=blocked)
             phase_status.processors.append(status)
         for day in expected:
-            state = coverage.phase_state(phase, day)
+            state = worst([state_of(p, day) for p in phase.processors])
             phase_status.counts.add(state)
             phase_status.seasons[season_of[day]].add(state)
         phases.append(phase_status)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import itertools
+import re
 from dataclasses import dataclass
 
 from core.config.model import PLACEHOLDER, PLACEHOLDERS, Config, CoverageCheck
@@ -149,6 +150,16 @@ def _commands(config: Config) -> list[Problem]:
     allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
     for i, phase in enumerate(config.phases):
         for j, proc in enumerate(phase.processors):
+            for k, pattern in enumerate(proc.transient_patterns):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    problems.append(
+                        Problem(
+                            ("phases", i, "processors", j, "transient_patterns", k),
+                            f"not a valid regular expression: {exc}",
+                        )
+                    )
             for k, arg in enumerate(proc.command or ()):
                 for name in PLACEHOLDER.findall(arg):
                     if name not in PLACEHOLDERS:

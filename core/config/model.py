@@ -105,6 +105,15 @@ class Processor(Spec):
     timeout: Seconds = 6 * 3600
     stall_timeout: Seconds | None = 600
     retries: Annotated[int, Field(ge=0)] = 2
+    #: first retry waits this long, then twice as long each time (with jitter)
+    retry_backoff: Seconds = 30
+    #: a failed attempt whose last lines match one of these (regex) was throttled, not broken:
+    #: its phase cools down and runs one fewer at a time for a while
+    transient_patterns: Annotated[tuple[str, ...], Field(strict=False)] = (
+        r"Quota exceeded",
+        r"\b429\b",
+        r"rateLimitExceeded",
+    )
     env: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -122,6 +131,8 @@ class Phase(Spec):
     max_parallel: Annotated[int, Field(ge=1)] = 1
     bootstrap_days: Annotated[int, Field(ge=0)] = 0
     gate: Gate | None = None
+    #: after a throttling error: no new dispatch in the phase for this long
+    cooldown: Seconds = 60
     processors: Annotated[tuple[Processor, ...], Field(strict=False, min_length=1)]
 
     @property

@@ -1,0 +1,728 @@
+"""The scheduler: runs work items as real processes, in dependency order, to the end.
+
+One engine owns a state_dir at a time. It plans from coverage, journals every transition before
+acting on it, dispatches an item only when its upstreams are complete for its dates and earlier
+phase gates hold, verifies each attempt against the warehouse (exit 0 with rows missing is a
+failure), retries with backoff, cools a phase down on throttling errors, and stops when nothing
+more can be dispatched. After a crash the next engine resumes the same run: it adopts attempts
+whose process still lives and never re-runs a cell that is complete.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from core import runner
+from core.config import Config, Phase, Processor
+from core.coverage import Coverage, measure
+from core.dateranges import runs
+from core.journal import AttemptRow, ItemRow, Journal
+from core.planner import DONE, Reprocess, make_plan, render_argv
+from core.progress import Remaining, eta_seconds, seconds_per_date
+from core.warehouse import Warehouse
+
+BACKOFF_CAP = 600.0
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    start: date
+    end: date
+    phases: tuple[str, ...] = ()
+    processors: tuple[str, ...] = ()
+    reprocess: Reprocess = "missing"
+    #: cap on attempts running at once across phases (None: the sum of the phases' limits)
+    max_parallel: int | None = None
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "phases": sorted(self.phases),
+            "processors": sorted(self.processors),
+            "reprocess": self.reprocess,
+        }
+
+
+class ItemState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # retries exhausted
+    BLOCKED = "blocked"  # an upstream or gate can no longer be satisfied
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class Item:
+    id: int
+    processor: Processor
+    phase: Phase
+    dates: tuple[date, ...]
+    state: ItemState = ItemState.PENDING
+    attempts: int = 0
+    not_before: float = 0.0
+    priority: int = 0
+    reason: str | None = None
+    last: AttemptRow | None = None
+    handle: runner.Attempt | None = None
+    started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: int
+    processor: str
+    phase: str
+    dates: tuple[date, ...]
+    state: ItemState
+    attempt: int
+    started_at: float | None
+    duration: float | None
+    exit_code: int | None
+    reason: str | None
+    log_path: Path | None
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    state: str  # idle | running | paused | stopping | finished
+    run_id: int | None
+    items: tuple[ItemView, ...]
+    concurrency: dict[str, tuple[int, int]]  # phase -> (running, limit)
+    coverage: Coverage | None
+    rate_per_hour: float | None
+    eta_seconds: float | None
+
+    def count(self, state: ItemState) -> int:
+        return sum(1 for i in self.items if i.state is state)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    kind: (
+        str  # item_done | item_failed | item_retry | item_blocked | item_cancelled | cooldown | ...
+    )
+    message: str
+    item: ItemView | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    complete: bool
+    #: targeted (processor, date) cells that did not end complete or skipped
+    incomplete: list[tuple[str, date]] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        warehouse: Warehouse,
+        request: RunRequest,
+        *,
+        journal: Journal,
+        on_event: Callable[[EngineEvent], None] = lambda event: None,
+        python: str = sys.executable,
+        linger: bool = False,
+    ) -> None:
+        """`linger`: once nothing is left to do, wait for commands (retry, ...) until `stop()`,
+        as the dashboard wants; headless runs end instead."""
+        self.config = config
+        self.warehouse = warehouse
+        self.request = request
+        self.journal = journal
+        self.on_event = on_event
+        self.python = python
+        self.linger = linger
+        self.items: dict[int, Item] = {}
+        self.coverage: Coverage | None = None
+        self.run_id: int | None = None
+        self.limits = {ph.name: ph.max_parallel for ph in config.phases}
+        self.cooling: dict[str, float] = {}  # phase -> cooldown ends at
+        self.paused = False
+        self.stopping = False
+        self.finished = False
+        self._started = time.time()
+        self._wake = anyio.Event()
+        self._samples: dict[str, list[tuple[float, int]]] = {
+            p.name: journal.durations(p.name) for p in config.processors
+        }
+        self._phase_index = {ph.name: i for i, ph in enumerate(config.phases)}
+        #: cells the plan could not target (source gaps, unreachable gates): never complete
+        self.planned_blocked: set[tuple[str, date]] = set()
+
+    # -- controls (call from the engine's event loop) -------------------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+        self._operator("pause")
+
+    def resume(self) -> None:
+        self.paused = False
+        self._operator("resume")
+
+    def stop(self) -> None:
+        """No new dispatch; running attempts finish; then the run ends."""
+        self.stopping = True
+        self._operator("stop")
+
+    async def cancel_item(self, item_id: int) -> None:
+        item = self.items[item_id]
+        self._operator("cancel", item_id=item_id)
+        if item.state is ItemState.RUNNING and item.handle is not None:
+            await item.handle.cancel()
+        elif item.state is ItemState.PENDING:
+            self._set(item, ItemState.CANCELLED, reason="cancelled by operator")
+
+    async def cancel_all(self) -> None:
+        self.stopping = True
+        self._operator("cancel_all")
+        for item in list(self.items.values()):
+            if item.state in (ItemState.PENDING, ItemState.RUNNING):
+                await self.cancel_item(item.id)
+
+    def retry_failed(self, processor: str | None = None, dates: set[date] | None = None) -> int:
+        """Queue failed (and hence blocked) items again, only for the failed cells: healthy
+        siblings are never re-run because dispatch skips complete dates."""
+        count = 0
+        for item in self.items.values():
+            if item.state not in (ItemState.FAILED, ItemState.BLOCKED, ItemState.CANCELLED):
+                continue
+            if processor and item.processor.name != processor:
+                continue
+            if dates and not dates & set(item.dates):
+                continue
+            item.attempts = 0
+            item.not_before = 0.0
+            self._set(item, ItemState.PENDING, reason="retry requested")
+            count += 1
+        self.stopping = False
+        self._operator("retry_failed", processor=processor, count=count)
+        return count
+
+    def set_concurrency(self, phase: str, limit: int) -> None:
+        self.limits[phase] = max(1, limit)
+        self._operator("set_concurrency", phase=phase, limit=self.limits[phase])
+
+    def prioritize(self, start: date, end: date) -> None:
+        top = 1 + max((i.priority for i in self.items.values()), default=0)
+        for item in self.items.values():
+            if item.state is ItemState.PENDING and any(start <= d <= end for d in item.dates):
+                item.priority = top
+                self.journal.update_item(item.id, priority=top)
+        self._operator("prioritize", start=start.isoformat(), end=end.isoformat())
+
+    def _operator(self, action: str, **detail: Any) -> None:
+        self.journal.event(f"operator_{action}", run_id=self.run_id, **detail)
+        self._wake.set()
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        self.coverage = await self._measure(self.request.start, self.request.end)
+        self._load_or_plan()
+        async with anyio.create_task_group() as tg:
+            self._adopt_open_attempts(tg)
+            while True:
+                self._dispatch(tg)
+                if self._done():
+                    break
+                with anyio.move_on_after(self._next_timer()):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+        self.finished = True
+        return self._finish()
+
+    def _load_or_plan(self) -> None:
+        previous = self.journal.unfinished_run()
+        same = (
+            previous is not None
+            and (previous.start, previous.end) == (self.request.start, self.request.end)
+            and previous.request == self.request.key()
+        )
+        if previous is not None and same:
+            self.run_id = previous.id
+            self.journal.event("run_resumed", run_id=self.run_id)
+            for row in self.journal.items(self.run_id):
+                self._remember(row)
+            left = sum(1 for i in self.items.values() if i.state is not ItemState.DONE)
+            self._emit(
+                "run_resumed",
+                f"Resuming run #{self.run_id}: {left} of {len(self.items)} items not done",
+            )
+            return
+        if previous is not None:
+            self.journal.end_run(previous.id, "abandoned")
+        assert self.coverage is not None
+        plan = make_plan(
+            self.coverage,
+            phases=self.request.phases,
+            processors=self.request.processors,
+            reprocess=self.request.reprocess,
+            python=self.python,
+        )
+        self.run_id = self.journal.start_run(
+            self.request.start, self.request.end, self.request.key()
+        )
+        for work in plan.items:
+            item_id = self.journal.add_item(self.run_id, work.processor, work.phase, work.dates)
+            self._remember(self.journal.item(item_id))
+        self.planned_blocked = {(p.processor.name, d) for p in plan.processors for d in p.blocked}
+        self._emit(
+            "run_started",
+            f"Run #{self.run_id}: {len(plan.items)} commands for {plan.target_cells} "
+            f"processor-dates, {plan.start} → {plan.end}"
+            + (
+                f"; {plan.blocked_cells} cells blocked from the start" if plan.blocked_cells else ""
+            ),
+        )
+
+    def _remember(self, row: ItemRow) -> None:
+        processor = self.config.processor(row.processor)
+        attempts = self.journal.attempts_of_item(row.id)
+        item = Item(
+            id=row.id,
+            processor=processor,
+            phase=self.config.phase_of(row.processor),
+            dates=row.dates,
+            state=ItemState(row.state),
+            attempts=row.attempts,
+            not_before=row.not_before,
+            priority=row.priority,
+            reason=row.reason,
+            last=attempts[-1] if attempts else None,
+        )
+        self.items[item.id] = item
+
+    def _adopt_open_attempts(self, tg: anyio.abc.TaskGroup) -> None:
+        """Re-attach to the attempts a crashed engine left open. The runner reads a finished
+        one's exit file, so a job that ended while no engine watched keeps its real outcome;
+        only a process that vanished without one counts as interrupted."""
+        assert self.run_id is not None
+        for attempt in self.journal.open_attempts(self.run_id):
+            item = self.items[attempt.item_id]
+            launched = _launched(attempt)
+            if launched is None:  # crashed between journaling and spawning: nothing ran
+                self.journal.end_attempt(
+                    attempt.id,
+                    exit_code=None,
+                    reason="interrupted",
+                    outcome="interrupted",
+                    duration=0.0,
+                    tail=(),
+                )
+                continue
+            self.journal.event(
+                "attempt_adopted",
+                run_id=self.run_id,
+                item_id=item.id,
+                pid=attempt.pid,
+                alive=runner.alive(launched),
+            )
+            item.handle = runner.adopt(launched, self._spec(item, attempt.argv, attempt.log_path))
+            item.last = attempt
+            item.started_at = attempt.started_at
+            self._set(item, ItemState.RUNNING, reason=None)
+            tg.start_soon(self._await_attempt, item, attempt)
+        for item in self.items.values():
+            if item.state is ItemState.RUNNING and item.handle is None:
+                # An interruption is the engine's fault, not the job's: it uses no retry.
+                self._set(item, ItemState.PENDING, reason="interrupted: re-queued")
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _running(self, phase: str | None = None) -> int:
+        return sum(
+            1
+            for i in self.items.values()
+            if i.state is ItemState.RUNNING and (phase is None or i.phase.name == phase)
+        )
+
+    def _global_limit(self) -> int:
+        return self.request.max_parallel or sum(self.limits.values())
+
+    def _dispatch(self, tg: anyio.abc.TaskGroup) -> None:
+        # A pass that blocks or settles items can unblock or block others: repeat until stable.
+        while self._dispatch_pass(tg):
+            pass
+
+    def _dispatch_pass(self, tg: anyio.abc.TaskGroup) -> bool:
+        """Start what may start; True if some item settled without running."""
+        if self.paused or self.stopping:
+            return False
+        settled = False
+        now = time.time()
+        pending = sorted(
+            (i for i in self.items.values() if i.state is ItemState.PENDING),
+            key=lambda i: (-i.priority, self._phase_index[i.phase.name], i.dates[0], i.id),
+        )
+        for item in pending:
+            if self._running() >= self._global_limit():
+                return settled
+            if item.not_before > now or self.cooling.get(item.phase.name, 0) > now:
+                continue
+            if self._running(item.phase.name) >= self._effective_limit(item.phase.name, now):
+                continue
+            verdict = self._readiness(item)
+            if verdict == "wait":
+                continue
+            if verdict != "ready":
+                settled = True
+                self._set(item, ItemState.BLOCKED, reason=verdict)
+                self._emit(
+                    "item_blocked", f"blocked {item.processor.name} {_span(item)}: {verdict}", item
+                )
+                continue
+            if not self._still_to_do(item):
+                settled = True
+                self._set(item, ItemState.DONE, reason="already complete")
+                continue
+            self._set(item, ItemState.RUNNING, reason=None)
+            tg.start_soon(self._execute, item)
+        return settled
+
+    def _effective_limit(self, phase: str, now: float) -> int:
+        limit = self.limits[phase]
+        # After a cooldown the phase runs one fewer at a time until the next clean success.
+        return max(1, limit - 1) if phase in self.cooling else limit
+
+    def _readiness(self, item: Item) -> str:
+        """'ready', 'wait' (upstream work still queued or running) or why it can never run."""
+        assert self.coverage is not None
+        cov = self.coverage
+        for gate_phase in self.config.phases[: self._phase_index[item.phase.name]]:
+            if gate_phase.gate is None:
+                continue
+            share = cov.phase_coverage(gate_phase)
+            if share is not None and share < gate_phase.gate.min_coverage:
+                if self._has_open_work(lambda i, ph=gate_phase: i.phase.name == ph.name):
+                    return "wait"
+                return (
+                    f"{gate_phase.label} gate: {share:.0%} complete, needs "
+                    f"{gate_phase.gate.min_coverage:.0%}"
+                )
+        for dep in item.processor.depends_on:
+            upstream = self.config.processor(dep)
+            for day in item.dates:
+                if cov.cell(upstream, day).state in DONE:
+                    continue
+                if self._has_open_work(
+                    lambda i, d=day, n=dep: i.processor.name == n and d in i.dates
+                ):
+                    return "wait"
+                kind = "source " if upstream.is_source else ""
+                return f"{kind}{dep} is not complete on {day}"
+        return "ready"
+
+    def _has_open_work(self, match: Callable[[Item], bool]) -> bool:
+        return any(
+            i.state in (ItemState.PENDING, ItemState.RUNNING) and match(i)
+            for i in self.items.values()
+        )
+
+    def _still_to_do(self, item: Item) -> list[date]:
+        """The item's dates that are not complete: a cell finished before a crash, or by a
+        sibling, is never run again. Split off what cannot share one command."""
+        assert self.coverage is not None
+        todo = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
+        if not todo or todo == list(item.dates):
+            return todo
+        if any("{dates}" in a for a in item.processor.command or ()):
+            groups = [todo]
+        else:
+            skipped = self.coverage.skipped[item.phase.name]
+            sequence = [d for d in self.coverage.calendar.expected_dates if d not in skipped]
+            groups = runs(todo, sequence)
+        item.dates = tuple(groups[0])
+        self.journal.update_item(item.id, dates=item.dates)
+        for group in groups[1:]:
+            assert self.run_id is not None
+            new_id = self.journal.add_item(self.run_id, item.processor.name, item.phase.name, group)
+            self._remember(self.journal.item(new_id))
+        return list(item.dates)
+
+    def _done(self) -> bool:
+        if self._running():
+            return False
+        if self.stopping:
+            return True
+        # Pending work with nothing running waits on a backoff timer, a cooldown or a resume.
+        return not self.linger and not any(
+            i.state is ItemState.PENDING for i in self.items.values()
+        )
+
+    def _next_timer(self) -> float:
+        now = time.time()
+        times = [i.not_before for i in self.items.values() if i.state is ItemState.PENDING]
+        times += list(self.cooling.values())
+        future = [t - now for t in times if t > now]
+        return min(future, default=5.0) + 0.05
+
+    # -- one item -------------------------------------------------------------------------
+
+    def _spec(self, item: Item, argv: tuple[str, ...], log_path: Path) -> runner.AttemptSpec:
+        proc = item.processor
+        return runner.AttemptSpec(
+            argv=argv,
+            env=proc.env,
+            cwd=self.config.root,
+            log_path=log_path,
+            timeout=proc.timeout,
+            stall_timeout=proc.stall_timeout,
+        )
+
+    def _log_path(self, item: Item) -> Path:
+        first, last = item.dates[0], item.dates[-1]
+        span = first.isoformat() if first == last else f"{first}_{last}"
+        number = len(self.journal.attempts_of_item(item.id)) + 1
+        return (
+            self.config.state_path
+            / "logs"
+            / f"run-{self.run_id}"
+            / item.processor.name
+            / f"{span}.attempt-{number}.log"
+        )
+
+    async def _execute(self, item: Item) -> None:
+        argv = render_argv(item.processor.command or (), item.dates, self.python)
+        attempt = self.journal.start_attempt(item.id, argv, self._log_path(item))
+        item.last = attempt
+        item.started_at = time.time()
+        try:
+            handle = await runner.start(self._spec(item, argv, attempt.log_path))
+        except OSError as exc:
+            self.journal.end_attempt(
+                attempt.id,
+                exit_code=None,
+                reason="exit",
+                outcome="failed",
+                duration=0.0,
+                tail=(f"could not start: {exc}",),
+            )
+            self._after_failure(item, f"could not start: {exc}", transient=False)
+            return
+        item.handle = handle
+        launched = handle.launched
+        self.journal.attempt_launched(attempt.id, launched.pid, launched.pgid, launched.started_at)
+        await self._await_attempt(item, self.journal.attempt(attempt.id))
+
+    async def _await_attempt(self, item: Item, attempt: AttemptRow) -> None:
+        assert item.handle is not None
+        outcome = await item.handle.wait()
+        item.handle = None
+        fresh = await self._measure(item.dates[0], item.dates[-1], _rule_inputs(item.processor))
+        assert self.coverage is not None
+        self.coverage = self.coverage.merged(fresh)
+        short = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
+        if outcome.reason == "cancelled":
+            label, why = "cancelled", "cancelled"
+        elif outcome.ok and not short:
+            label, why = "ok", None
+        elif outcome.ok:
+            label = "incomplete"
+            why = f"exit 0 but incomplete on {', '.join(d.isoformat() for d in short)}"
+        else:
+            label = "failed"
+            why = _describe(outcome)
+        self.journal.end_attempt(
+            attempt.id,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            outcome=label,
+            duration=outcome.duration,
+            tail=outcome.tail,
+        )
+        item.last = self.journal.attempt(attempt.id)
+        if label == "ok":
+            self._samples[item.processor.name].insert(0, (outcome.duration, len(item.dates)))
+            if self.cooling.get(item.phase.name, math.inf) <= time.time():
+                del self.cooling[item.phase.name]  # clean success after a cooldown: full speed
+            self._set(item, ItemState.DONE, reason=None)
+            self._emit(
+                "item_done",
+                f"done {item.processor.name} {_span(item)} "
+                f"in {outcome.duration:.1f}s (attempt {attempt.number})",
+                item,
+            )
+        elif label == "cancelled":
+            self._set(item, ItemState.CANCELLED, reason="cancelled by operator")
+            self._emit("item_cancelled", f"cancelled {item.processor.name} {_span(item)}", item)
+        else:
+            transient = any(
+                re.search(p, line)
+                for p in item.processor.transient_patterns
+                for line in outcome.tail
+            )
+            self._after_failure(item, why or "failed", transient=transient)
+        self._wake.set()
+
+    def _after_failure(self, item: Item, why: str, *, transient: bool) -> None:
+        item.attempts += 1
+        if transient:
+            until = time.time() + item.phase.cooldown
+            self.cooling[item.phase.name] = until
+            self._emit(
+                "cooldown",
+                f"{item.phase.label}: throttled ({why}); no new work for "
+                f"{item.phase.cooldown:.0f}s, then one fewer at a time",
+                item,
+            )
+            self.journal.event(
+                "cooldown", run_id=self.run_id, item_id=item.id, phase=item.phase.name, until=until
+            )
+        if item.attempts <= item.processor.retries:
+            delay = min(BACKOFF_CAP, item.processor.retry_backoff * 2 ** (item.attempts - 1))
+            delay *= random.uniform(0.75, 1.25)  # jitter: retries of one outage do not align
+            item.not_before = time.time() + delay
+            self.journal.update_item(item.id, not_before=item.not_before, attempts=item.attempts)
+            self._set(item, ItemState.PENDING, reason=f"{why}; retry in {delay:.0f}s")
+            self._emit(
+                "item_retry",
+                f"failed {item.processor.name} {_span(item)}: {why} "
+                f"(attempt {item.attempts} of {item.processor.retries + 1}, retry in "
+                f"{delay:.0f}s)",
+                item,
+            )
+        else:
+            self.journal.update_item(item.id, attempts=item.attempts)
+            self._set(item, ItemState.FAILED, reason=why)
+            self._emit(
+                "item_failed",
+                f"FAILED {item.processor.name} {_span(item)}: {why} (no retries left)",
+                item,
+            )
+        self._wake.set()
+
+    def _set(self, item: Item, state: ItemState, *, reason: str | None) -> None:
+        item.state = state
+        item.reason = reason
+        self.journal.update_item(item.id, state=state.value, reason=reason)
+        self.journal.event(
+            "item_state", run_id=self.run_id, item_id=item.id, state=state.value, reason=reason
+        )
+
+    async def _measure(
+        self, start: date, end: date, only: frozenset[str] | None = None
+    ) -> Coverage:
+        return await anyio.to_thread.run_sync(
+            lambda: measure(self.config, self.warehouse, start, end, only=only)
+        )
+
+    def _emit(self, kind: str, message: str, item: Item | None = None) -> None:
+        self.on_event(EngineEvent(kind, message, self._view(item) if item else None))
+
+    # -- results --------------------------------------------------------------------------
+
+    def _finish(self) -> RunResult:
+        assert self.run_id is not None and self.coverage is not None
+        incomplete = []
+        targeted = {p.name for p in self.config.processors if not p.is_source} & {
+            i.processor.name for i in self.items.values()
+        } | {name for name, _ in self.planned_blocked}
+        for name in sorted(targeted):
+            proc = self.config.processor(name)
+            for day in self.coverage.calendar.expected_dates:
+                if self.coverage.cell(proc, day).state not in DONE:
+                    incomplete.append((name, day))
+        status = (
+            "stopped"
+            if self.stopping and incomplete
+            else ("incomplete" if incomplete else "finished")
+        )
+        self.journal.end_run(self.run_id, status)
+        return RunResult(self.run_id, not incomplete, incomplete)
+
+    def _view(self, item: Item) -> ItemView:
+        last = item.last
+        running = item.state is ItemState.RUNNING
+        duration = (
+            time.time() - item.started_at
+            if running and item.started_at
+            else (last.duration if last else None)
+        )
+        return ItemView(
+            id=item.id,
+            processor=item.processor.name,
+            phase=item.phase.name,
+            dates=item.dates,
+            state=item.state,
+            attempt=last.number if last else 0,
+            started_at=last.started_at if last else None,
+            duration=duration,
+            exit_code=last.exit_code if last else None,
+            reason=item.reason or (last.reason if last else None),
+            log_path=last.log_path if last else None,
+        )
+
+    def snapshot(self) -> EngineSnapshot:
+        if self.finished:
+            state = "finished"
+        elif self.stopping:
+            state = "stopping"
+        elif self.paused:
+            state = "paused"
+        else:
+            state = "running" if self.run_id is not None else "idle"
+        items = tuple(self._view(i) for i in self.items.values())
+        done = sum(1 for i in items if i.state is ItemState.DONE)
+        elapsed = max(1.0, time.time() - self._started)
+        remaining = [
+            Remaining(i.processor, i.phase, len(i.dates))
+            for i in items
+            if i.state in (ItemState.PENDING, ItemState.RUNNING)
+        ]
+        per_date = {name: seconds_per_date(s) for name, s in self._samples.items()}
+        return EngineSnapshot(
+            state=state,
+            run_id=self.run_id,
+            items=items,
+            concurrency={
+                ph.name: (self._running(ph.name), self.limits[ph.name]) for ph in self.config.phases
+            },
+            coverage=self.coverage,
+            rate_per_hour=done * 3600 / elapsed if done else None,
+            eta_seconds=eta_seconds(remaining, per_date, self.limits) if remaining else 0.0,
+        )
+
+
+def _rule_inputs(processor: Processor) -> frozenset[str]:
+    """The processors whose rows decide whether `processor`'s cells are complete."""
+    share = processor.min_share_of
+    return frozenset({processor.name, *([share.processor] if share else [])})
+
+
+def _span(item: Item) -> str:
+    first, last = item.dates[0], item.dates[-1]
+    return first.isoformat() if first == last else f"{first}..{last} ({len(item.dates)} dates)"
+
+
+def _describe(outcome: runner.AttemptOutcome) -> str:
+    if outcome.reason == "exit":
+        return f"exit {outcome.exit_code}"
+    if outcome.reason in ("timeout", "stall"):
+        return f"killed: {outcome.reason}"
+    return outcome.reason
+
+
+def _launched(attempt: AttemptRow) -> runner.Launched | None:
+    if attempt.pid is None or attempt.pgid is None:
+        return None
+    return runner.Launched(
+        pid=attempt.pid,
+        pgid=attempt.pgid,
+        started_at=attempt.started_at,
+        log_path=attempt.log_path,
+        exit_file=attempt.log_path.with_suffix(".exit"),
+    )

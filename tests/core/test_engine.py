@@ -1,0 +1,346 @@
+"""The engine against real processes and a real SQLite warehouse.
+
+Jobs are tests/jobs/record.py: each start and end is recorded with a timestamp, so concurrency
+and ordering are read from what really happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from core.config import Config, load_config
+from core.engine import Engine, ItemState, RunRequest
+from core.journal import EngineLock, Journal
+from core.warehouse import open_warehouse
+from tests.helpers import day, invoke, span, write_config, write_tables
+
+ROOT = Path(__file__).parents[2]
+JOB = ROOT / "tests" / "jobs" / "record.py"
+DATES = [d.isoformat() for d in span("2024-01-01", "2024-01-06")]
+
+
+def pipeline(job_args: str = "") -> str:
+    def proc(name: str, deps: str) -> str:
+        return f"""
+      - name: {name}
+        table: ds.{name}
+        date_column: d
+        depends_on: [{deps}]
+        command: ["{{python}}", "{JOB}", {name}, "{{dates}}"{job_args}]
+        retries: 2
+        retry_backoff: 0.2s
+        stall_timeout: 2s
+        timeout: 60s"""
+
+    return f"""
+name: engine-test
+warehouse: {{kind: sqlite, path: wh}}
+calendar: {{start: 2024-01-01, end: 2024-01-06}}
+phases:
+  - name: src
+    processors:
+      - {{name: base, table: ds.base, date_column: d}}
+  - name: wide
+    max_parallel: 3
+    cooldown: 1s
+    processors:{proc("x", "base")}{proc("y_q", "x")}
+  - name: narrow
+    max_parallel: 1
+    processors:{proc("z", "y_q")}{proc("w", "y_q")}
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch):
+    """Returns a factory: (faults, base dates, job args) -> loaded config."""
+
+    def make(faults: str = "", base: list[str] = DATES, job_args: str = "") -> Config:
+        write_tables(tmp_path / "wh", {"ds.base": {day(d): 1 for d in base}}, date_column="d")
+        monkeypatch.setenv("WAREHOUSE", str(tmp_path / "wh"))
+        monkeypatch.setenv("RECORD", str(tmp_path / "record.jsonl"))
+        monkeypatch.setenv("FAULTS", faults)
+        return load_config(write_config(tmp_path, pipeline(job_args)))
+
+    return make
+
+
+def records(config: Config) -> list[dict]:
+    path = Path(os.environ["RECORD"])
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def run_engine(config: Config, **request) -> tuple[Engine, object]:
+    journal = Journal(config.state_path)
+    engine = Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), **request),
+        journal=journal,
+    )
+    result = await engine.run()
+    return engine, result
+
+
+def intervals(recs: list[dict], names: set[str]) -> list[tuple[float, float, str, str]]:
+    starts: dict[tuple[str, int], dict] = {}
+    out = []
+    for r in recs:
+        if r["name"] not in names:
+            continue
+        if r["kind"] == "start":
+            starts[r["name"], r["pid"]] = r
+        else:
+            s = starts.pop((r["name"], r["pid"]))
+            out.extend((s["at"], r["at"], r["name"], d) for d in r["dates"])
+    return out
+
+
+def max_overlap(spans: list[tuple[float, float, str, str]]) -> int:
+    edges = sorted([(s, 1) for s, *_ in spans] + [(e, -1) for _, e, *_ in spans])
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+@pytest.mark.anyio
+async def test_concurrency_limits_and_dependency_order(setup):
+    config = setup(job_args=', "--sleep", "0.4"')
+    engine, result = await run_engine(config)
+    assert result.complete
+    recs = records(config)
+    wide = intervals(recs, {"x", "y_q"})
+    narrow = intervals(recs, {"z", "w"})
+    assert max_overlap(wide) == 3  # max_parallel 3 reached
+    assert max_overlap(narrow) == 1  # max_parallel 1 never overlaps
+    ends = {(name, d): e for _, e, name, d in wide + narrow}
+    starts = {(name, d): s for s, _, name, d in wide + narrow}
+    deps = {"y_q": "x", "z": "y_q", "w": "y_q"}
+    for (name, d), started in starts.items():
+        if name in deps:
+            assert started >= ends[deps[name], d], f"{name} {d} started before {deps[name]}"
+    assert all(i.state is ItemState.DONE for i in engine.items.values())
+
+
+@pytest.mark.anyio
+async def test_exit_zero_with_rows_missing_is_retried_until_complete(setup):
+    config = setup(faults="x:2024-01-03:empty-once")
+    engine, result = await run_engine(config, processors=("x",))
+    assert result.complete
+    item = next(i for i in engine.items.values() if day("2024-01-03") in i.dates)
+    attempts = engine.journal.attempts_of_item(item.id)
+    assert [a.outcome for a in attempts] == ["incomplete", "ok"]
+    assert [r["kind"] for r in records(config) if "2024-01-03" in r["dates"]] == [
+        "start",
+        "end",
+        "start",
+        "end",
+    ]
+
+
+@pytest.mark.anyio
+async def test_throttling_cools_the_phase_down_and_the_retry_succeeds(setup):
+    config = setup(faults="y_q:2024-01-02:fail-once")
+    engine, result = await run_engine(config, phases=("wide",))
+    assert result.complete
+    kinds = [kind for _, _, kind, _ in engine.journal.events(engine.run_id)]
+    assert "cooldown" in kinds
+    item = next(
+        i
+        for i in engine.items.values()
+        if i.processor.name == "y_q" and day("2024-01-02") in i.dates
+    )
+    outcomes = [a.outcome for a in engine.journal.attempts_of_item(item.id)]
+    assert outcomes == ["failed", "ok"]
+    assert "403 Quota exceeded" in "\n".join(engine.journal.attempts_of_item(item.id)[0].tail)
+
+
+@pytest.mark.anyio
+async def test_a_hang_is_killed_by_stall_timeout_with_its_grandchildren(setup):
+    config = setup(faults="x:2024-01-02:hang")
+    engine, result = await run_engine(config, processors=("x",))
+    assert not result.complete
+    assert ("x", day("2024-01-02")) in result.incomplete
+    item = next(i for i in engine.items.values() if day("2024-01-02") in i.dates)
+    attempts = engine.journal.attempts_of_item(item.id)
+    assert {a.reason for a in attempts} == {"stall"} and len(attempts) == 3  # 1 + 2 retries
+    assert item.state is ItemState.FAILED
+    leftover = subprocess.run(["pgrep", "-f", "time.sleep\\(600\\)"], capture_output=True)
+    assert leftover.stdout == b""
+
+
+@pytest.mark.anyio
+async def test_a_source_gap_blocks_downstream_and_the_run_ends_not_complete(setup):
+    config = setup(base=[d for d in DATES if d != "2024-01-04"])
+    _, result = await run_engine(config)
+    assert not result.complete
+    assert {name for name, d in result.incomplete} == {"x", "y_q", "z", "w"}
+    assert all(d == day("2024-01-04") for _, d in result.incomplete)
+    ran = {d for r in records(config) for d in r["dates"]}
+    assert "2024-01-04" not in ran
+
+
+@pytest.mark.anyio
+async def test_cancel_all_leaves_no_process_behind(setup):
+    config = setup(faults="x:2024-01-01:hang,x:2024-01-02:hang")
+    journal = Journal(config.state_path)
+    engine = Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
+        journal=journal,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        with anyio.fail_after(10):
+            while engine.snapshot().count(ItemState.RUNNING) < 2:
+                await anyio.sleep(0.1)
+        pids = [i.handle.launched.pid for i in engine.items.values() if i.handle]
+        await engine.cancel_all()
+    assert pids and all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    leftover = subprocess.run(["pgrep", "-f", "time.sleep\\(600\\)"], capture_output=True)
+    assert leftover.stdout == b""
+    assert {i.state for i in engine.items.values()} <= {ItemState.CANCELLED, ItemState.DONE}
+
+
+@pytest.mark.anyio
+async def test_retry_failed_reruns_only_the_failed_cells(setup):
+    config = setup(faults="x:2024-01-02:fail")
+    engine = Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
+        journal=Journal(config.state_path),
+        linger=True,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        with anyio.fail_after(20):
+            while (
+                engine.snapshot().count(ItemState.FAILED),
+                engine.snapshot().count(ItemState.DONE),
+            ) != (1, 5):
+                await anyio.sleep(0.05)
+        before = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
+        assert before["2024-01-02"] == 3  # 1 + 2 retries
+        os.environ["FAULTS"] = ""
+        assert engine.retry_failed() == 1
+        with anyio.fail_after(20):
+            while engine.snapshot().count(ItemState.DONE) < 6:
+                await anyio.sleep(0.05)
+        engine.stop()
+    after = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
+    assert after - before == Counter({"2024-01-02": 1})  # healthy siblings never re-run
+
+
+def test_a_second_engine_is_refused_naming_the_owner(tmp_path):
+    first = EngineLock(tmp_path)
+    first.acquire()
+    from core.errors import UserError
+
+    with pytest.raises(UserError, match=f"another engine \\(pid {os.getpid()}\\) owns"):
+        EngineLock(tmp_path).acquire()
+    first.release()
+    EngineLock(tmp_path).acquire()  # free again once the owner lets go
+
+
+def test_kill_9_of_the_engine_then_a_second_run_completes_without_rerunning(setup, tmp_path):
+    config = setup(job_args=', "--sleep", "0.6"')
+    args = [
+        sys.executable,
+        "-m",
+        "core",
+        "run",
+        "2024-01-01",
+        "2024-01-06",
+        "--headless",
+        "--config",
+        str(config.path),
+    ]
+    engine = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        recs = records(config)
+        if sum(r["kind"] == "end" for r in recs) >= 4 and any(
+            r["kind"] == "start"
+            and not any(e["kind"] == "end" and e["pid"] == r["pid"] for e in recs)
+            for r in recs
+        ):
+            break  # some items done and at least one attempt in flight
+        time.sleep(0.05)
+    engine.send_signal(signal.SIGKILL)
+    engine.wait()
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Resuming run #1" in second.stdout
+    starts = Counter(
+        (r["name"], d) for r in records(config) if r["kind"] == "start" for d in r["dates"]
+    )
+    assert set(starts) == {(n, d) for n in ("x", "y_q", "z", "w") for d in DATES}
+    assert max(starts.values()) == 1  # adopted, never started twice
+    journal = Journal(config.state_path)
+    assert any(kind == "attempt_adopted" for _, _, kind, _ in journal.events(1))
+
+
+def test_logs_prints_the_attempt_that_covered_a_date(setup, capsys):
+    config = setup(faults="x:2024-01-03:fail-once")
+    code, out, err = invoke(
+        [
+            "run",
+            "2024-01-01",
+            "2024-01-06",
+            "--headless",
+            "--processor",
+            "x",
+            "--config",
+            str(config.path),
+        ],
+        capsys,
+    )
+    assert code == 0, out + err
+    code, out, err = invoke(
+        ["logs", "x", "2024-01-03", "--attempt", "1", "--config", str(config.path)], capsys
+    )
+    assert code == 0 and "boom on 2024-01-03" in out
+    assert "attempt 1 of 2" in err and "failed" in err
+    code, out, _ = invoke(["logs", "x", "2024-01-03", "--config", str(config.path)], capsys)
+    assert "x done" in out and "boom" not in out
+
+
+def test_status_counts_cells_whose_last_attempt_failed(setup, capsys):
+    config = setup(faults="x:2024-01-05:fail")
+    code, _, _ = invoke(
+        [
+            "run",
+            "2024-01-01",
+            "2024-01-06",
+            "--headless",
+            "--processor",
+            "x",
+            "--config",
+            str(config.path),
+        ],
+        capsys,
+    )
+    assert code == 1
+    code, out, _ = invoke(["status", "--json", "--config", str(config.path)], capsys)
+    x = next(p for ph in json.loads(out)["phases"] for p in ph["processors"] if p["name"] == "x")
+    assert (x["complete"], x["failed"], x["missing"]) == (5, 1, 0)

@@ -1,0 +1,82 @@
+"""A test job: records when it ran, writes one row per date, and misbehaves on request.
+
+usage: record.py NAME DATES [--sleep S]
+Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND with KIND
+  fail-once     exit 1 on the first attempt (prints "403 Quota exceeded" if NAME ends in _q)
+  fail          exit 1 every time
+  empty-once    exit 0 without writing on the first attempt
+  hang          print a line, then sleep forever (after spawning a grandchild that also sleeps)
+Every start and end is appended to $RECORD as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def record(kind: str, name: str, dates: list[str]) -> None:
+    line = json.dumps(
+        {"kind": kind, "name": name, "dates": dates, "at": time.time(), "pid": os.getpid()}
+    )
+    with open(os.environ["RECORD"], "a") as f:
+        f.write(line + "\n")
+
+
+def first_time(name: str, day: str, kind: str) -> bool:
+    marker = Path(os.environ["RECORD"]).with_name(f"fired-{name}-{day}-{kind}")
+    try:
+        marker.touch(exist_ok=False)
+        return True
+    except FileExistsError:
+        return False
+
+
+def main() -> int:
+    name, dates = sys.argv[1], sys.argv[2].split(",")
+    sleep = float(sys.argv[sys.argv.index("--sleep") + 1]) if "--sleep" in sys.argv else 0.2
+    faults = {
+        tuple(f.split(":")[:2]): f.split(":")[2]
+        for f in os.environ.get("FAULTS", "").split(",")
+        if f
+    }
+    record("start", name, dates)
+    print(f"{name} starting {dates}", flush=True)
+    write = list(dates)
+    for day in dates:
+        kind = faults.get((name, day))
+        if kind == "hang":
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            print("working ...", flush=True)
+            time.sleep(600)
+        if kind == "fail" or (kind == "fail-once" and first_time(name, day, kind)):
+            print(
+                "google.api_core.exceptions.Forbidden: 403 Quota exceeded"
+                if name.endswith("_q")
+                else f"boom on {day}",
+                flush=True,
+            )
+            record("end-fail", name, dates)
+            return 1
+        if kind == "empty-once" and first_time(name, day, kind):
+            write.remove(day)
+    time.sleep(sleep)
+    conn = sqlite3.connect(os.environ["WAREHOUSE"] + "/ds.sqlite", timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (d TEXT)")
+    conn.executemany(f"DELETE FROM {name} WHERE d = ?", [(d,) for d in write])
+    conn.executemany(f"INSERT INTO {name} VALUES (?)", [(d,) for d in write])
+    conn.commit()
+    conn.close()
+    print(f"{name} done", flush=True)
+    record("end", name, dates)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
