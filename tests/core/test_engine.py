@@ -344,3 +344,96 @@ def test_status_counts_cells_whose_last_attempt_failed(setup, capsys):
     code, out, _ = invoke(["status", "--json", "--config", str(config.path)], capsys)
     x = next(p for ph in json.loads(out)["phases"] for p in ph["processors"] if p["name"] == "x")
     assert (x["complete"], x["failed"], x["missing"]) == (5, 1, 0)
+
+
+def _start_headless(config: Config, *extra: str) -> subprocess.Popen:
+    args = [
+        sys.executable,
+        "-m",
+        "core",
+        "run",
+        "2024-01-01",
+        "2024-01-06",
+        "--headless",
+        "--config",
+        str(config.path),
+        *extra,
+    ]
+    return subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_for_starts(config: Config, count: int) -> None:
+    deadline = time.time() + 20
+    while sum(r["kind"] == "start" for r in records(config)) < count:
+        assert time.time() < deadline, "jobs never started"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_once_stops_dispatching_and_waits_for_running_attempts(setup):
+    config = setup(job_args=', "--sleep", "1.5"')
+    engine = _start_headless(config, "--processor", "x")
+    _wait_for_starts(config, 3)
+    engine.send_signal(signal.SIGINT)
+    out, _ = engine.communicate(timeout=30)
+    recs = records(config)
+    assert engine.returncode == 1  # not every targeted cell is complete
+    assert "Stopping: no new work; waiting for 3 running attempts" in out
+    assert sum(r["kind"] == "start" for r in recs) == 3  # nothing new after Ctrl-C
+    assert sum(r["kind"] == "end" for r in recs) == 3  # the running ones were let finish
+
+
+def test_ctrl_c_twice_cancels_running_attempts(setup):
+    config = setup(faults=",".join(f"x:{d}:hang" for d in DATES))
+    engine = _start_headless(config, "--processor", "x")
+    _wait_for_starts(config, 3)
+    engine.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    engine.send_signal(signal.SIGINT)
+    out, _ = engine.communicate(timeout=30)
+    assert engine.returncode == 1
+    assert "Cancelling 3 running attempts" in out
+    assert subprocess.run(["pgrep", "-f", "time.sleep\\(600\\)"], capture_output=True).stdout == b""
+    assert not any(r["kind"] == "end" for r in records(config))
+
+
+@pytest.mark.anyio
+async def test_concurrency_can_change_while_running(setup):
+    config = setup(job_args=', "--sleep", "0.5"')
+    engine = Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
+        journal=Journal(config.state_path),
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        await anyio.sleep(0.1)
+        engine.set_concurrency("wide", 1)
+    wide = intervals(records(config), {"x"})
+    late = [s for s in wide if s[0] > wide[0][1]]  # started after the first one ended
+    assert late and max_overlap(late) == 1
+
+
+@pytest.mark.anyio
+async def test_prioritize_moves_a_date_range_to_the_front(setup):
+    config = setup()
+    engine = Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
+        journal=Journal(config.state_path),
+    )
+    engine.paused = True
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        while not engine.items:
+            await anyio.sleep(0.01)
+        engine.set_concurrency("wide", 1)
+        engine.prioritize(day("2024-01-05"), day("2024-01-06"))
+        engine.resume()
+    order = [r["dates"][0] for r in records(config) if r["kind"] == "start"]
+    assert order[:2] == ["2024-01-05", "2024-01-06"] and order[2:] == DATES[:4]
+    kinds = [kind for _, _, kind, _ in engine.journal.events(engine.run_id)]
+    assert {"operator_prioritize", "operator_resume", "operator_set_concurrency"} <= set(kinds)
