@@ -107,6 +107,18 @@ class Coverage:
             return None
         return sum(self.phase_state(phase, d) is CellState.COMPLETE for d in due) / len(due)
 
+    def window(self, start: date, end: date) -> Coverage:
+        """The same counts seen over a narrower range (planning a run inside a refresh)."""
+        cal = self.calendar
+        calendar = ExpectedCalendar(
+            start, end, {d: n for d, n in cal.expected.items() if start <= d <= end}
+        )
+        skipped = {
+            phase: frozenset(d for d in days if start <= d <= end)
+            for phase, days in self.skipped.items()
+        }
+        return replace(self, calendar=calendar, skipped=skipped)
+
     def merged(self, newer: Coverage) -> Coverage:
         """This coverage with `newer`'s rows over `newer`'s range for the processors `newer`
         measured (a re-read of a few dates after an attempt)."""
@@ -134,12 +146,29 @@ def measure(
     wanted = list(dict.fromkeys([*scans.values(), *([calendar_scan] if calendar_scan else [])]))
     results = warehouse.rows_per_date(wanted, start, end)
     calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)
+    return assemble(
+        config,
+        calendar,
+        {name: results[scan].counts for name, scan in scans.items()},
+        frozenset(n for n, s in scans.items() if not results[s].table_exists),
+        datetime.now().astimezone(),
+    )
+
+
+def assemble(
+    config: Config,
+    calendar: ExpectedCalendar,
+    rows: Mapping[str, Mapping[date, int]],
+    absent_tables: frozenset[str],
+    measured_at: datetime,
+) -> Coverage:
+    """A Coverage from counts already read (a refresh, or the journal's last known state)."""
     expected = calendar.expected_dates
     return Coverage(
         config=config,
         calendar=calendar,
-        rows={name: results[scan].counts for name, scan in scans.items()},
-        absent_tables=frozenset(n for n, s in scans.items() if not results[s].table_exists),
+        rows=rows,
+        absent_tables=absent_tables,
         skipped={ph.name: frozenset(bootstrap_dates(config, ph, expected)) for ph in config.phases},
-        measured_at=datetime.now().astimezone(),
+        measured_at=measured_at,
     )

@@ -193,6 +193,15 @@ class Engine:
             if item.state in (ItemState.PENDING, ItemState.RUNNING):
                 await self.cancel_item(item.id)
 
+    def detach_all(self) -> int:
+        """Let running attempts outlive this engine (the operator quits the dashboard but keeps
+        the work going): they stay open in the journal and the next start adopts them."""
+        handles = [i.handle for i in self.items.values() if i.handle is not None]
+        for handle in handles:
+            handle.detach()
+        self.journal.event("operator_detach", run_id=self.run_id, attempts=len(handles))
+        return len(handles)
+
     def retry_failed(self, processor: str | None = None, dates: set[date] | None = None) -> int:
         """Queue failed (and hence blocked) items again, only for the failed cells: healthy
         siblings are never re-run because dispatch skips complete dates."""

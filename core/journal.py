@@ -15,10 +15,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from core.calendar import ExpectedCalendar
+from core.config import Config
+from core.coverage import Coverage, assemble
 from core.errors import UserError
 
 JOURNAL_FILE = "journal.sqlite"
@@ -68,6 +71,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT,                    -- ok | failed | incomplete | interrupted | cancelled
     duration REAL,
     tail TEXT                        -- JSON list of the last log lines
+);
+CREATE TABLE IF NOT EXISTS coverage_cache (
+    id INTEGER PRIMARY KEY CHECK (id = 1),   -- only the latest refresh is kept
+    measured_at TEXT NOT NULL,
+    range_start TEXT NOT NULL,
+    range_end TEXT NOT NULL,
+    payload TEXT NOT NULL            -- JSON: expected, rows, absent
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -385,6 +395,51 @@ class Journal:
         for processor, day, outcome in rows:
             latest[processor, date.fromisoformat(day)] = outcome
         return {cell for cell, outcome in latest.items() if outcome in ("failed", "incomplete")}
+
+    # -- last known coverage: shown at once while a slow warehouse refreshes ----------------
+
+    def save_coverage(self, coverage: Coverage) -> None:
+        cal = coverage.calendar
+        payload = {
+            "expected": {d.isoformat(): n for d, n in cal.expected.items()},
+            "rows": {
+                name: {d.isoformat(): n for d, n in per.items()}
+                for name, per in coverage.rows.items()
+            },
+            "absent": sorted(coverage.absent_tables),
+        }
+        self._write(
+            "INSERT OR REPLACE INTO coverage_cache VALUES (1, ?, ?, ?, ?)",
+            (
+                coverage.measured_at.isoformat(),
+                cal.start.isoformat(),
+                cal.end.isoformat(),
+                json.dumps(payload),
+            ),
+        )
+
+    def load_coverage(self, config: Config) -> Coverage | None:
+        """The last refresh, if it covers this config's processors; else None."""
+        row = self.conn.execute(
+            "SELECT measured_at, range_start, range_end, payload FROM coverage_cache"
+        ).fetchone()
+        if row is None:
+            return None
+        payload = json.loads(row[3])
+        if set(payload["rows"]) != {p.name for p in config.processors}:
+            return None  # the config changed since: the cache would mislead
+        calendar = ExpectedCalendar(
+            date.fromisoformat(row[1]),
+            date.fromisoformat(row[2]),
+            {date.fromisoformat(d): n for d, n in payload["expected"].items()},
+        )
+        rows = {
+            name: {date.fromisoformat(d): n for d, n in per.items()}
+            for name, per in payload["rows"].items()
+        }
+        return assemble(
+            config, calendar, rows, frozenset(payload["absent"]), datetime.fromisoformat(row[0])
+        )
 
     # -- events ---------------------------------------------------------------------------
 

@@ -437,3 +437,17 @@ async def test_prioritize_moves_a_date_range_to_the_front(setup):
     assert order[:2] == ["2024-01-05", "2024-01-06"] and order[2:] == DATES[:4]
     kinds = [kind for _, _, kind, _ in engine.journal.events(engine.run_id)]
     assert {"operator_prioritize", "operator_resume", "operator_set_concurrency"} <= set(kinds)
+
+
+def test_the_journal_keeps_the_last_coverage_for_an_instant_start(setup):
+    from core.coverage import measure
+    from core.status import status_report, to_json
+
+    config = setup()
+    coverage = measure(config, open_warehouse(config), day("2024-01-01"), day("2024-01-06"))
+    journal = Journal(config.state_path)
+    assert journal.load_coverage(config) is None
+    journal.save_coverage(coverage)
+    again = journal.load_coverage(config)
+    first, second = to_json(status_report(coverage)), to_json(status_report(again))
+    assert first == second

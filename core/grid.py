@@ -1,0 +1,115 @@
+"""The coverage grid the dashboard draws: one row per processor plus a summary row per phase, one
+column per calendar day, a compact state code per cell.
+
+Data states come from the warehouse (Coverage); the engine's states (queued, running, failed,
+blocked) are an overlay that wins over them, except that a cell complete in the warehouse stays
+complete whatever an attempt said. Codes live in bytearrays so a 2,000-day x 20-row grid is a
+few kilobytes and a live update touches only the cells that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from core.coverage import CellState, Coverage, worst
+
+CODES: tuple[CellState, ...] = tuple(CellState)
+CODE: dict[CellState, int] = {state: i for i, state in enumerate(CODES)}
+_SETTLED = (CellState.COMPLETE, CellState.SKIPPED, CellState.NOT_EXPECTED)
+
+Overlay = Mapping[tuple[str, date], CellState]
+
+
+@dataclass(frozen=True)
+class GridRow:
+    key: str  # a processor name, or "phase:NAME" for a phase's summary row
+    label: str
+    phase: str
+    is_phase: bool
+
+
+@dataclass
+class Grid:
+    days: tuple[date, ...]
+    rows: tuple[GridRow, ...]
+    codes: list[bytearray]
+
+    def state(self, row: int, column: int) -> CellState:
+        return CODES[self.codes[row][column]]
+
+    def row_index(self, key: str) -> int:
+        return next(i for i, r in enumerate(self.rows) if r.key == key)
+
+    def column_of(self, day: date) -> int | None:
+        offset = (day - self.days[0]).days
+        return offset if 0 <= offset < len(self.days) else None
+
+
+def cell_state(coverage: Coverage, overlay: Overlay, processor: str, day: date) -> CellState:
+    data = coverage.cell(coverage.config.processor(processor), day).state
+    engine = overlay.get((processor, day))
+    if engine is None:
+        return data
+    if data in _SETTLED and engine in (CellState.FAILED, CellState.BLOCKED):
+        return data
+    if data is CellState.NOT_EXPECTED:
+        return data
+    return engine
+
+
+def build_grid(coverage: Coverage, overlay: Overlay | None = None) -> Grid:
+    overlay = overlay or {}
+    days = tuple(coverage.calendar.days)
+    rows: list[GridRow] = []
+    codes: list[bytearray] = []
+    for phase in coverage.config.phases:
+        members = []
+        for proc in phase.processors:
+            members.append(
+                bytearray(CODE[cell_state(coverage, overlay, proc.name, d)] for d in days)
+            )
+        rows.append(GridRow(f"phase:{phase.name}", phase.label, phase.name, True))
+        codes.append(_worst_row(members, len(days)))
+        for proc, member in zip(phase.processors, members, strict=True):
+            rows.append(GridRow(proc.name, proc.name, phase.name, False))
+            codes.append(member)
+    return Grid(days, tuple(rows), codes)
+
+
+def _worst_row(members: list[bytearray], width: int) -> bytearray:
+    return bytearray(
+        CODE[worst([CODES[m[i]] for m in members])] if members else CODE[CellState.NOT_EXPECTED]
+        for i in range(width)
+    )
+
+
+def refresh_cells(
+    grid: Grid, coverage: Coverage, overlay: Overlay, cells: Iterable[tuple[str, date]]
+) -> set[int]:
+    """Recompute the given (processor, day) cells and their phase rows; returns changed rows."""
+    changed: set[int] = set()
+    touched: dict[str, set[int]] = {}
+    index = {r.key: i for i, r in enumerate(grid.rows)}
+    for processor, day in cells:
+        column = grid.column_of(day)
+        if column is None or processor not in index:
+            continue
+        row = index[processor]
+        code = CODE[cell_state(coverage, overlay, processor, day)]
+        if grid.codes[row][column] != code:
+            grid.codes[row][column] = code
+            changed.add(row)
+        touched.setdefault(grid.rows[row].phase, set()).add(column)
+    for phase, columns in touched.items():
+        summary = index[f"phase:{phase}"]
+        members = [
+            grid.codes[i] for i, r in enumerate(grid.rows) if r.phase == phase and not r.is_phase
+        ]
+        for column in columns:
+            code = CODE[worst([CODES[m[column]] for m in members])]
+            if grid.codes[summary][column] != code:
+                grid.codes[summary][column] = code
+                changed.add(summary)
+    return changed
