@@ -208,6 +208,11 @@ def plan(
 @click.option(
     "--max-parallel", type=click.IntRange(min=1), help="Cap on attempts running at once overall."
 )
+@click.option(
+    "--ignore-preflight",
+    is_flag=True,
+    help="Start even if a preflight check fails (the override is journaled).",
+)
 def run(
     start: date,
     end: date | None,
@@ -217,6 +222,7 @@ def run(
     processors: tuple[str, ...],
     reprocess: str,
     max_parallel: int | None,
+    ignore_preflight: bool,
 ) -> None:
     """Run the plan to the end. Exit 0 only if every targeted cell ends complete or skipped."""
     import anyio
@@ -225,7 +231,10 @@ def run(
     from core.headless import run_headless
 
     if not headless:
-        raise click.UsageError("the dashboard is not built yet: add --headless")
+        raise click.UsageError(
+            "add --headless to run from the command line; `backfill` opens the dashboard, "
+            "where s starts a run"
+        )
     config = _load(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
@@ -237,7 +246,7 @@ def run(
         reprocess,
         max_parallel,  # type: ignore[arg-type]
     )
-    code = anyio.run(run_headless, config, request, lambda line: click.echo(line))
+    code = anyio.run(run_headless, config, request, click.echo, ignore_preflight)
     raise click.exceptions.Exit(code)
 
 
@@ -275,6 +284,26 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
         sys.stdout.flush()
     except FileNotFoundError:
         raise click.ClickException(f"the log file {attempt.log_path} is gone") from None
+
+
+@cli.command()
+@config_option
+@click.option("--quick", is_flag=True, help="Skip the checks marked quick: false.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def preflight(config_path: Path, quick: bool, as_json: bool) -> None:
+    """Run the checks. Exit 0 all pass, 1 any fail, 2 warnings only."""
+    import anyio
+
+    from core.preflight import all_checks, exit_code, run_checks
+    from core.report_text import preflight_json, render_preflight
+
+    config = _load(config_path)
+    results = anyio.run(run_checks, all_checks(config, quick=quick))
+    if as_json:
+        _emit_json(preflight_json(results))
+    else:
+        click.echo(render_preflight(results))
+    raise click.exceptions.Exit(exit_code(results))
 
 
 @cli.group()

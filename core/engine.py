@@ -136,6 +136,7 @@ class Engine:
         on_event: Callable[[EngineEvent], None] = lambda event: None,
         python: str = sys.executable,
         linger: bool = False,
+        preflight: dict[str, Any] | None = None,
     ) -> None:
         """`linger`: once nothing is left to do, wait for commands (retry, ...) until `stop()`,
         as the dashboard wants; headless runs end instead."""
@@ -146,6 +147,7 @@ class Engine:
         self.on_event = on_event
         self.python = python
         self.linger = linger
+        self.preflight = preflight
         self.items: dict[int, Item] = {}
         self.coverage: Coverage | None = None
         self.run_id: int | None = None
@@ -285,6 +287,8 @@ class Engine:
         self.run_id = self.journal.start_run(
             self.request.start, self.request.end, self.request.key()
         )
+        if self.preflight is not None:
+            self.journal.event("preflight", run_id=self.run_id, **self.preflight)
         for work in plan.items:
             item_id = self.journal.add_item(self.run_id, work.processor, work.phase, work.dates)
             self._remember(self.journal.item(item_id))

@@ -15,6 +15,7 @@ import anyio
 from core.config import Config
 from core.engine import Engine, EngineEvent, EngineSnapshot, ItemState, RunRequest
 from core.journal import EngineLock, Journal
+from core.preflight import all_checks, gate_record, run_checks
 from core.progress import format_duration
 from core.warehouse import open_warehouse
 
@@ -43,16 +44,33 @@ def _stamp(text: str) -> str:
     return f"{time.strftime('%H:%M:%S')} {text}"
 
 
-async def run_headless(config: Config, request: RunRequest, echo: Echo) -> int:
+async def run_headless(
+    config: Config, request: RunRequest, echo: Echo, ignore_preflight: bool = False
+) -> int:
     lock = EngineLock(config.state_path)
     lock.acquire()
     journal = Journal(config.state_path)
+    results = await run_checks(all_checks(config))
+    failed = [r for r in results if r.status == "fail"]
+    for r in results:
+        if r.status in ("fail", "warn"):
+            echo(_stamp(f"preflight {r.status.upper()}: {r.name}: {r.detail}"))
+    gate = gate_record(results, overridden=ignore_preflight)
+    if failed and not ignore_preflight:
+        journal.event("run_refused", **gate)
+        journal.close()
+        lock.release()
+        echo(
+            f"Preflight failed ({', '.join(r.name for r in failed)}): not starting. Fix it, or "
+            "start anyway with --ignore-preflight (the override is journaled)."
+        )
+        return 1
     warehouse = open_warehouse(config)
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(event.message))
 
-    engine = Engine(config, warehouse, request, journal=journal, on_event=on_event)
+    engine = Engine(config, warehouse, request, journal=journal, on_event=on_event, preflight=gate)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_summaries, engine, echo)

@@ -2,25 +2,39 @@
 
 The built-in checks always run: the config is valid, the warehouse answers, the tables exist (a
 missing source table fails; a missing output table only warns: it appears with its first run),
-every command's program resolves, state_dir is writable, no other engine owns it. Checks run
+every command's program resolves, state_dir is writable, no other engine owns it. The checks of
+backfill.yaml's `preflight:` list follow (coverage, query, command, path_exists, python_import,
+env_var); a check that does not hold reports its severity (fail, warn or info). Checks run
 concurrently, each bounded by its timeout; a check that crashes fails with its error as detail.
+`--quick` skips the checks marked `quick: false`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import date
+from typing import Any, Literal
 
 import anyio
 
 from core.config import Config
-from core.coverage import processor_scan
+from core.config.model import (
+    CheckSpec,
+    CommandCheck,
+    CoverageCheck,
+    EnvVarCheck,
+    PathExistsCheck,
+    PythonImportCheck,
+    QueryCheck,
+)
+from core.coverage import CellState, measure, processor_scan
 from core.journal import EngineLock
 from core.warehouse import open_warehouse
 
@@ -41,6 +55,44 @@ class Check:
     name: str
     run: Callable[[], tuple[Status, str]]  # blocking; runs in a worker thread
     timeout: float = BUILTIN_TIMEOUT
+    skip: str | None = None  # why it does not run (e.g. not quick)
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    """0 all pass, 1 any fail, 2 warnings only (the seed's preflight_verification.sh contract)."""
+    statuses = {r.status for r in results}
+    return 1 if "fail" in statuses else 2 if "warn" in statuses else 0
+
+
+def gate_record(results: list[CheckResult], *, overridden: bool) -> dict[str, Any]:
+    """What the journal keeps of the preflight that gated a run."""
+    return {
+        "overridden": overridden,
+        "failed": [r.name for r in results if r.status == "fail"],
+        "warnings": [r.name for r in results if r.status == "warn"],
+        "checks": [{"name": r.name, "status": r.status, "detail": r.detail} for r in results],
+    }
+
+
+def all_checks(config: Config, *, quick: bool = False) -> list[Check]:
+    return builtin_checks(config) + configured_checks(config, quick=quick)
+
+
+def configured_checks(config: Config, *, quick: bool = False) -> list[Check]:
+    checks = []
+    for spec in config.preflight:
+        probe = _PROBES[spec.kind]
+
+        def run(spec: CheckSpec = spec, probe: Probe = probe) -> tuple[Status, str]:
+            holds, detail = probe(config, spec)
+            if spec.severity == "info":
+                return "info", detail
+            return ("pass" if holds else spec.severity), detail
+
+        skip = "not quick (skipped by --quick)" if quick and not spec.quick else None
+        # A command check kills its process at its own timeout; the outer bound is a backstop.
+        checks.append(Check(spec.name, run, timeout=spec.timeout + 5, skip=skip))
+    return checks
 
 
 def builtin_checks(config: Config) -> list[Check]:
@@ -59,6 +111,9 @@ async def run_checks(checks: list[Check]) -> list[CheckResult]:
     async def one(index: int, check: Check) -> None:
         started = time.perf_counter()
         status: Status
+        if check.skip:
+            results[index] = CheckResult(check.name, "skipped", 0.0, check.skip)
+            return
         try:
             with anyio.fail_after(check.timeout):
                 status, detail = await anyio.to_thread.run_sync(check.run, abandon_on_cancel=True)
@@ -128,5 +183,124 @@ def _lock(config: Config) -> tuple[Status, str]:
     if owner is None:
         return "pass", "no engine owns the state_dir"
     if owner == os.getpid():
-        return "pass", "owned by this dashboard"
+        return "pass", "owned by this process"
     return "warn", f"another engine (pid {owner}) is running; starting a run here will be refused"
+
+
+# -- the kinds of backfill.yaml ----------------------------------------------------------------
+
+Probe = Callable[[Config, Any], tuple[bool, str]]
+
+
+def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
+    start = spec.start or config.calendar.start
+    end = spec.end or config.calendar.end_date(date.today())
+    warehouse = open_warehouse(config)
+    try:
+        coverage = measure(config, warehouse, start, end)
+    finally:
+        warehouse.close()
+    if spec.phase:
+        phase = config.phase(spec.phase)
+        share, label = coverage.phase_coverage(phase), phase.label
+        due = len(coverage.calendar.expected) - len(coverage.skipped[phase.name])
+    else:
+        assert spec.processor is not None
+        proc = config.processor(spec.processor)
+        skipped = coverage.skipped[config.phase_of(proc.name).name]
+        due_dates = [d for d in coverage.calendar.expected_dates if d not in skipped]
+        done = sum(coverage.cell(proc, d).state is CellState.COMPLETE for d in due_dates)
+        share, label, due = (
+            (done / len(due_dates) if due_dates else None),
+            proc.name,
+            len(due_dates),
+        )
+    if share is None:
+        return True, f"{label}: no expected dates in {start} … {end}"
+    complete = round(share * due)
+    return share >= spec.min_coverage, (
+        f"{label}: {complete}/{due} dates complete ({share:.1%}), needs {spec.min_coverage:.0%}"
+    )
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "between": lambda a, b: b[0] <= a <= b[1],
+}
+
+
+def _query_probe(config: Config, spec: QueryCheck) -> tuple[bool, str]:
+    warehouse = open_warehouse(config)
+    try:
+        value = warehouse.scalar(spec.sql)
+    finally:
+        warehouse.close()
+    expected = list(spec.value) if isinstance(spec.value, tuple) else spec.value
+    try:
+        holds = _COMPARE[spec.op](value, spec.value)
+    except TypeError:
+        return False, f"got {value!r}, which cannot be compared with {expected!r}"
+    return holds, f"got {value!r}, expected {spec.op} {expected!r}"
+
+
+def _command_probe(config: Config, spec: CommandCheck) -> tuple[bool, str]:
+    argv = [sys.executable if a == "{python}" else a for a in spec.command]
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=config.root,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=spec.timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"still running after {spec.timeout:.0f}s: killed"
+    except OSError as exc:
+        return False, f"cannot run {argv[0]}: {exc.strerror or exc}"
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    last = lines[-1].strip()[:200] if lines else "no output"
+    return done.returncode == 0, f"exit {done.returncode}: {last}"
+
+
+def _path_probe(config: Config, spec: PathExistsCheck) -> tuple[bool, str]:
+    path = config.root / spec.path
+    return path.exists(), f"{spec.path} {'exists' if path.exists() else 'does not exist'}"
+
+
+def _import_probe(config: Config, spec: PythonImportCheck) -> tuple[bool, str]:
+    # In a child interpreter: an import may hang, print or change global state.
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {spec.module}"],
+        cwd=config.root,
+        capture_output=True,
+        text=True,
+        timeout=spec.timeout,
+        check=False,
+    )
+    if done.returncode == 0:
+        return True, f"import {spec.module} works"
+    error = (done.stderr.strip().splitlines() or ["failed"])[-1]
+    return False, error[:200]
+
+
+def _env_probe(config: Config, spec: EnvVarCheck) -> tuple[bool, str]:
+    value = os.environ.get(spec.variable, "")
+    return bool(value), f"{spec.variable} is {'set' if value else 'not set or empty'}"
+
+
+_PROBES: dict[str, Probe] = {
+    "coverage": _coverage_probe,
+    "query": _query_probe,
+    "command": _command_probe,
+    "path_exists": _path_probe,
+    "python_import": _import_probe,
+    "env_var": _env_probe,
+}

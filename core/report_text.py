@@ -9,6 +9,7 @@ from datetime import date
 
 from core.dateranges import describe
 from core.planner import Plan, ProcessorPlan, Step
+from core.preflight import CheckResult, exit_code
 from core.status import Counts, StatusReport, season_counts
 
 NAME_WIDTH = 34
@@ -150,3 +151,34 @@ def _step(plan: Plan, step: Step) -> list[str]:
         if item.step == step.number:
             lines.append(f"  {shell_line(item.argv, dict(item.env))}")
     return lines
+
+
+def render_preflight(results: Sequence[CheckResult]) -> str:
+    width = max((len(r.name) for r in results), default=10)
+    lines = [
+        f"{r.status.upper():<7} {r.duration_s:6.2f}s  {r.name:<{width}}  {r.detail}"
+        for r in results
+    ]
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "warn", "fail", "info")}
+    skipped = sum(r.status == "skipped" for r in results)
+    verdict = {0: "ready", 1: "DO NOT PROCEED", 2: "proceed with caution"}[exit_code(list(results))]
+    lines.append(
+        f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed, "
+        f"{counts['info']} info, {skipped} skipped: {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def preflight_json(results: Sequence[CheckResult]) -> dict[str, object]:
+    return {
+        "checks": [
+            {
+                "name": r.name,
+                "status": r.status,
+                "duration_s": round(r.duration_s, 3),
+                "detail": r.detail,
+            }
+            for r in results
+        ],
+        "exit_code": exit_code(list(results)),
+    }

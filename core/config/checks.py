@@ -11,7 +11,14 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from core.config.model import PLACEHOLDER, PLACEHOLDERS, Config, CoverageCheck
+from core.config.model import (
+    PLACEHOLDER,
+    PLACEHOLDERS,
+    CommandCheck,
+    Config,
+    CoverageCheck,
+    QueryCheck,
+)
 
 KeyPath = tuple[str | int, ...]
 
@@ -182,6 +189,22 @@ def _preflight(config: Config) -> list[Problem]:
         if check.name in names:
             problems.append(Problem((*at, "name"), f"check {check.name!r} is given twice"))
         names.add(check.name)
+        if isinstance(check, CommandCheck):
+            for k, arg in enumerate(check.command):
+                for name in PLACEHOLDER.findall(arg):
+                    if name != "python":
+                        problems.append(
+                            Problem(
+                                (*at, "command", k),
+                                f"only {{python}} may appear here, not {{{name}}}",
+                            )
+                        )
+        if isinstance(check, QueryCheck) and (check.op == "between") != isinstance(
+            check.value, tuple
+        ):
+            problems.append(
+                Problem((*at, "value"), "between takes a list of two values; other ops take one")
+            )
         if isinstance(check, CoverageCheck):
             if (check.phase is None) == (check.processor is None):
                 problems.append(Problem(at, "a coverage check needs one of phase, processor"))

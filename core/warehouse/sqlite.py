@@ -53,6 +53,16 @@ class SqliteWarehouse:
         finally:
             conn.close()
 
+    def scalar(self, sql: str) -> object:
+        conn = self._connect(set(sqlite_layout.existing_datasets(self.folder)))
+        try:
+            row = conn.execute(sql).fetchone()
+        except sqlite3.Error as exc:
+            raise UserError(f"query failed: {exc}") from None
+        finally:
+            conn.close()
+        return None if row is None else row[0]
+
     def close(self) -> None:
         """Nothing is held open between refreshes."""
 

@@ -53,7 +53,7 @@ def test_a_held_lock_is_reported_with_its_owner(tiny: Config):
     lock.acquire()
     try:
         status, detail = results(tiny)["engine lock free"]
-        assert status == "pass" and "this dashboard" in detail  # our own pid
+        assert status == "pass" and "this process" in detail  # our own pid
     finally:
         lock.release()
 
