@@ -1,0 +1,260 @@
+"""What does the engine cost per work item? The engine against `xargs -P 8` on the same jobs.
+
+Builds identical SQLite warehouses, a fresh one for every measurement: a source table with one
+row on each of 2,000 days (2019-01-01 .. 2024-06-22) and an empty output table. The job writes
+one row for its date with the `sqlite3` CLI (a few milliseconds of start-up, so the engine's own
+cost shows; without the CLI a `python -S -c` one-liner does the same). Then, in the same run:
+  - baseline: `xargs -P 8` runs that program once per date, exactly the same argv;
+  - context:  `xargs -P 8` runs it under the runner's /bin/sh shim with output to a log file, as
+    the engine does, to show what the shim alone costs;
+  - ours:     the engine in-process (anyio, asyncio) on a config with one source processor and
+    one runnable processor over those dates (`chunk_days: 1`, `max_parallel: 8`): 2,000 real
+    work items, each planned, journaled, spawned, verified against the warehouse.
+The engine's wall time runs from Engine construction to `run()` returning, and is split into
+planning (coverage, plan, journaling the items) and dispatch; the CPU the engine process and the
+jobs used is printed per item. Two rounds, the best of each kind counts (the machine may be busy).
+Target: engine <= 1.5x xargs.
+
+Run: `uv run python benchmarks/dispatch_overhead.py` (about a minute on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO
+
+import anyio
+
+from core.config import Config, load_config
+from core.engine import Engine, EngineEvent, RunRequest
+from core.journal import Journal
+from core.runner import SHIM, SHIM_NAME
+from core.warehouse import open_warehouse, sqlite_layout
+
+ITEMS = 2000
+PARALLEL = 8
+FIRST = date(2019, 1, 1)
+TARGET_RATIO = 1.5
+ROUNDS = 2
+
+
+def job_argv(out_db: Path, day: str) -> list[str]:
+    """The trivial job: insert one row for `day` into out.job. `day` may be a placeholder."""
+    sql = f"INSERT INTO job VALUES ('{day}')"
+    cli = shutil.which("sqlite3")
+    if cli:
+        return [cli, "-cmd", ".timeout 30000", str(out_db), sql]
+    code = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=30); "
+    code += "c.execute(sys.argv[2]); c.commit()"
+    return [sys.executable, "-S", "-c", code, str(out_db), sql]
+
+
+def build(folder: Path, dates: list[date]) -> None:
+    conn = sqlite_layout.connect(folder, ["src", "out"], readonly=False)
+    conn.execute("CREATE TABLE src.base (d TEXT)")
+    conn.executemany("INSERT INTO src.base VALUES (?)", [(d.isoformat(),) for d in dates])
+    conn.execute("CREATE TABLE out.job (d TEXT)")
+    conn.close()
+
+
+def rows_written(folder: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(folder / "out.sqlite")
+    try:
+        total, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT d) FROM job").fetchone()
+    finally:
+        conn.close()
+    return total, distinct
+
+
+@dataclass(frozen=True)
+class Timed:
+    wall: float  # seconds
+    own_cpu: float  # CPU seconds of this process (the engine, with its worker threads)
+    child_cpu: float  # CPU seconds of the processes it started and reaped (jobs, shims, xargs)
+
+
+class timed:
+    """Wall clock and CPU (this process, and its reaped children) of a `with` block."""
+
+    def __enter__(self) -> timed:
+        self._self = resource.getrusage(resource.RUSAGE_SELF)
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._wall
+        own = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(self._self)
+        children = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(self._children)
+        self.result = Timed(wall, own, children)
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_xargs(argv: list[str], dates: list[date], stdout: IO[bytes] | None = None) -> Timed:
+    """`printf '%s\\n' DATES | xargs -P 8 -I{} ARGV` with {} where the date goes."""
+    stdin = "".join(f"{d.isoformat()}\n" for d in dates).encode()
+    with timed() as t:
+        subprocess.run(
+            ["xargs", "-P", str(PARALLEL), "-I{}", *argv],
+            input=stdin,
+            stdout=stdout or subprocess.DEVNULL,
+            stderr=stdout,
+            check=True,
+        )
+    return t.result
+
+
+def config_text(dates: list[date], argv: list[str]) -> str:
+    return f"""
+name: dispatch-bench
+warehouse: {{kind: sqlite, path: wh}}
+calendar: {{start: {dates[0]}, end: {dates[-1]}}}
+phases:
+  - name: src
+    processors:
+      - {{name: base, table: src.base, date_column: d}}
+  - name: work
+    max_parallel: {PARALLEL}
+    processors:
+      - name: job
+        table: out.job
+        date_column: d
+        depends_on: [base]
+        chunk_days: 1
+        retries: 0
+        command: {json.dumps(argv)}
+"""
+
+
+async def run_engine(config: Config, dates: list[date]) -> tuple[Timed, float, bool, int]:
+    """(wall and CPU, planning seconds, complete, items) from Engine construction to the end."""
+    journal = Journal(config.state_path)
+    warehouse = open_warehouse(config)
+    planned_at: list[float] = []
+
+    def on_event(event: EngineEvent) -> None:
+        if event.kind == "run_started":
+            planned_at.append(time.perf_counter())
+
+    request = RunRequest(dates[0], dates[-1], max_parallel=PARALLEL)
+    with timed() as t:
+        started = time.perf_counter()
+        engine = Engine(config, warehouse, request, journal=journal, on_event=on_event)
+        result = await engine.run()
+    journal.close()
+    warehouse.close()
+    plan = planned_at[0] - started if planned_at else float("nan")
+    return t.result, plan, result.complete, len(engine.items)
+
+
+def attempt_seconds(config: Config) -> list[float]:
+    conn = sqlite3.connect(config.state_path / "journal.sqlite")
+    try:
+        rows = conn.execute("SELECT duration FROM attempts WHERE outcome = 'ok'").fetchall()
+    finally:
+        conn.close()
+    return [r[0] for r in rows]
+
+
+def row(label: str, t: Timed, *, engine: bool = False) -> str:
+    ms = 1000 / ITEMS
+    own = f"{t.own_cpu * ms:7.2f}" if engine else "      -"
+    return f"{label:34s} {t.wall:7.2f} s {t.wall * ms:8.2f} ms {t.child_cpu * ms:9.2f} ms {own} ms"
+
+
+def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, Timed, float, list[float]]:
+    """xargs, xargs with the shim, the engine: each on a fresh warehouse under `root`."""
+    for name in ("xargs", "shim", "engine"):
+        build(root / name / "wh", dates)
+
+    xargs = run_xargs(job_argv(root / "xargs" / "wh" / "out.sqlite", "{}"), dates)
+    assert rows_written(root / "xargs" / "wh") == (ITEMS, ITEMS)
+
+    # The same job under the runner's shim with output to a file: the process tree the engine
+    # starts per attempt, without the engine.
+    shimmed = job_argv(root / "shim" / "wh" / "out.sqlite", "{}")
+    logs = root / "shim" / "logs"
+    logs.mkdir()
+    with open(logs / "all.log", "ab") as log:
+        shim = run_xargs(
+            ["/bin/sh", "-c", SHIM, SHIM_NAME, f"{logs}/{{}}.exit", *shimmed], dates, log
+        )
+    assert rows_written(root / "shim" / "wh") == (ITEMS, ITEMS)
+
+    folder = root / "engine"
+    argv = job_argv(folder / "wh" / "out.sqlite", "{start}")
+    (folder / "backfill.yaml").write_text(config_text(dates, argv))
+    config = load_config(folder / "backfill.yaml")
+    engine, plan_s, complete, items = anyio.run(run_engine, config, dates, backend="asyncio")
+    written = rows_written(folder / "wh")
+    if not (complete and items == ITEMS and written == (ITEMS, ITEMS)):
+        raise SystemExit(
+            f"MISS: the engine run was wrong: complete={complete} items={items} rows={written}"
+        )
+    return xargs, shim, engine, plan_s, attempt_seconds(config)
+
+
+def main() -> None:
+    dates = [FIRST + timedelta(days=i) for i in range(ITEMS)]
+    print(f"{ITEMS} items, {PARALLEL} at a time, {os.cpu_count()} CPUs, best of {ROUNDS} rounds")
+    shown = job_argv(Path("WAREHOUSE/out.sqlite"), "{}")
+    print("job: " + " ".join(f'"{a}"' if " " in a else a for a in shown))
+    rounds = []
+    for n in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as tmp:
+            rounds.append(one_round(Path(tmp), dates))
+        xargs, shim, engine, _, _ = rounds[-1]
+        print(
+            f"  round {n + 1}: xargs {xargs.wall:.2f} s, shim {shim.wall:.2f} s, "
+            f"engine {engine.wall:.2f} s"
+        )
+    xargs = min((r[0] for r in rounds), key=lambda t: t.wall)
+    shim = min((r[1] for r in rounds), key=lambda t: t.wall)
+    _, _, engine, plan_s, durations = min(rounds, key=lambda r: r[2].wall)
+
+    ratio = engine.wall / xargs.wall
+    dispatch_s = engine.wall - plan_s
+    print(f"\n{'':34s} {'wall':>9s} {'per item':>11s} {'jobs CPU':>12s} {'engine CPU':>10s}")
+    print(row(f"xargs -P {PARALLEL}, the job alone", xargs))
+    print(row(f"xargs -P {PARALLEL}, job under the shim", shim) + "   (context)")
+    print(row("engine (construction to return)", engine, engine=True))
+    print(
+        "  (CPU per item: jobs = every process started and reaped, shims and xargs included;\n"
+        "   engine = the engine's own process, its worker threads included)"
+    )
+    print(f"  planning (coverage, plan, journaling {ITEMS} items): {plan_s:6.2f} s")
+    print(f"  dispatch (spawn, wait, verify, journal):            {dispatch_s:6.2f} s")
+    if durations:
+        busy = sum(durations) / (dispatch_s * PARALLEL)
+        print(
+            f"  attempts as the engine timed them: median "
+            f"{statistics.median(durations) * 1000:.1f} ms;\n  the {PARALLEL} slots held an "
+            f"attempt {busy:.0%} of the dispatch time"
+        )
+    print(f"ratio engine / xargs:             {ratio:5.2f}x   target <= {TARGET_RATIO}x")
+    print(f"ratio shim-under-xargs / xargs:   {shim.wall / xargs.wall:5.2f}x   (the shim alone)")
+    print(f"ratio engine / shim-under-xargs:  {engine.wall / shim.wall:5.2f}x   (the engine alone)")
+    verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
+    print(
+        f"\n{verdict}: engine {engine.wall:.2f} s vs xargs -P {PARALLEL} {xargs.wall:.2f} s "
+        f"= {ratio:.2f}x (target <= {TARGET_RATIO}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
