@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
-from core.calendar import ExpectedCalendar, bootstrap_dates, build_calendar, expected_scan
+from core.calendar import (
+    ExpectedCalendar,
+    bootstrap_dates,
+    build_calendar,
+    days_between,
+    expected_scan,
+)
 from core.config import Config, Phase, Processor
 from core.warehouse import Scan, Warehouse
 
@@ -123,10 +129,14 @@ class Coverage:
         """This coverage with `newer`'s rows over `newer`'s range for the processors `newer`
         measured (a re-read of a few dates after an attempt)."""
         lo, hi = newer.calendar.start, newer.calendar.end
+        span = days_between(lo, hi)
         rows = dict(self.rows)
         for name, fresh in newer.rows.items():
-            kept = {d: n for d, n in self.rows[name].items() if not lo <= d <= hi}
-            rows[name] = kept | dict(fresh)
+            kept = dict(self.rows[name])  # a C-level copy; then touch only the re-read days
+            for day in span:
+                kept.pop(day, None)
+            kept.update(fresh)
+            rows[name] = kept
         absent = (self.absent_tables - newer.rows.keys()) | newer.absent_tables
         return replace(self, rows=rows, absent_tables=absent, measured_at=newer.measured_at)
 

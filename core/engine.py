@@ -15,6 +15,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -61,6 +62,9 @@ class ItemState(StrEnum):
     FAILED = "failed"  # retries exhausted
     BLOCKED = "blocked"  # an upstream or gate can no longer be satisfied
     CANCELLED = "cancelled"
+
+
+OPEN = (ItemState.PENDING, ItemState.RUNNING)
 
 
 @dataclass
@@ -164,6 +168,10 @@ class Engine:
         self._phase_index = {ph.name: i for i, ph in enumerate(config.phases)}
         #: cells the plan could not target (source gaps, unreachable gates): never complete
         self.planned_blocked: set[tuple[str, date]] = set()
+        # Indexes kept by _track, so a dispatch pass over thousands of items costs no scans:
+        self._count: Counter[tuple[str, ItemState]] = Counter()  # (phase, state) -> items
+        self._open_cells: Counter[tuple[str, date]] = Counter()  # cells of pending/running items
+        self._order: list[Item] | None = None  # pending items in dispatch order; None: stale
 
     # -- controls (call from the engine's event loop) -------------------------------------
 
@@ -233,6 +241,7 @@ class Engine:
             if item.state is ItemState.PENDING and any(start <= d <= end for d in item.dates):
                 item.priority = top
                 self.journal.update_item(item.id, priority=top)
+        self._order = None
         self._operator("prioritize", start=start.isoformat(), end=end.isoformat())
 
     def _operator(self, action: str, **detail: Any) -> None:
@@ -318,6 +327,7 @@ class Engine:
             last=attempts[-1] if attempts else None,
         )
         self.items[item.id] = item
+        self._track(item, +1)
 
     def _adopt_open_attempts(self, tg: anyio.abc.TaskGroup) -> None:
         """Re-attach to the attempts a crashed engine left open. The runner reads a finished
@@ -356,12 +366,28 @@ class Engine:
 
     # -- dispatch -------------------------------------------------------------------------
 
+    def _track(self, item: Item, sign: int) -> None:
+        self._count[item.phase.name, item.state] += sign
+        if item.state in OPEN:
+            for day in item.dates:
+                self._open_cells[item.processor.name, day] += sign
+        if item.state is ItemState.PENDING:
+            self._order = None
+
     def _running(self, phase: str | None = None) -> int:
-        return sum(
-            1
-            for i in self.items.values()
-            if i.state is ItemState.RUNNING and (phase is None or i.phase.name == phase)
-        )
+        phases = [phase] if phase else list(self.limits)
+        return sum(self._count[name, ItemState.RUNNING] for name in phases)
+
+    def _open_in_phase(self, phase: str) -> bool:
+        return any(self._count[phase, state] for state in OPEN)
+
+    def _pending(self) -> list[Item]:
+        if self._order is None:
+            self._order = sorted(
+                (i for i in self.items.values() if i.state is ItemState.PENDING),
+                key=lambda i: (-i.priority, self._phase_index[i.phase.name], i.dates[0], i.id),
+            )
+        return self._order
 
     def _global_limit(self) -> int:
         return self.request.max_parallel or sum(self.limits.values())
@@ -373,22 +399,22 @@ class Engine:
 
     def _dispatch_pass(self, tg: anyio.abc.TaskGroup) -> bool:
         """Start what may start; True if some item settled without running."""
-        if self.paused or self.stopping:
+        if self.paused or self.stopping or self._running() >= self._global_limit():
             return False
         settled = False
         now = time.time()
-        pending = sorted(
-            (i for i in self.items.values() if i.state is ItemState.PENDING),
-            key=lambda i: (-i.priority, self._phase_index[i.phase.name], i.dates[0], i.id),
-        )
-        for item in pending:
+        gates = self._gate_verdicts()
+        for item in list(self._pending()):
             if self._running() >= self._global_limit():
                 return settled
-            if item.not_before > now or self.cooling.get(item.phase.name, 0) > now:
+            if item.state is not ItemState.PENDING or item.not_before > now:
                 continue
-            if self._running(item.phase.name) >= self._effective_limit(item.phase.name, now):
+            phase = item.phase.name
+            if self.cooling.get(phase, 0) > now or self._running(phase) >= self._effective_limit(
+                phase
+            ):
                 continue
-            verdict = self._readiness(item)
+            verdict = gates.get(phase) or self._readiness(item)
             if verdict == "wait":
                 continue
             if verdict != "ready":
@@ -406,44 +432,46 @@ class Engine:
             tg.start_soon(self._execute, item)
         return settled
 
-    def _effective_limit(self, phase: str, now: float) -> int:
+    def _effective_limit(self, phase: str) -> int:
         limit = self.limits[phase]
         # After a cooldown the phase runs one fewer at a time until the next clean success.
         return max(1, limit - 1) if phase in self.cooling else limit
+
+    def _gate_verdicts(self) -> dict[str, str]:
+        """Per phase held back by an earlier phase's gate: 'wait' while that phase still has
+        work queued or running, else why it can never start. Computed once per pass."""
+        assert self.coverage is not None
+        verdicts: dict[str, str] = {}
+        held: str | None = None
+        for phase in self.config.phases:
+            if held is not None:
+                verdicts[phase.name] = held
+            if phase.gate is None or held is not None:
+                continue
+            share = self.coverage.phase_coverage(phase)
+            if share is not None and share < phase.gate.min_coverage:
+                held = (
+                    "wait"
+                    if self._open_in_phase(phase.name)
+                    else f"{phase.label} gate: {share:.0%} complete, needs "
+                    f"{phase.gate.min_coverage:.0%}"
+                )
+        return verdicts
 
     def _readiness(self, item: Item) -> str:
         """'ready', 'wait' (upstream work still queued or running) or why it can never run."""
         assert self.coverage is not None
         cov = self.coverage
-        for gate_phase in self.config.phases[: self._phase_index[item.phase.name]]:
-            if gate_phase.gate is None:
-                continue
-            share = cov.phase_coverage(gate_phase)
-            if share is not None and share < gate_phase.gate.min_coverage:
-                if self._has_open_work(lambda i, ph=gate_phase: i.phase.name == ph.name):
-                    return "wait"
-                return (
-                    f"{gate_phase.label} gate: {share:.0%} complete, needs "
-                    f"{gate_phase.gate.min_coverage:.0%}"
-                )
         for dep in item.processor.depends_on:
             upstream = self.config.processor(dep)
             for day in item.dates:
                 if cov.cell(upstream, day).state in DONE:
                     continue
-                if self._has_open_work(
-                    lambda i, d=day, n=dep: i.processor.name == n and d in i.dates
-                ):
+                if self._open_cells[dep, day]:
                     return "wait"
                 kind = "source " if upstream.is_source else ""
                 return f"{kind}{dep} is not complete on {day}"
         return "ready"
-
-    def _has_open_work(self, match: Callable[[Item], bool]) -> bool:
-        return any(
-            i.state in (ItemState.PENDING, ItemState.RUNNING) and match(i)
-            for i in self.items.values()
-        )
 
     def _still_to_do(self, item: Item) -> list[date]:
         """The item's dates that are not complete: a cell finished before a crash, or by a
@@ -458,7 +486,9 @@ class Engine:
             skipped = self.coverage.skipped[item.phase.name]
             sequence = [d for d in self.coverage.calendar.expected_dates if d not in skipped]
             groups = runs(todo, sequence)
+        self._track(item, -1)
         item.dates = tuple(groups[0])
+        self._track(item, +1)
         self.journal.update_item(item.id, dates=item.dates)
         for group in groups[1:]:
             assert self.run_id is not None
@@ -472,13 +502,11 @@ class Engine:
         if self.stopping:
             return True
         # Pending work with nothing running waits on a backoff timer, a cooldown or a resume.
-        return not self.linger and not any(
-            i.state is ItemState.PENDING for i in self.items.values()
-        )
+        return not self.linger and not self._pending()
 
     def _next_timer(self) -> float:
         now = time.time()
-        times = [i.not_before for i in self.items.values() if i.state is ItemState.PENDING]
+        times = [i.not_before for i in self._pending() if i.not_before > now]
         times += list(self.cooling.values())
         future = [t - now for t in times if t > now]
         return min(future, default=5.0) + 0.05
@@ -619,12 +647,11 @@ class Engine:
         self._wake.set()
 
     def _set(self, item: Item, state: ItemState, *, reason: str | None) -> None:
+        self.journal.set_item_state(self.run_id, item.id, state.value, reason)
+        self._track(item, -1)
         item.state = state
         item.reason = reason
-        self.journal.update_item(item.id, state=state.value, reason=reason)
-        self.journal.event(
-            "item_state", run_id=self.run_id, item_id=item.id, state=state.value, reason=reason
-        )
+        self._track(item, +1)
 
     async def _measure(
         self, start: date, end: date, only: frozenset[str] | None = None

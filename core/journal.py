@@ -291,6 +291,24 @@ class Journal:
                     [(item_id, processor, d.isoformat()) for d in dates],
                 )
 
+    def set_item_state(
+        self, run_id: int | None, item_id: int, state: str, reason: str | None
+    ) -> None:
+        """A state transition and its event, in one transaction (one commit per transition)."""
+        now = time.time()
+        detail = json.dumps({"state": state, "reason": reason})
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.execute(
+                "UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, now, item_id),
+            )
+            self.conn.execute(
+                "INSERT INTO events (at, run_id, item_id, kind, detail)"
+                " VALUES (?, ?, ?, 'item_state', ?)",
+                (now, run_id, item_id, detail),
+            )
+
     # -- attempts -------------------------------------------------------------------------
 
     def start_attempt(self, item_id: int, argv: Sequence[str], log_path: Path) -> AttemptRow:

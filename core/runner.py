@@ -14,18 +14,20 @@ The engine may be `kill -9`ed while attempts run. They keep running (they are in
 session), but the next engine is not their parent, so it cannot `waitpid` them. To still learn
 how they ended, the job runs under a tiny POSIX shell shim that leads the process group:
 
-    trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f.tmp" && mv -f "$f.tmp" "$f"; exit "$rc"
+    trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"
 
 - The job's argv travels as positional parameters and runs as `"$@"`: nothing is parsed by a
   shell. argv[0] is resolved to an absolute path first, so a name like `echo` or `exit` runs the
   program on PATH, never a shell builtin.
-- The exit status goes to `<log>.exit` through a temporary file and a rename, so a reader never
-  sees half a number.
+- The exit status goes to `<log>.exit`. `echo` writes the number and its newline in one
+  write(), and the file is read only once the shim has exited, so a reader sees all of it or,
+  if the shim was killed first, nothing.
 - `trap : TERM` lets the shim live through the group-wide SIGTERM long enough to record the
   job's status (143 for a job that died of it). A caught signal goes back to its default action
   in the programs the shim starts, so the job still gets a normal SIGTERM. SIGKILL kills the
   shim too; then no status is recorded and `exit_code` is None.
-- dash starts in about a millisecond, and the shim only forks once more (`mv`), after the job.
+- dash starts in about a millisecond and forks only the job: no rename process (it cost ~0.5 ms
+  per attempt, measured in benchmarks/dispatch_overhead.py).
 
 `adopt()` reattaches a new engine to such a process. It checks the pid is alive and still leads
 the same group, to guard against pid reuse. The attempt has ended once the exit file appears or
@@ -53,9 +55,7 @@ import anyio
 
 Reason = Literal["exit", "timeout", "stall", "cancelled", "interrupted"]
 
-SHIM = (
-    'trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f.tmp" && mv -f "$f.tmp" "$f"; exit "$rc"'
-)
+SHIM = 'trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"'
 SHIM_NAME = "backfill-attempt"  # $0 of the shim: what `ps` shows and what sh's errors start with
 
 POLL_INTERVAL = 0.5  # how often the log is stat'ed for stalls while nothing else wakes us
@@ -145,8 +145,7 @@ async def start(spec: AttemptSpec) -> Attempt:
     exit_file = exit_file_for(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # A status left by an earlier attempt on the same log would be read as this one's.
-    for stale in (exit_file, _tmp_of(exit_file)):
-        stale.unlink(missing_ok=True)
+    exit_file.unlink(missing_ok=True)
     argv = (_resolve(spec.argv[0], env, spec.cwd) or spec.argv[0], *spec.argv[1:])
     with open(log_path, "ab", buffering=0) as log:
         started_at = time.time()
@@ -344,10 +343,9 @@ class Attempt:
     def _adopted_end(self) -> float:
         """When an adopted attempt ended: the exit file is written at the very end; without it,
         the last log write is the last sign of life if it was already gone when we looked."""
-        for path in (self.launched.exit_file, _tmp_of(self.launched.exit_file)):
-            stat = _stat(path)
-            if stat is not None:
-                return stat.st_mtime
+        stat = _stat(self.launched.exit_file)
+        if stat is not None:
+            return stat.st_mtime
         stat = _stat(self.launched.log_path)
         if not self._seen_running and stat is not None:
             return max(self.launched.started_at, stat.st_mtime)
@@ -531,21 +529,13 @@ def _is_dead_state(state: str) -> bool:
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _tmp_of(exit_file: Path) -> Path:
-    return exit_file.with_name(exit_file.name + ".tmp")
-
-
 def _read_exit_code(exit_file: Path) -> int | None:
-    # The .tmp counts too: the group-wide SIGTERM can hit `mv` itself. `echo` writes the number
-    # and its newline in one write(), so a complete line is a complete status.
-    for path in (exit_file, _tmp_of(exit_file)):
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if text.endswith("\n") and text.strip().isdigit():
-            return int(text.strip())
-    return None
+    # `echo` writes the number and its newline in one write(): a complete line is the status.
+    try:
+        text = exit_file.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text.strip()) if text.endswith("\n") and text.strip().isdigit() else None
 
 
 def _stat(path: Path) -> os.stat_result | None:
