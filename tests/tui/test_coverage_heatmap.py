@@ -1,0 +1,385 @@
+"""The coverage heatmap: zoom to fit, cursor keys and mouse, messages, live row refresh, what
+each state looks like (in words, glyphs and styles), and two pinned screenshots.
+
+Cells are read back from `render_line` strips, so these tests check what the terminal would
+show, not the widget's internals.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from rich.style import Style
+from textual.app import App, ComposeResult
+
+from core.coverage import CellState, worst
+from core.grid import CODE, CODES, Grid, GridRow
+from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, HeatmapLegend
+
+S = CellState
+START = date(2024, 1, 1)  # a Monday: week columns start on day 0, 7, 14, ...
+DAYS = 60  # 2024-01-01 .. 2024-02-29: 9 ISO weeks, 2 months
+LABEL = CoverageHeatmap.LABEL_WIDTH
+HEADER = CoverageHeatmap.HEADER_HEIGHT
+SEASONS = [("2023-24", date(2023, 10, 24), date(2024, 6, 17))]
+
+#: every state once in the first 9 days of `proc_one`, then a repeating mix
+MIX = [S.COMPLETE, S.PARTIAL, S.MISSING, S.NOT_EXPECTED, S.SKIPPED, S.QUEUED, S.RUNNING]
+MIX += [S.FAILED, S.BLOCKED]
+
+
+def day(i: int) -> date:
+    return START + timedelta(days=i)
+
+
+def make_grid() -> Grid:
+    """A phase summary row (worst of its processors) and two processors over 60 days.
+
+    proc_one: days 0-8 every state in CellState order, then the same cycle.
+    proc_two: complete, except week 3 (days 14-20) not expected, day 22 failed and days 28-34
+    complete/not-expected alternating."""
+    one = [MIX[i % len(MIX)] for i in range(DAYS)]
+    two = [S.COMPLETE] * DAYS
+    two[14:21] = [S.NOT_EXPECTED] * 7
+    two[22] = S.FAILED
+    for i in range(28, 35):
+        two[i] = S.COMPLETE if i % 2 else S.NOT_EXPECTED
+    phase = [worst([a, b]) for a, b in zip(one, two, strict=True)]
+    rows = (
+        GridRow("phase:analytics", "Phase 3 (Analytics)", "analytics", True),
+        GridRow("proc_one", "proc_one", "analytics", False),
+        GridRow("proc_two", "proc_two", "analytics", False),
+    )
+    codes = [bytearray(CODE[s] for s in states) for states in (phase, one, two)]
+    return Grid(tuple(day(i) for i in range(DAYS)), rows, codes)
+
+
+class HeatmapApp(App[None]):
+    """The widget alone plus its legend, recording the messages it posts."""
+
+    def __init__(self, grid: Grid | None = None) -> None:
+        super().__init__()
+        self.grid = grid or make_grid()
+        self.highlighted: list[CoverageHeatmap.CellHighlighted] = []
+        self.selected: list[CoverageHeatmap.CellSelected] = []
+
+    def compose(self) -> ComposeResult:
+        yield CoverageHeatmap(id="heatmap")
+        yield HeatmapLegend()
+
+    def on_mount(self) -> None:
+        heatmap = self.query_one(CoverageHeatmap)
+        heatmap.set_grid(self.grid, SEASONS)
+        heatmap.focus()
+
+    def on_coverage_heatmap_cell_highlighted(self, message: CoverageHeatmap.CellHighlighted):
+        self.highlighted.append(message)
+
+    def on_coverage_heatmap_cell_selected(self, message: CoverageHeatmap.CellSelected):
+        self.selected.append(message)
+
+
+def cell(heatmap: CoverageHeatmap, row: int, column: int) -> tuple[str, Style]:
+    """The character and style drawn for a cell (column relative to the scrolled view)."""
+    x = LABEL + column
+    for segment in heatmap.render_line(HEADER + row):
+        if x < len(segment.text):
+            assert segment.style is not None
+            return segment.text[x], segment.style
+        x -= len(segment.text)
+    raise AssertionError("cell outside the line")
+
+
+def away_from(heatmap: CoverageHeatmap, row: int) -> None:
+    """Park the cursor on another row so the row under test draws plain cells."""
+    heatmap.cursor = (0 if row else 2, heatmap.cursor[1])
+
+
+@pytest.mark.asyncio
+async def test_zoom_fits_the_whole_range_to_the_width_until_chosen():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        assert heatmap.zoom == "day"  # 60 days in 90 cells
+        assert heatmap.virtual_size.width == LABEL + DAYS
+        await pilot.resize_terminal(60, 30)
+        await pilot.pause()
+        assert heatmap.zoom == "week"  # 9 weeks in 30 cells, 60 days do not fit
+        await pilot.resize_terminal(36, 30)
+        await pilot.pause()
+        assert heatmap.zoom == "month"  # 2 months in 6 cells
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        assert heatmap.zoom == "day"
+        await pilot.press("z")  # an explicit zoom sticks
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert heatmap.zoom == "month"
+
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        heatmap.zoom = "day"  # chosen, though it is already the zoom
+        await pilot.resize_terminal(60, 30)
+        await pilot.pause()
+        assert heatmap.zoom == "day"
+
+
+@pytest.mark.asyncio
+async def test_z_cycles_zoom_and_keeps_the_cursor_on_the_same_date():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        heatmap.move_to("proc_two", date(2024, 2, 14))
+        await pilot.pause()
+        expected = [
+            ("month", date(2024, 2, 1), date(2024, 2, 29)),
+            ("week", date(2024, 2, 12), date(2024, 2, 18)),
+            ("day", date(2024, 2, 14), date(2024, 2, 14)),
+            ("month", date(2024, 2, 1), date(2024, 2, 29)),
+        ]
+        for zoom, start, end in expected:
+            await pilot.press("z")
+            await pilot.pause()
+            assert heatmap.zoom == zoom
+            assert heatmap.cursor_cell() == (app.grid.rows[2], start, end)
+            last = app.highlighted[-1]
+            assert (last.row.key, last.start, last.end) == ("proc_two", start, end)
+
+
+@pytest.mark.asyncio
+async def test_keys_move_the_cursor_and_post_cell_highlighted():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        steps = [
+            ("right", "phase:analytics", 1),
+            ("l", "phase:analytics", 2),
+            ("down", "proc_one", 2),
+            ("j", "proc_two", 2),
+            ("j", "proc_two", 2),  # bottom edge: stays (no message either)
+            ("k", "proc_one", 2),
+            ("h", "proc_one", 1),
+            ("left", "proc_one", 0),
+            ("end", "proc_one", DAYS - 1),
+            ("pageup", "proc_one", DAYS - 1 - (120 - LABEL)),
+            ("home", "proc_one", 0),
+            ("pagedown", "proc_one", 120 - LABEL),
+            ("up", "phase:analytics", 120 - LABEL),
+            ("G", "proc_two", 120 - LABEL),
+            ("g", "phase:analytics", 120 - LABEL),
+        ]
+        for key, row_key, column in steps:
+            await pilot.press(key)
+            await pilot.pause()
+            column = min(max(column, 0), DAYS - 1)
+            row, start, end = heatmap.cursor_cell()  # type: ignore[misc]
+            assert (row.key, start, end) == (row_key, day(column), day(column)), key
+            last = app.highlighted[-1]
+            assert (last.row.key, last.start, last.end) == (row_key, day(column), day(column))
+        assert app.highlighted[-1].state is CODES[app.grid.codes[0][DAYS - 1]]
+
+
+@pytest.mark.asyncio
+async def test_enter_and_double_click_post_cell_selected_and_a_click_moves_the_cursor():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        await pilot.press("j", "l", "enter")
+        await pilot.pause()
+        [selected] = app.selected
+        assert (selected.row.key, selected.start, selected.end) == ("proc_one", day(1), day(1))
+        assert selected.state is S.PARTIAL
+
+        await pilot.click(CoverageHeatmap, offset=(LABEL + 10, HEADER + 2))
+        await pilot.pause()
+        assert heatmap.cursor == (2, 10)
+        assert app.highlighted[-1].row.key == "proc_two"
+        assert app.highlighted[-1].start == day(10)
+        assert len(app.selected) == 1
+
+        await pilot.double_click(CoverageHeatmap, offset=(LABEL + 22, HEADER + 2))
+        await pilot.pause()
+        assert heatmap.cursor == (2, 22)
+        assert (app.selected[-1].start, app.selected[-1].state) == (day(22), S.FAILED)
+
+
+@pytest.mark.asyncio
+async def test_move_to_jumps_to_a_row_and_date_and_clamps_dates_to_the_range():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        heatmap.move_to(key="proc_one")
+        heatmap.move_to(day=date(2030, 1, 1))
+        await pilot.pause()
+        assert heatmap.cursor == (1, DAYS - 1)
+        heatmap.move_to(day=date(2000, 1, 1))
+        assert heatmap.cursor == (1, 0)
+        with pytest.raises(KeyError):
+            heatmap.move_to(key="nope")
+
+
+@pytest.mark.asyncio
+async def test_refresh_rows_repaints_a_cell_changed_in_place():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        away_from(heatmap, 2)
+        await pilot.pause()
+        app.highlighted.clear()
+        before = cell(heatmap, 2, 5)
+        assert before[0] == GLYPHS[S.COMPLETE]
+
+        app.grid.codes[2][5] = CODE[S.RUNNING]
+        assert cell(heatmap, 2, 5) == before  # cached until told
+        heatmap.refresh_rows([2])
+        await pilot.pause()
+        assert app.highlighted == []  # the cursor's cell did not change
+        glyph, style = cell(heatmap, 2, 5)
+        assert glyph == GLYPHS[S.RUNNING]
+        assert style == cell(heatmap, 1, 6)[1]  # proc_one is running on day 6
+        assert style != before[1]
+        assert cell(heatmap, 2, 4) == before  # neighbours untouched
+
+        await pilot.press("z", "z")  # week: the change reaches the bucket too
+        await pilot.pause()
+        assert heatmap.zoom == "week"
+        away_from(heatmap, 2)
+        assert cell(heatmap, 2, 0)[0] == GLYPHS[S.RUNNING]
+        app.grid.codes[2][5] = CODE[S.COMPLETE]
+        heatmap.refresh_rows([2])
+        assert cell(heatmap, 2, 0)[0] == GLYPHS[S.COMPLETE]
+
+        heatmap.cursor = (2, 0)  # a change under the cursor is announced
+        await pilot.pause()
+        app.highlighted.clear()
+        app.grid.codes[2][3] = CODE[S.FAILED]
+        heatmap.refresh_rows([2])
+        await pilot.pause()
+        [message] = app.highlighted
+        assert (message.row.key, message.start, message.state) == ("proc_two", day(0), S.FAILED)
+
+
+@pytest.mark.asyncio
+async def test_a_bucket_shows_its_worst_state_and_the_share_done():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        heatmap.zoom = "week"
+        away_from(heatmap, 1)
+        await pilot.pause()
+        complete = cell(heatmap, 2, 0)  # proc_two's first week: every day complete
+        assert complete[0] == GLYPHS[S.COMPLETE]
+
+        # proc_one week 1: complete, partial, missing, not expected, skipped, queued, running:
+        # worst is missing; 1 of 5 due days complete -> the second-lowest bar, missing colour.
+        glyph, style = cell(heatmap, 1, 0)
+        assert glyph == "▂"
+        away_from(heatmap, 2)
+        # proc_two week 4 (days 21-27) holds the failed day 22: failed wins.
+        assert cell(heatmap, 2, 3)[0] == GLYPHS[S.FAILED]
+        # week 3 is not expected at all: blank; week 5 is complete on every expected day.
+        assert cell(heatmap, 2, 2)[0] == GLYPHS[S.NOT_EXPECTED]
+        assert cell(heatmap, 2, 4) == complete
+        # The phase row takes the worst of both processors.
+        assert cell(heatmap, 0, 3)[0] == GLYPHS[S.FAILED]
+
+        heatmap.zoom = "day"
+        away_from(heatmap, 1)
+        await pilot.pause()
+        assert style == cell(heatmap, 1, 2)[1]  # the day-zoom missing style
+        assert heatmap.cursor_cell() is not None
+
+
+@pytest.mark.asyncio
+async def test_every_state_has_its_own_glyph_and_style_and_a_legend_entry():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        away_from(heatmap, 1)
+        await pilot.pause()
+        drawn = {MIX[i]: cell(heatmap, 1, i) for i in range(len(MIX))}
+        assert set(drawn) == set(CellState)
+        assert len({glyph for glyph, _ in drawn.values()}) == len(CellState)
+        assert len({style for _, style in drawn.values()}) == len(CellState)
+        colours = {state: (style.color, style.bgcolor) for state, (_, style) in drawn.items()}
+        assert colours[S.QUEUED] != colours[S.COMPLETE]
+        assert len(set(colours.values())) == len(CellState)
+
+        legend = str(app.query_one(HeatmapLegend).render())
+        for state in CellState:
+            assert f"{GLYPHS[state]} {state.value.replace('_', ' ')}" in legend
+
+
+@pytest.mark.asyncio
+async def test_headers_and_labels_stay_put_while_cells_scroll():
+    days = 400
+    grid = Grid(
+        tuple(START + timedelta(days=i) for i in range(days)),
+        make_grid().rows,
+        [bytearray([CODE[S.COMPLETE]] * days) for _ in range(3)],
+    )
+    app = HeatmapApp(grid)
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        heatmap.zoom = "day"
+        await pilot.pause()
+        axis = heatmap.render_line(1).text
+        assert axis[LABEL:].startswith("Jan 2024")
+        assert "Feb" in axis
+        heatmap.move_to("proc_two", date(2024, 12, 1))
+        await pilot.pause()
+        assert heatmap.scroll_x > 0
+        label = heatmap.render_line(HEADER + 2).text[:LABEL]
+        assert label.strip(" │") == "proc_two"
+        assert heatmap.render_line(0).text.startswith(" day zoom")
+        assert heatmap.render_line(1).text.startswith(" 2024-12-01 complete")
+        assert "Dec" in heatmap.render_line(1).text[LABEL:]
+        assert "2023-24" not in heatmap.render_line(0).text  # season scrolled off to the left
+
+
+@pytest.mark.asyncio
+async def test_highlights_are_coalesced_and_a_theme_change_restyles_the_cells():
+    app = HeatmapApp()
+    async with app.run_test(size=(120, 30)) as pilot:
+        heatmap = app.query_one(CoverageHeatmap)
+        await pilot.pause()
+        app.highlighted.clear()
+        for column in range(1, 50):  # a burst, as a held key would make
+            heatmap.cursor = (2, column)
+        await pilot.pause()
+        assert 1 <= len(app.highlighted) < 5
+        assert app.highlighted[-1].start == day(49)
+
+        dark = cell(heatmap, 1, 0)
+        app.theme = "textual-light"
+        await pilot.pause()
+        light = cell(heatmap, 1, 0)
+        assert light[0] == dark[0] == GLYPHS[S.COMPLETE]
+        assert light[1] != dark[1]
+
+
+@pytest.mark.asyncio
+async def test_an_empty_grid_draws_blank_lines():
+    empty = Grid((), make_grid().rows, [bytearray(), bytearray(), bytearray()])
+    no_rows = Grid(make_grid().days, (), [])
+    for grid in (empty, no_rows):
+        app = HeatmapApp(grid)
+        async with app.run_test(size=(80, 10)) as pilot:
+            heatmap = app.query_one(CoverageHeatmap)
+            await pilot.press("down", "right", "z", "enter")
+            assert [heatmap.render_line(y).text.strip(" │") for y in range(2, 5)] == [""] * 3
+            assert heatmap.cursor_cell() is None
+            assert app.selected == []
+
+
+def test_snapshot_day_zoom(snap_compare):
+    async def cursor_to_a_failed_cell(pilot) -> None:
+        await pilot.press("j", "j", *["l"] * 22)
+
+    assert snap_compare(HeatmapApp(), terminal_size=(100, 8), run_before=cursor_to_a_failed_cell)
+
+
+def test_snapshot_week_zoom_fitted(snap_compare):
+    assert snap_compare(HeatmapApp(), terminal_size=(60, 8), press=["j", "l", "l"])

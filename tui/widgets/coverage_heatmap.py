@@ -1,0 +1,923 @@
+"""The coverage heatmap: one line per phase summary and processor, one column per date bucket.
+
+It is the dashboard's main view: where the holes are, what is running, what failed, at a glance
+over a multi-year range. It draws a `core.grid.Grid` (codes copied from a core snapshot and kept
+up to date in place by `core.grid.refresh_cells`) through Textual's Line API, because a
+2,000-day x 25-row grid would be far too many widgets and far too slow as a `DataTable`.
+
+Glyphs (each state has its own, so the map reads without colour, e.g. on a monochrome terminal
+or for a colour-blind operator) and colours (component classes, themed):
+
+    state          glyph  component class           colour
+    complete         █    heatmap--complete         $success
+    partial          ▒    heatmap--partial          $warning
+    missing          ·    heatmap--missing          $error
+    not_expected    " "   heatmap--not-expected     $foreground-disabled (blank cell)
+    skipped          ─    heatmap--skipped          $foreground-muted
+    queued           ○    heatmap--queued           $text-primary (never the complete green)
+    running          ▶    heatmap--running          bold $text on $primary
+    failed           ✗    heatmap--failed           bold $text on $error
+    blocked          ▪    heatmap--blocked          bold $foreground
+
+Zoom: "day" is one column per calendar day, "week" one per ISO week (Monday to Sunday), "month"
+one per calendar month; every column is one character wide, so a 3-year range fits 200 columns
+at week zoom and 120 at month zoom. A week or month column shows the WORST state of its days
+(`core.coverage.worst`; not_expected only when every day is) in that state's colour. When the
+worst is partial or missing but some days of the bucket are complete, the glyph is instead a bar
+▁▂▃▄▅▆▇ giving the share complete among the bucket's due days (expected and not skipped): the
+colour says what is wrong, the bar how much is already done (a full bucket is █, nothing done
+keeps the state's own glyph). The legend shows the bar next to the states.
+
+Layout: two header lines that never scroll vertically (season names from `set_grid(seasons=)`,
+then a month axis with the year at each January and at the start) and a label column
+(`LABEL_WIDTH` cells: phase rows bold, processors indented) that never scrolls horizontally.
+The top-left corner shows the zoom and the cursor's dates and state, in words, so the cursor
+cell (drawn on a bright `heatmap--cursor` background, in its state's colour; a full block turns
+into ■ there so the cursor still shows) is never ambiguous. The cursor's row label
+(`heatmap--cursor-label`) and its column in the month axis (`heatmap--cursor-header`) are lit too.
+
+Keys: arrows and h/j/k/l move, Home/End go to the first/last column, PageUp/PageDown move a
+page of columns, g/G the first/last row, z cycles zoom (month -> week -> day -> month) keeping
+the cursor on the same date, enter (or a double click) posts `CellSelected`. A click moves the
+cursor; every move posts one coalesced `CellHighlighted`, and so does a `refresh_rows` that
+changes the state under the cursor (a detail pane following it stays true).
+
+Speed: `render_line` does no I/O and almost no work when warm. Each row's columns (worst code,
+glyph) are aggregated once per (row, zoom) with bytes operations and kept until that row changes;
+finished line strips live in an LRU cache keyed by row, the row's version, the widget's
+generation, zoom, horizontal scroll, width and (for the cursor row) the cursor column. So
+`refresh_rows` only bumps the changed rows' versions, and a cursor move rebuilds two lines.
+Runs of same-state cells become one Segment. Styles are looked up once and again only when
+`notify_style_update` reports a real change (a theme switch), which bumps the generation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from itertools import pairwise
+from typing import ClassVar, Literal
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+from core.coverage import WORST_FIRST, CellState
+from core.grid import CODE, CODES, Grid, GridRow
+
+Zoom = Literal["day", "week", "month"]
+
+#: Finest first: zoom-to-fit takes the first one whose columns fit the width.
+ZOOMS: tuple[Zoom, ...] = ("day", "week", "month")
+#: `z` goes coarse to fine and wraps, so a first press from the fitted overview zooms in.
+NEXT_ZOOM: dict[str, Zoom] = {"month": "week", "week": "day", "day": "month"}
+
+GLYPHS: dict[CellState, str] = {
+    CellState.COMPLETE: "█",
+    CellState.PARTIAL: "▒",
+    CellState.MISSING: "·",
+    CellState.NOT_EXPECTED: " ",
+    CellState.SKIPPED: "─",
+    CellState.QUEUED: "○",
+    CellState.RUNNING: "▶",
+    CellState.FAILED: "✗",
+    CellState.BLOCKED: "▪",
+}
+
+#: Share complete of a partial/missing bucket that is partly done, lowest to highest.
+BARS = "▁▂▃▄▅▆▇"
+
+#: Theme-variable colours per state. Shared by the heatmap and its legend so both always agree.
+STATE_CSS: dict[CellState, str] = {
+    CellState.COMPLETE: "color: $success;",
+    CellState.PARTIAL: "color: $warning;",
+    CellState.MISSING: "color: $error;",
+    CellState.NOT_EXPECTED: "color: $foreground-disabled;",
+    CellState.SKIPPED: "color: $foreground-muted;",
+    CellState.QUEUED: "color: $text-primary;",
+    CellState.RUNNING: "color: $text; background: $primary; text-style: bold;",
+    CellState.FAILED: "color: $text; background: $error; text-style: bold;",
+    CellState.BLOCKED: "color: $foreground; text-style: bold;",
+}
+
+#: A cursor cell whose glyph fills the cell would hide the cursor background: draw this instead.
+_CURSOR_FILL = "■"
+_FILLS = frozenset("█" + BARS)
+
+
+def state_class(state: CellState) -> str:
+    """The component class of a state (`heatmap--not-expected` for NOT_EXPECTED)."""
+    return "heatmap--" + state.value.replace("_", "-")
+
+
+def _state_rules(selector: str) -> str:
+    return "\n".join(
+        f"{selector} > .{state_class(state)} {{ {css} }}" for state, css in STATE_CSS.items()
+    )
+
+
+_COMPLETE = CODE[CellState.COMPLETE]
+_PARTIAL = CODE[CellState.PARTIAL]
+_MISSING = CODE[CellState.MISSING]
+_SKIPPED = CODE[CellState.SKIPPED]
+_NOT_EXPECTED = CODE[CellState.NOT_EXPECTED]
+#: code -> rank in WORST_FIRST (0 = worst), as a bytes.translate table: min() of a translated
+#: slice is the worst state of a bucket at C speed.
+_RANK_OF_CODE = bytes(WORST_FIRST.index(CODES[i]) if i < len(CODES) else 255 for i in range(256))
+_CODE_OF_RANK = bytes(CODE[WORST_FIRST[i]] if i < len(WORST_FIRST) else 255 for i in range(256))
+#: code -> glyph, as a str.translate table over codes decoded as latin-1.
+_GLYPH_OF_CODE = {i: GLYPHS[state] for i, state in enumerate(CODES)}
+#: Runs of one repeated byte: the cells one Segment can draw.
+_RUNS = re.compile(rb"(.)\1*", re.DOTALL)
+#: A partial or missing worst code: the buckets that may draw a share bar.
+_DUE = re.compile(re.escape(bytes([_PARTIAL])) + b"|" + re.escape(bytes([_MISSING])))
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """The buckets of one zoom: column c covers day indexes bounds[c] to bounds[c + 1] - 1."""
+
+    bounds: tuple[int, ...]
+    #: (first, past-the-last) day index per column, for slicing a row's codes
+    spans: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def of_day_index(self, index: int) -> int:
+        return bisect_right(self.bounds, index) - 1
+
+
+@dataclass(frozen=True)
+class _RowCells:
+    """One row at one zoom: the worst code per column and the glyph drawn for it."""
+
+    codes: bytes
+    glyphs: str
+
+
+@dataclass(frozen=True)
+class _Styles:
+    """Rich styles resolved from the component classes, looked up once per theme."""
+
+    base: Style
+    states: tuple[Style, ...]  # by code
+    cursor: tuple[Style, ...]  # by code: the cursor background, the state's colour
+    label: Style
+    phase: Style
+    cursor_label: Style
+    header: Style
+    cursor_header: Style
+
+
+def _column_bounds(days: Sequence[date], zoom: Zoom) -> _Columns:
+    if zoom == "day":
+        bounds = list(range(len(days) + 1))
+        return _Columns(tuple(bounds), tuple(pairwise(bounds)))
+    bounds = []
+    previous: tuple[int, int] | None = None
+    for i, day in enumerate(days):
+        key = day.isocalendar()[:2] if zoom == "week" else (day.year, day.month)
+        if key != previous:
+            bounds.append(i)
+            previous = key
+    bounds.append(len(days))
+    return _Columns(tuple(bounds), tuple(pairwise(bounds)))
+
+
+def _aggregate(codes: bytes, columns: _Columns, zoom: Zoom) -> _RowCells:
+    """Worst code and glyph per column. Why bytes tricks and one comprehension: a cold
+    week-zoom frame aggregates ~2,000 days x 25 rows inside the 16 ms frame budget."""
+    if zoom == "day":
+        return _RowCells(codes, codes.decode("latin-1").translate(_GLYPH_OF_CODE))
+    ranks = codes.translate(_RANK_OF_CODE)
+    worst = bytes([min(ranks[lo:hi]) for lo, hi in columns.spans]).translate(_CODE_OF_RANK)
+    glyphs = worst.decode("latin-1").translate(_GLYPH_OF_CODE)
+    # Partial or missing buckets that are partly done draw the share bar instead.
+    bars: list[tuple[int, str]] = []
+    for match in _DUE.finditer(worst):
+        c = match.start()
+        lo, hi = columns.spans[c]
+        chunk = codes[lo:hi]
+        done = chunk.count(_COMPLETE)
+        if done:
+            due = hi - lo - chunk.count(_NOT_EXPECTED) - chunk.count(_SKIPPED)
+            bars.append((c, BARS[min(len(BARS), math.ceil(done * len(BARS) / due)) - 1]))
+    if bars:
+        chars = list(glyphs)
+        for c, bar in bars:
+            chars[c] = bar
+        glyphs = "".join(chars)
+    return _RowCells(worst, glyphs)
+
+
+def _share_complete(codes: bytes) -> float | None:
+    due = len(codes) - codes.count(_NOT_EXPECTED) - codes.count(_SKIPPED)
+    return codes.count(_COMPLETE) / due if due else None
+
+
+class CoverageHeatmap(ScrollView, can_focus=True):
+    """Phases and processors x dates, coloured by cell state, with a keyboard cursor."""
+
+    LABEL_WIDTH: ClassVar[int] = 30
+    """Cells of the fixed label column, its separator included."""
+    HEADER_HEIGHT: ClassVar[int] = 2
+    """Fixed header lines: seasons, then the month axis."""
+
+    ALLOW_SELECT = False
+    """A double click selects a cell, not text."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        *(state_class(state) for state in CellState),
+        "heatmap--cursor",
+        "heatmap--label",
+        "heatmap--phase",
+        "heatmap--cursor-label",
+        "heatmap--header",
+        "heatmap--cursor-header",
+    }
+
+    DEFAULT_CSS = f"""
+    CoverageHeatmap {{
+        width: 1fr;
+        height: 1fr;
+        background: $surface;
+    }}
+    {_state_rules("CoverageHeatmap")}
+    CoverageHeatmap > .heatmap--cursor {{ background: $foreground; text-style: bold; }}
+    CoverageHeatmap > .heatmap--label {{ color: $text; }}
+    CoverageHeatmap > .heatmap--phase {{ color: $text; text-style: bold; }}
+    CoverageHeatmap > .heatmap--cursor-label {{
+        color: $block-cursor-foreground;
+        background: $block-cursor-background;
+        text-style: bold;
+    }}
+    CoverageHeatmap > .heatmap--header {{ color: $text-muted; }}
+    CoverageHeatmap > .heatmap--cursor-header {{
+        color: $background;
+        background: $foreground;
+        text-style: bold;
+    }}
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("z", "cycle_zoom", "Zoom", id="heatmap.zoom"),
+        Binding("enter", "select_cell", "Open cell", id="heatmap.select"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="heatmap.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="heatmap.down"),
+        Binding("left,h", "cursor_left", "Earlier", show=False, id="heatmap.left"),
+        Binding("right,l", "cursor_right", "Later", show=False, id="heatmap.right"),
+        Binding("home", "first_column", "First date", show=False, id="heatmap.first"),
+        Binding("end", "last_column", "Last date", show=False, id="heatmap.last"),
+        Binding("pageup", "page_left", "Page earlier", show=False, id="heatmap.page_left"),
+        Binding("pagedown", "page_right", "Page later", show=False, id="heatmap.page_right"),
+        Binding("g", "first_row", "First row", show=False, id="heatmap.top"),
+        Binding("G", "last_row", "Last row", show=False, id="heatmap.bottom"),
+    ]
+
+    class CellHighlighted(Message):
+        """The cursor moved to another cell (or zoom): a detail pane may follow it.
+
+        Coalesced: a newer one replaces any still queued, so holding an arrow key never floods
+        the listeners."""
+
+        def __init__(
+            self, heatmap: CoverageHeatmap, row: GridRow, start: date, end: date, state: CellState
+        ) -> None:
+            super().__init__()
+            self.heatmap = heatmap
+            self.row = row
+            self.start = start
+            self.end = end
+            #: the cell's state (a bucket's worst)
+            self.state = state
+
+        @property
+        def control(self) -> CoverageHeatmap:
+            return self.heatmap
+
+        def can_replace(self, message: Message) -> bool:
+            return (
+                isinstance(message, CoverageHeatmap.CellHighlighted)
+                and message.heatmap is self.heatmap
+            )
+
+    class CellSelected(Message):
+        """Enter or a double click on a cell: open its details (attempts, logs)."""
+
+        def __init__(
+            self, heatmap: CoverageHeatmap, row: GridRow, start: date, end: date, state: CellState
+        ) -> None:
+            super().__init__()
+            self.heatmap = heatmap
+            self.row = row
+            self.start = start
+            self.end = end
+            self.state = state
+
+        @property
+        def control(self) -> CoverageHeatmap:
+            return self.heatmap
+
+    zoom: reactive[Zoom] = reactive("day", init=False)
+    """Column granularity. Until set (by code or `z`) it follows the width: zoom to fit."""
+
+    cursor: reactive[tuple[int, int]] = reactive((0, 0), repaint=False, init=False)
+    """(row index, column index in the current zoom's columns)."""
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._grid: Grid | None = None
+        self._seasons: tuple[tuple[str, date, date], ...] = ()
+        #: bumped on new data or a new theme: every cached strip becomes unreachable
+        self._generation = 0
+        #: bumped per row by refresh_rows: only that row's strips become unreachable
+        self._row_version: list[int] = []
+        self._columns: dict[Zoom, _Columns] = {}
+        self._cells: dict[tuple[int, Zoom], _RowCells] = {}
+        self._axis: dict[Zoom, tuple[str, str]] = {}
+        self._strips: LRUCache[tuple[object, ...], Strip] = LRUCache(1024)
+        self._styles: _Styles | None = None
+        self._previous_styles: _Styles | None = None
+        #: the date the cursor means: kept across zoom changes so month -> week -> day returns
+        #: to the day the operator was on, not to the start of the month
+        self._anchor: date | None = None
+        #: zoom to fit until the zoom is chosen explicitly
+        self._auto_zoom = True
+        self._fitting = False
+
+    # ----------------------------------------------------------------------------------- data
+
+    @property
+    def grid(self) -> Grid | None:
+        """The grid on display (the caller's object: it mutates codes, then `refresh_rows`)."""
+        return self._grid
+
+    def set_grid(self, grid: Grid, seasons: Sequence[tuple[str, date, date]] = ()) -> None:
+        """Show new data. Keeps the cursor on the same row key and date when they still exist."""
+        old_key = self._cursor_row_key()
+        self._grid = grid
+        self._seasons = tuple(seasons)
+        self._generation += 1
+        self._row_version = [0] * len(grid.rows)
+        self._columns.clear()
+        self._cells.clear()
+        self._axis.clear()
+        self._strips.clear()
+        if self._auto_zoom:
+            self._fit_zoom()
+        row = 0
+        if old_key is not None:
+            row = next((i for i, r in enumerate(grid.rows) if r.key == old_key), 0)
+        anchor = self._anchor
+        if anchor is None or not grid.days or not grid.days[0] <= anchor <= grid.days[-1]:
+            anchor = grid.days[0] if grid.days else None
+        self._anchor = anchor
+        column = self._column_of_date(anchor) if anchor is not None else 0
+        self.set_reactive(CoverageHeatmap.cursor, self.validate_cursor((row, column)))
+        self._update_virtual_size()
+        self.refresh()
+
+    def refresh_rows(self, rows: Iterable[int]) -> None:
+        """Repaint only these rows: the caller changed their codes in place."""
+        if self._grid is None:
+            return
+        count = len(self._grid.rows)
+        cursor_row = self.cursor[0]
+        top = round(self.scroll_y)
+        body = max(0, self.size.height - self.HEADER_HEIGHT)
+        for row in set(rows):
+            if not 0 <= row < count:
+                continue
+            before = self.cursor_state() if row == cursor_row else None
+            self._row_version[row] += 1
+            for zoom in ZOOMS:
+                self._cells.pop((row, zoom), None)
+            if row == cursor_row:
+                # The corner names the cursor's state, and a pane following the cursor must
+                # hear that the cell under it changed (queued -> running -> complete).
+                self.refresh(Region(0, 0, self.size.width, self.HEADER_HEIGHT))
+                if self.cursor_state() != before:
+                    self._post_highlight()
+            if top <= row < top + body:
+                self.refresh(Region(0, self.HEADER_HEIGHT + row - top, self.size.width, 1))
+
+    def cursor_cell(self) -> tuple[GridRow, date, date] | None:
+        """The cursor's row and the first and last day of its column."""
+        grid = self._grid
+        if grid is None or not grid.rows or not grid.days:
+            return None
+        row, column = self.cursor
+        start, end = self._column_dates(column)
+        return grid.rows[row], start, end
+
+    def cursor_state(self) -> CellState | None:
+        """The state drawn under the cursor (a bucket's worst)."""
+        if self._grid is None or not self._grid.rows or not self._grid.days:
+            return None
+        row, column = self.cursor
+        return CODES[self._row_cells(row).codes[column]]
+
+    def move_to(self, key: str | None = None, day: date | None = None) -> None:
+        """Jump to a row (by key) and/or a date; a date outside the range goes to its edge.
+
+        Raises KeyError for a key that is not a row of the grid."""
+        grid = self._grid
+        if grid is None or not grid.rows or not grid.days:
+            return
+        row, column = self.cursor
+        if key is not None:
+            row = next((i for i, r in enumerate(grid.rows) if r.key == key), -1)
+            if row < 0:
+                raise KeyError(key)
+        if day is not None:
+            day = min(max(day, grid.days[0]), grid.days[-1])
+            column = self._column_of_date(day)
+        self.cursor = (row, column)
+        if day is not None:
+            self._anchor = day
+        self._scroll_to_cursor(center=True)
+
+    # ---------------------------------------------------------------------------- geometry
+
+    def _cursor_row_key(self) -> str | None:
+        if self._grid is None or not self._grid.rows:
+            return None
+        return self._grid.rows[min(self.cursor[0], len(self._grid.rows) - 1)].key
+
+    def _columns_of(self, zoom: Zoom) -> _Columns:
+        columns = self._columns.get(zoom)
+        if columns is None:
+            days = self._grid.days if self._grid is not None else ()
+            columns = self._columns[zoom] = _column_bounds(days, zoom)
+        return columns
+
+    def _column_count(self) -> int:
+        return len(self._columns_of(self.zoom)) if self._grid is not None else 0
+
+    def _column_dates(self, column: int) -> tuple[date, date]:
+        assert self._grid is not None
+        bounds = self._columns_of(self.zoom).bounds
+        return self._grid.days[bounds[column]], self._grid.days[bounds[column + 1] - 1]
+
+    def _column_of_date(self, day: date) -> int:
+        assert self._grid is not None
+        index = self._grid.column_of(day)
+        if index is None:
+            index = 0 if day < self._grid.days[0] else len(self._grid.days) - 1
+        return self._columns_of(self.zoom).of_day_index(index)
+
+    def _cell_width(self) -> int:
+        return max(0, self.size.width - self.LABEL_WIDTH)
+
+    def _body_height(self) -> int:
+        return max(0, self.size.height - self.HEADER_HEIGHT)
+
+    def _update_virtual_size(self) -> None:
+        rows = len(self._grid.rows) if self._grid is not None else 0
+        self.virtual_size = Size(self.LABEL_WIDTH + self._column_count(), self.HEADER_HEIGHT + rows)
+
+    def _fit_zoom(self) -> None:
+        """The finest zoom whose columns all fit the width (month when none does)."""
+        width = self._cell_width()
+        if self._grid is None or width <= 0:
+            return
+        fit = next((z for z in ZOOMS if len(self._columns_of(z)) <= width), "month")
+        if fit != self.zoom:
+            self._fitting = True
+            try:
+                self.zoom = fit
+            finally:
+                self._fitting = False
+
+    def _scroll_to_cursor(self, *, center: bool = False) -> None:
+        row, column = self.cursor
+        width, height = self._cell_width(), self._body_height()
+        if width <= 0 or height <= 0:
+            return
+        x, y = round(self.scroll_x), round(self.scroll_y)
+        if center and not (x <= column < x + width):
+            x = column - width // 2
+        elif column < x:
+            x = column
+        elif column >= x + width:
+            x = column - width + 1
+        if center and not (y <= row < y + height):
+            y = row - height // 2
+        elif row < y:
+            y = row
+        elif row >= y + height:
+            y = row - height + 1
+        self.scroll_to(max(0, x), max(0, y), animate=False)
+
+    # ------------------------------------------------------------------------------ cursor
+
+    def validate_cursor(self, cursor: tuple[int, int]) -> tuple[int, int]:
+        rows = len(self._grid.rows) if self._grid is not None else 0
+        columns = self._column_count()
+        row, column = cursor
+        return (min(max(row, 0), max(rows - 1, 0)), min(max(column, 0), max(columns - 1, 0)))
+
+    def watch_cursor(self, old: tuple[int, int], new: tuple[int, int]) -> None:
+        if self._grid is None or not self._grid.days:
+            return
+        self._anchor = self._column_dates(new[1])[0]
+        self._refresh_cursor_cells(old, new)
+        self._post_highlight()
+
+    def _refresh_cursor_cells(self, old: tuple[int, int], new: tuple[int, int]) -> None:
+        """Repaint the old and new cursor cells, their labels and the header: nothing else."""
+        top, left = round(self.scroll_y), round(self.scroll_x)
+        regions = [Region(0, 0, self.size.width, self.HEADER_HEIGHT)]
+        for row, column in (old, new):
+            y = self.HEADER_HEIGHT + row - top
+            if y < self.HEADER_HEIGHT:
+                continue
+            regions.append(Region(0, y, self.LABEL_WIDTH, 1))
+            regions.append(Region(self.LABEL_WIDTH + column - left, y, 1, 1))
+        self.refresh(*regions)
+
+    def _post_highlight(self) -> None:
+        cell = self.cursor_cell()
+        state = self.cursor_state()
+        if cell is not None and state is not None:
+            self.post_message(self.CellHighlighted(self, *cell, state))
+
+    def validate_zoom(self, zoom: str) -> Zoom:
+        if zoom not in ZOOMS:
+            raise ValueError(f"zoom must be one of {ZOOMS}, not {zoom!r}")
+        if not self._fitting:  # chosen (even if unchanged): stop zooming to fit
+            self._auto_zoom = False
+        return zoom  # type: ignore[return-value]
+
+    def watch_zoom(self, old: Zoom, new: Zoom) -> None:
+        if self._grid is None or not self._grid.days:
+            return
+        anchor = self._anchor or self._grid.days[0]
+        cursor = self.validate_cursor((self.cursor[0], self._column_of_date(anchor)))
+        self.set_reactive(CoverageHeatmap.cursor, cursor)
+        self._update_virtual_size()
+        self._scroll_to_cursor(center=True)
+        self.refresh()
+        self._post_highlight()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._auto_zoom:
+            self._fit_zoom()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or self._grid is None or not self._grid.days:
+            return
+        row, column = self.cursor
+        if offset.y >= self.HEADER_HEIGHT:
+            row = offset.y - self.HEADER_HEIGHT + round(self.scroll_y)
+        if offset.x >= self.LABEL_WIDTH:
+            column = offset.x - self.LABEL_WIDTH + round(self.scroll_x)
+        if row >= len(self._grid.rows) or column >= self._column_count():
+            return
+        self.cursor = (row, column)
+        if event.chain >= 2:
+            self.action_select_cell()
+
+    # ----------------------------------------------------------------------------- actions
+
+    def _move(self, rows: int = 0, columns: int = 0) -> None:
+        row, column = self.cursor
+        self.cursor = self.validate_cursor((row + rows, column + columns))
+        self._scroll_to_cursor()
+
+    def action_cursor_up(self) -> None:
+        self._move(rows=-1)
+
+    def action_cursor_down(self) -> None:
+        self._move(rows=1)
+
+    def action_cursor_left(self) -> None:
+        self._move(columns=-1)
+
+    def action_cursor_right(self) -> None:
+        self._move(columns=1)
+
+    def action_first_column(self) -> None:
+        self._move(columns=-self.cursor[1])
+
+    def action_last_column(self) -> None:
+        self._move(columns=self._column_count())
+
+    def action_page_left(self) -> None:
+        self._move(columns=-max(1, self._cell_width()))
+
+    def action_page_right(self) -> None:
+        self._move(columns=max(1, self._cell_width()))
+
+    def action_first_row(self) -> None:
+        self._move(rows=-self.cursor[0])
+
+    def action_last_row(self) -> None:
+        self._move(rows=len(self._grid.rows) if self._grid is not None else 0)
+
+    def action_cycle_zoom(self) -> None:
+        self.zoom = NEXT_ZOOM[self.zoom]
+
+    def action_select_cell(self) -> None:
+        cell = self.cursor_cell()
+        state = self.cursor_state()
+        if cell is not None and state is not None:
+            self.post_message(self.CellSelected(self, *cell, state))
+
+    # ------------------------------------------------------------------------------ styles
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        # Looked up again lazily; only a real change (a theme) bumps the generation there, so
+        # a focus or hover restyle that changes nothing keeps every cached strip.
+        self._styles = None
+
+    def _get_styles(self) -> _Styles:
+        styles = self._styles
+        if styles is not None:
+            return styles
+        base = self.rich_style
+        component = self.get_component_rich_style
+        states = tuple(base + component(state_class(state)) for state in CODES)
+        cursor = component("heatmap--cursor")
+        cursor_states = tuple(
+            base
+            + cursor
+            + Style(color=(style.bgcolor if style.bgcolor != base.bgcolor else None) or style.color)
+            for style in states
+        )
+        styles = _Styles(
+            base=base,
+            states=states,
+            cursor=cursor_states,
+            label=base + component("heatmap--label"),
+            phase=base + component("heatmap--phase"),
+            cursor_label=base + component("heatmap--cursor-label"),
+            header=base + component("heatmap--header"),
+            cursor_header=base + component("heatmap--cursor-header"),
+        )
+        if self._previous_styles is not None and self._previous_styles != styles:
+            self._generation += 1
+        self._previous_styles = self._styles = styles
+        return styles
+
+    # ----------------------------------------------------------------------------- drawing
+
+    def _row_cells(self, row: int) -> _RowCells:
+        zoom = self.zoom
+        cells = self._cells.get((row, zoom))
+        if cells is None:
+            assert self._grid is not None
+            codes = bytes(self._grid.codes[row])
+            cells = self._cells[(row, zoom)] = _aggregate(codes, self._columns_of(zoom), zoom)
+        return cells
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        styles = self._get_styles()
+        grid = self._grid
+        if grid is None or not grid.days:
+            return Strip.blank(width, styles.base)
+        scroll_x, scroll_y = self.scroll_offset
+        if y < self.HEADER_HEIGHT:
+            return self._header_strip(y, scroll_x, width, styles)
+        row = y - self.HEADER_HEIGHT + scroll_y
+        if row >= len(grid.rows):
+            return Strip.blank(width, styles.base)
+        cursor_row, cursor_column = self.cursor
+        key = (
+            row,
+            self._row_version[row],
+            self._generation,
+            self.zoom,
+            scroll_x,
+            width,
+            cursor_column if row == cursor_row else -1,
+        )
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._row_strip(row, key[-1], scroll_x, width, styles)
+        return strip
+
+    def _label(self, row: GridRow, is_cursor: bool, styles: _Styles) -> Segment:
+        text = row.label if row.is_phase else "  " + row.label
+        room = self.LABEL_WIDTH - 2
+        if cell_len(text) > room:
+            text = set_cell_size(text, room - 1) + "…"
+        text = set_cell_size(text, room)
+        style = styles.cursor_label if is_cursor else styles.phase if row.is_phase else styles.label
+        return Segment(" " + text.ljust(room), style)
+
+    def _row_strip(
+        self, row: int, cursor_column: int, scroll_x: int, width: int, styles: _Styles
+    ) -> Strip:
+        assert self._grid is not None
+        cells = self._row_cells(row)
+        first = scroll_x
+        last = min(len(cells.codes), scroll_x + self._cell_width())
+        segments = [
+            self._label(self._grid.rows[row], cursor_column >= 0, styles),
+            Segment("│", styles.header),
+        ]
+        state_styles = styles.states
+        codes, glyphs = cells.codes, cells.glyphs
+        spans = [(first, last)]
+        if first <= cursor_column < last:
+            spans = [(first, cursor_column), (cursor_column + 1, last)]
+        for index, (lo, hi) in enumerate(spans):
+            for match in _RUNS.finditer(codes, lo, hi):
+                a, b = match.span()
+                segments.append(Segment(glyphs[a:b], state_styles[codes[a]]))
+            if index == 0 and len(spans) == 2:
+                glyph = glyphs[cursor_column]
+                segments.append(
+                    Segment(
+                        _CURSOR_FILL if glyph in _FILLS else glyph,
+                        styles.cursor[codes[cursor_column]],
+                    )
+                )
+        used = self.LABEL_WIDTH + max(0, last - first)
+        if used < width:
+            segments.append(Segment(" " * (width - used), styles.base))
+        strip = Strip(segments, max(used, width))
+        return strip.crop(0, width) if used > width else strip
+
+    # ----------------------------------------------------------------------------- headers
+
+    def _header_strip(self, y: int, scroll_x: int, width: int, styles: _Styles) -> Strip:
+        cursor = self.cursor
+        key = (
+            "header",
+            y,
+            self._generation,
+            self._row_version[cursor[0]] if self._row_version else 0,
+            self.zoom,
+            scroll_x,
+            width,
+            cursor,
+        )
+        strip = self._strips.get(key)
+        if strip is not None:
+            return strip
+        seasons, axis = self._axis_text()
+        text = seasons if y == 0 else axis
+        first, last = scroll_x, min(len(text), scroll_x + self._cell_width())
+        corner = self._corner(y)[: self.LABEL_WIDTH - 1].ljust(self.LABEL_WIDTH - 1)
+        segments = [Segment(corner, styles.header), Segment("│", styles.header)]
+        column = cursor[1]
+        if y == 1 and first <= column < last:
+            mark = text[column] if text[column] != " " else "▼"
+            segments += [
+                Segment(text[first:column], styles.header),
+                Segment(mark, styles.cursor_header),
+                Segment(text[column + 1 : last], styles.header),
+            ]
+        else:
+            segments.append(Segment(text[first:last], styles.header))
+        used = self.LABEL_WIDTH + max(0, last - first)
+        if used < width:
+            segments.append(Segment(" " * (width - used), styles.base))
+        strip = Strip(segments, max(used, width))
+        strip = strip.crop(0, width) if used > width else strip
+        self._strips[key] = strip
+        return strip
+
+    def _corner(self, y: int) -> str:
+        """Top-left corner: the zoom, then the cursor's dates and state in words."""
+        if y == 0:
+            return f" {self.zoom} zoom · z to change"
+        cell, state = self.cursor_cell(), self.cursor_state()
+        if cell is None or state is None:
+            return ""
+        _row, start, end = cell
+        if self.zoom == "day":
+            when = start.isoformat()
+        elif self.zoom == "week":
+            when = (
+                f"{start.isoformat()}…{end:%d}"
+                if start.month == end.month
+                else f"{start}…{end:%m-%d}"
+            )
+        else:
+            when = f"{start:%Y-%m}"
+        words = state.value.replace("_", " ")
+        if self.zoom != "day" and state in (CellState.PARTIAL, CellState.MISSING):
+            assert self._grid is not None
+            row, column = self.cursor
+            bounds = self._columns_of(self.zoom).bounds
+            share = _share_complete(
+                bytes(self._grid.codes[row][bounds[column] : bounds[column + 1]])
+            )
+            if share:
+                words += f" {share:.0%}"
+        return f" {when} {words}"
+
+    def _axis_text(self) -> tuple[str, str]:
+        """The season line and the month axis line over every column of the zoom."""
+        zoom = self.zoom
+        cached = self._axis.get(zoom)
+        if cached is not None:
+            return cached
+        assert self._grid is not None
+        days = self._grid.days
+        columns = self._columns_of(zoom)
+        count = len(columns)
+
+        seasons = [" "] * count
+        for name, start, end in self._seasons:
+            start, end = max(start, days[0]), min(end, days[-1])
+            if start > end:
+                continue
+            lo, hi = self._column_of_date(start), self._column_of_date(end) + 1
+            span = hi - lo
+            seasons[lo:hi] = list((name + " ").ljust(span, "─")[:span])
+
+        # The last label may run past the last column (into the blank right of the grid).
+        room = count + 8
+        axis = [" "] * room
+        taken = [False] * (room + 1)
+        bounds = columns.bounds
+        starts = []  # (priority, column, label variants longest first)
+        previous_month = None
+        for c in range(count):
+            # The month a column shows is that of its last day: a week column holding the 1st
+            # opens the new month.
+            shown = days[bounds[c + 1] - 1]
+            month = (shown.year, shown.month)
+            if month == previous_month:
+                continue
+            previous_month = month
+            abbr = _MONTHS[shown.month - 1]
+            if zoom == "month":
+                if shown.month != 1 and c != 0:
+                    continue
+                variants = [str(shown.year), f"'{shown.year % 100:02d}"]
+            elif shown.month == 1 or c == 0:
+                variants = [f"{abbr} {shown.year}", str(shown.year), abbr]
+            else:
+                variants = [abbr]
+            starts.append((0 if shown.month == 1 else 1 if c == 0 else 2, c, variants))
+        for _priority, c, variants in sorted(starts):
+            for label in variants:
+                end = c + len(label)
+                if end <= room and not any(taken[max(0, c - 1) : end + 1]):
+                    axis[c:end] = list(label)
+                    for i in range(c, end):
+                        taken[i] = True
+                    break
+        result = ("".join(seasons), "".join(axis).rstrip().ljust(count))
+        self._axis[zoom] = result
+        return result
+
+
+class HeatmapLegend(Static):
+    """One line: each state's glyph in its heatmap colour and its name, then the share bar."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {state_class(state) for state in CellState}
+
+    DEFAULT_CSS = f"""
+    HeatmapLegend {{
+        height: 1;
+        color: $text-muted;
+    }}
+    {_state_rules("HeatmapLegend")}
+    """
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        for state in CellState:
+            style = self.get_component_rich_style(state_class(state), partial=True)
+            text.append(GLYPHS[state], style)
+            text.append(f" {state.value.replace('_', ' ')}  ")
+        partial = self.get_component_rich_style(state_class(CellState.PARTIAL), partial=True)
+        text.append("▁▃▅▇", partial)
+        text.append(" share done")
+        return text
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.refresh()
