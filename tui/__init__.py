@@ -1,1 +1,1 @@
-"""The Textual dashboard (coming next). Until it lands, `backfill` shows the coverage report."""
+"""The Textual dashboard: renders engine snapshots, sends commands; `core` owns the truth."""

@@ -1,0 +1,285 @@
+"""The dashboard driven with Pilot over a real engine running the demo processors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from core.config import load_config
+from core.coverage import CellState
+from core.demo.seed import seed_demo_warehouse
+from core.engine import ItemState
+from core.journal import Journal
+from tui.app import BackfillApp
+from tui.modals.confirm import ConfirmScreen
+from tui.modals.quit import QuitScreen
+from tui.modals.start_run import StartRunScreen
+from tui.screens.date_detail import DateDetailScreen
+from tui.widgets.coverage_heatmap import CoverageHeatmap
+from tui.widgets.log_tail import LogTail
+
+ROOT = Path(__file__).parents[2]
+SIZE = (140, 45)
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tui-seed") / "warehouse"
+    seed_demo_warehouse(folder)
+    return folder
+
+
+@pytest.fixture
+def demo(tmp_path: Path, seeded: Path, monkeypatch) -> Path:
+    """The bundled demo with fast jobs: a short per-date delay, a 2 s stall timeout and no
+    retries, so the injected hang leaves a failed cell within seconds."""
+    text = (ROOT / "backfill.yaml").read_text()
+    text = text.replace("stall_timeout: 20s", "stall_timeout: 2s").replace(
+        "retries: 2", "retries: 0"
+    )
+    (tmp_path / "backfill.yaml").write_text(text)
+    shutil.copytree(seeded, tmp_path / ".backfill" / "warehouse")
+    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "0.05")
+    return tmp_path / "backfill.yaml"
+
+
+@pytest.fixture
+def slow_demo(demo: Path, monkeypatch) -> Path:
+    """Jobs that take seconds per date, so there is time to cancel or quit while they run."""
+    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "3")
+    return demo
+
+
+async def until(pilot, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    waited = 0.0
+    while not condition():
+        assert waited < timeout, "condition not met in time"
+        await pilot.pause(0.1)
+        waited += 0.1
+
+
+async def start_run(
+    pilot, app: BackfillApp, start: str, end: str, phase: str | None = None
+) -> None:
+    await pilot.press("s")
+    await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
+    screen = app.screen
+    screen.query_one("#start").value = start
+    screen.query_one("#end").value = end
+    if phase:
+        screen.query_one("#phase").value = phase
+    await until(pilot, lambda: not screen.query_one("#go").disabled)
+    await pilot.click("#go")
+    await until(pilot, lambda: app.session.engine is not None)
+
+
+def items(app: BackfillApp, state: ItemState) -> int:
+    engine = app.session.engine
+    return 0 if engine is None else engine.snapshot().count(state)
+
+
+@pytest.mark.asyncio
+async def test_opens_on_the_demo_with_its_coverage(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        grid = app.session.grid
+        assert len(grid.days) == (date(2024, 11, 29) - date(2021, 10, 19)).days + 1
+        raw = grid.row_index("phase:raw")
+        assert {grid.state(raw, c) for c in range(len(grid.days))} <= {
+            CellState.COMPLETE,
+            CellState.NOT_EXPECTED,
+        }
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        assert heatmap.cursor_cell() is not None
+        status = str(app.screen.query_one("#status").render())
+        assert "idle" in status and "sqlite" in status
+        await until(pilot, lambda: "PASS" in str(app.screen.query_one("#preflight").get_row_at(0)))
+
+
+@pytest.mark.asyncio
+async def test_start_pause_resume_and_the_run_completes(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2024-02-01", "2024-02-03")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        await pilot.press("space")
+        assert app.session.engine.paused
+        running_at_pause = items(app, ItemState.RUNNING)
+        await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
+        assert items(app, ItemState.PENDING) > 0  # nothing new started while paused
+        assert running_at_pause >= 0
+        await pilot.press("space")
+        assert not app.session.engine.paused
+        await until(
+            pilot,
+            lambda: items(app, ItemState.PENDING) + items(app, ItemState.RUNNING) == 0,
+            timeout=90,
+        )
+        grid = app.session.grid
+        column = grid.column_of(date(2024, 2, 1))
+        analytics = grid.row_index("phase:analytics")
+        assert grid.state(analytics, column) is CellState.COMPLETE
+        assert app.screen.query_one("#queue").row_count == len(app.session.engine.items)
+
+
+@pytest.mark.asyncio
+async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        app.screen.query_one("#queue").focus()
+        await pilot.pause(0.3)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: items(app, ItemState.CANCELLED) == 1)
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
+        engine = app.session.engine
+        pids = [
+            a.pid
+            for i in engine.items.values()
+            for a in engine.journal.attempts_of_item(i.id)
+            if a.pid
+        ]
+        assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@pytest.mark.asyncio
+async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
+    # Phase 3 of the window first, headless and without faults, so Phase 4 may start.
+    filled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "run",
+            "2024-01-15",
+            "2024-01-28",
+            "--headless",
+            "--phase",
+            "analytics",
+            "--config",
+            str(demo),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "BACKFILL_DEMO_FAULTS": "0"},
+    )
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        # Phase 4 only: the demo's player_daily_cache hangs on 2024-01-24 and, with no
+        # retries here, the stall timeout leaves it failed.
+        await start_run(pilot, app, "2024-01-15", "2024-01-28", phase="precompute")
+        await until(pilot, lambda: items(app, ItemState.FAILED) == 1, timeout=120)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.move_to(key="player_daily_cache", day=date(2024, 1, 24))
+        heatmap.focus()
+        await until(pilot, lambda: heatmap.cursor_state() is CellState.FAILED)  # next UI tick
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DateDetailScreen))
+        detail = app.screen
+        assert detail.day == date(2024, 1, 24)  # the month's failed date, not its first
+        table = detail.query_one("#processors")
+        await until(pilot, lambda: table.row_count == 15)
+        table.move_cursor(row=table.get_row_index("player_daily_cache"))
+        await until(pilot, lambda: detail.query_one("#attempts").row_count == 1)
+        log = detail.query_one(LogTail)
+        await until(pilot, lambda: "stalled" in "\n".join(log.query_one("Log").lines))
+        await pilot.press("r")  # retry this processor on this date: a new run, after a confirm
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.session.engine.request.start == date(2024, 1, 24))
+        await until(pilot, lambda: items(app, ItemState.DONE) == 1, timeout=60)
+        cell = app.session.coverage.cell(
+            app.config.processor("player_daily_cache"), date(2024, 1, 24)
+        )
+        assert cell.state is CellState.COMPLETE
+
+
+@pytest.mark.asyncio
+async def test_read_only_refuses_every_control(demo: Path):
+    app = BackfillApp(load_config(demo), read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        for key in ("s", "space", "r", "c", "C", "plus", "minus"):
+            await pilot.press(key)
+        await pilot.pause(0.3)
+        assert app.session.engine is None
+        assert not isinstance(app.screen, StartRunScreen | ConfirmScreen)
+        assert "READ-ONLY" in str(app.screen.query_one("#status").render())
+        enabled = {key for key, b in app.screen.active_bindings.items() if b.enabled}
+        assert "s" not in enabled and "space" not in enabled and "c" not in enabled
+
+
+@pytest.mark.asyncio
+async def test_quit_while_running_can_stop_the_run(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        running = [i.handle.launched.pid for i in app.session.engine.items.values() if i.handle]
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("s")
+        await until(pilot, lambda: not app.is_running, timeout=30)
+    assert running and all(not Path(f"/proc/{pid}").exists() for pid in running)
+    journal = Journal(slow_demo.parent / ".backfill")
+    assert journal.unfinished_run() is None  # the run ended: nothing to adopt
+
+
+@pytest.mark.asyncio
+async def test_quit_while_running_can_leave_attempts_for_the_next_start(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-05")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        running = [i.handle.launched.pid for i in app.session.engine.items.values() if i.handle]
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("l")
+        await until(pilot, lambda: not app.is_running, timeout=30)
+    assert running and any(Path(f"/proc/{pid}").exists() for pid in running)
+    journal = Journal(slow_demo.parent / ".backfill")
+    assert journal.unfinished_run() is not None  # the next start resumes and adopts
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "run",
+            "2023-03-01",
+            "2023-03-05",
+            "--headless",
+            "--config",
+            str(slow_demo),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "BACKFILL_DEMO_DELAY": "0.05"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Resuming run" in result.stdout

@@ -1,0 +1,492 @@
+"""The dashboard App: renders engine snapshots and sends commands; never blocks its loop.
+
+Coverage loads in a thread (the journal's last known state is shown at once), the engine runs as
+an App-level worker on the same event loop, and a 4 Hz tick folds its snapshot into the widgets:
+only changed heatmap rows and queue cells are repainted.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Input, Static, TabbedContent
+from textual.worker import Worker
+
+from core.config import Config
+from core.coverage import CellState, Coverage, worst
+from core.engine import EngineEvent, EngineSnapshot, ItemState, RunRequest
+from core.errors import UserError
+from core.preflight import Check, all_checks, gate_record, run_checks
+from tui.commands import JumpProvider
+from tui.modals.confirm import ConfirmScreen
+from tui.modals.quit import QuitScreen
+from tui.modals.start_run import StartRunScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.date_detail import DateDetailScreen, RetryRequested
+from tui.session import Session, event_is_news
+from tui.widgets.coverage_heatmap import CoverageHeatmap
+from tui.widgets.log_tail import LogTail
+from tui.widgets.preflight_pane import PreflightPane
+from tui.widgets.queue_table import QueueTable
+from tui.widgets.status_bar import StatusBar
+
+TICK_SECONDS = 0.25
+CONTROLS = {"start_run", "pause", "cancel", "cancel_all", "retry", "more", "fewer"}
+
+
+class BackfillApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "backfill"
+    COMMANDS = App.COMMANDS | {JumpProvider}
+    BINDINGS = [
+        Binding("s", "start_run", "Start run", id="run.start"),
+        Binding("space", "pause", "Pause/resume", id="run.pause"),
+        Binding("r", "retry", "Retry failed", id="run.retry"),
+        Binding("c", "cancel", "Cancel item", id="run.cancel"),
+        Binding("C", "cancel_all", "Cancel all", show=False, id="run.cancel_all"),
+        Binding("plus,equals_sign", "more", "+1 parallel", show=False, id="run.more"),
+        Binding("minus", "fewer", "-1 parallel", show=False, id="run.fewer"),
+        Binding("p", "preflight", "Preflight", id="preflight.run"),
+        Binding("slash", "filter", "Filter", id="queue.filter"),
+        Binding("f5", "refresh_coverage", "Refresh", show=False, id="coverage.refresh"),
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, config: Config, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.read_only = read_only
+        self.session = Session.open(config, read_only)
+        self._engine_worker: Worker[None] | None = None
+        self._was_busy = False
+        self.sub_title = f"{config.name} · {config.path}"
+
+    # -- start-up ------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        await self.push_screen(DashboardScreen(self.config, self.read_only))
+        cached = self.session.cached_coverage()
+        if cached is not None:
+            self._show_coverage(cached, note=f"cached {cached.measured_at:%H:%M:%S}")
+        self._status().show(refreshing=True)
+        self._load_coverage()
+        self.action_preflight(switch=False)
+        self.set_interval(TICK_SECONDS, self._tick)
+
+    def on_unmount(self) -> None:
+        self.session.close()
+
+    @work(thread=True, exclusive=True, group="coverage")
+    def _load_coverage(self) -> None:
+        try:
+            coverage = self.session.refresh_coverage()
+        except UserError as exc:
+            self.call_from_thread(self._coverage_failed, str(exc))
+            return
+        self.call_from_thread(self._show_coverage, coverage, note="", save=True)
+
+    def _coverage_failed(self, message: str) -> None:
+        self._status().show(refreshing=False, coverage_note="coverage unavailable")
+        self.notify(message, title="Coverage refresh failed", severity="error", timeout=10)
+
+    def _show_coverage(self, coverage: Coverage, *, note: str, save: bool = False) -> None:
+        grid = self.session.adopt_coverage(coverage, save=save)
+        heatmap = self._heatmap()
+        seasons = [(s.name, s.start, s.end) for s in self.config.calendar.seasons]
+        heatmap.set_grid(grid, seasons)
+        status = note or f"coverage {coverage.measured_at:%H:%M:%S}"
+        self._status().show(refreshing=bool(note), coverage_note=status)
+        self._describe_cursor()
+
+    # -- widgets -------------------------------------------------------------------------
+
+    def _dashboard(self) -> Screen[None]:
+        return next(s for s in self.screen_stack if isinstance(s, DashboardScreen))
+
+    def _heatmap(self) -> CoverageHeatmap:
+        return self._dashboard().query_one(CoverageHeatmap)
+
+    def _queue(self) -> QueueTable:
+        return self._dashboard().query_one(QueueTable)
+
+    def _status(self) -> StatusBar:
+        return self._dashboard().query_one(StatusBar)
+
+    # -- the engine ----------------------------------------------------------------------
+
+    def _snapshot(self) -> EngineSnapshot | None:
+        engine = self.session.engine
+        return engine.snapshot() if engine is not None else None
+
+    def _busy(self) -> bool:
+        snap = self._snapshot()
+        return bool(
+            snap
+            and snap.state != "finished"
+            and (snap.count(ItemState.RUNNING) or snap.count(ItemState.PENDING))
+        )
+
+    def _tick(self) -> None:
+        snap = self._snapshot()
+        if snap is None:
+            return
+        rows = self.session.apply_snapshot(snap)
+        if rows:
+            self._heatmap().refresh_rows(rows)
+        self._queue().update_items(snap.items)
+        self._status().show(snap)
+        busy = self._busy()
+        if self._was_busy and not busy:
+            failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
+            self.notify(
+                f"Run #{snap.run_id}: nothing left to run"
+                + (f"; {failed} items failed or blocked (r retries)" if failed else ", all done"),
+                severity="warning" if failed else "information",
+                timeout=8,
+            )
+        self._was_busy = busy
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        if event_is_news(event):
+            severity = "error" if event.kind == "item_failed" else "warning"
+            self.notify(event.message, severity=severity, timeout=6)
+
+    @work(exclusive=True, group="start")
+    async def _gate_and_start(self, request: RunRequest) -> None:
+        """Preflight first: a failed check needs a knowing override, which is journaled."""
+        self.notify("Running preflight before the run…", timeout=3)
+        results = await run_checks(all_checks(self.config))
+        self._dashboard().query_one(PreflightPane).show_results(results)
+        failed = [r.name for r in results if r.status == "fail"]
+        if failed:
+            question = (
+                f"Preflight failed: {', '.join(failed)}.\n\nStart the run anyway? "
+                "The override and the failing checks are recorded in the journal."
+            )
+            if not await self.push_screen_wait(ConfirmScreen(question, "Start anyway")):
+                self.session.journal.event("run_refused", **gate_record(results, overridden=False))
+                self.notify("Run not started.")
+                return
+        await self._start_engine(request, gate_record(results, overridden=bool(failed)))
+
+    async def _start_engine(
+        self, request: RunRequest, preflight: dict[str, object] | None = None
+    ) -> None:
+        engine = self.session.engine
+        if engine is not None:
+            if self._busy():
+                self.notify("A run is in progress: let it finish, or cancel it (C).")
+                return
+            engine.stop()
+            if self._engine_worker is not None:
+                await self._engine_worker.wait()
+        try:
+            engine = self.session.new_engine(request, self._on_engine_event, preflight)
+        except UserError as exc:
+            self.notify(str(exc), title="Cannot start", severity="error", timeout=10)
+            return
+        self._was_busy = True
+        self._engine_worker = self.run_worker(
+            engine.run(), name="engine", group="engine", exit_on_error=False
+        )
+        self.notify(f"Run started: {request.start} → {request.end}")
+
+    # -- controls ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action in CONTROLS)  # read-only hides every control
+
+    def action_start_run(self) -> None:
+        coverage = self.session.coverage
+        if coverage is None:
+            self.notify("Coverage is still loading.")
+            return
+        cursor = self._heatmap().cursor_cell()
+        start, end = self.session.range
+        if cursor is not None:
+            start, end = max(start, cursor[1]), min(end, cursor[2])
+
+        def chosen(request: RunRequest | None) -> None:
+            if request is not None:
+                self._gate_and_start(request)
+
+        self.push_screen(StartRunScreen(coverage, start, end), chosen)
+
+    def action_pause(self) -> None:
+        engine = self.session.engine
+        if engine is None:
+            self.notify("No run yet: s starts one.")
+            return
+        if engine.paused:
+            engine.resume()
+            self.notify("Resumed")
+        else:
+            engine.pause()
+            self.notify("Paused: no new attempts start; running ones continue.")
+        self._tick()
+
+    def action_cancel(self) -> None:
+        engine = self.session.engine
+        item_id = self._queue().selected_item_id()
+        if engine is None or item_id is None or item_id not in engine.items:
+            self.notify("Select a queued or running item in the queue first.")
+            return
+        item = engine.items[item_id]
+        if item.state not in (ItemState.PENDING, ItemState.RUNNING):
+            self.notify(f"That item is {item.state.value}; nothing to cancel.")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes:
+                await engine.cancel_item(item_id)
+
+        self.push_screen(
+            ConfirmScreen(f"Cancel {item.processor.name} {item.dates[0]}…{item.dates[-1]}?"),
+            confirmed,
+        )
+
+    def action_cancel_all(self) -> None:
+        engine = self.session.engine
+        if engine is None or not self._busy():
+            self.notify("Nothing is running.")
+            return
+
+        async def confirmed(yes: bool | None) -> None:
+            if yes:
+                await engine.cancel_all()
+
+        self.push_screen(
+            ConfirmScreen("Cancel every running and queued attempt of this run?", "Cancel all"),
+            confirmed,
+        )
+
+    def action_retry(self) -> None:
+        engine = self.session.engine
+        if engine is None:
+            self.notify("No run yet: s starts one (it targets missing and failed dates).")
+            return
+        dates = None
+        if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
+            _, first, last = cursor
+            dates = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+        count = engine.retry_failed(dates=dates)
+        where = f" on {min(dates)}…{max(dates)}" if dates else ""
+        self.notify(
+            f"{count} failed items queued again{where}"
+            if count
+            else f"No failed items{where} in this run."
+        )
+
+    def _focused_phase(self) -> str | None:
+        if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
+            return cursor[0].phase
+        engine = self.session.engine
+        item_id = self._queue().selected_item_id()
+        if engine is not None and item_id in engine.items:
+            return engine.items[item_id].phase.name
+        return None
+
+    def _change_concurrency(self, delta: int) -> None:
+        engine = self.session.engine
+        phase = self._focused_phase()
+        if engine is None or phase is None:
+            self.notify("Put the cursor on a phase (heatmap) or an item (queue) of a run.")
+            return
+        engine.set_concurrency(phase, engine.limits[phase] + delta)
+        self.notify(f"{phase}: up to {engine.limits[phase]} at once")
+        self._tick()
+
+    def action_more(self) -> None:
+        self._change_concurrency(+1)
+
+    def action_fewer(self) -> None:
+        self._change_concurrency(-1)
+
+    def action_preflight(self, switch: bool = True) -> None:
+        pane = self._dashboard().query_one(PreflightPane)
+        checks = all_checks(self.config)
+        pane.show_running([c.name for c in checks])
+        if switch:
+            self._dashboard().query_one(TabbedContent).active = "preflight-tab"
+        self._run_preflight(checks)
+
+    @work(exclusive=True, group="preflight")
+    async def _run_preflight(self, checks: list[Check]) -> None:
+        results = await run_checks(checks)
+        self._dashboard().query_one(PreflightPane).show_results(results)
+        failed = [r.name for r in results if r.status == "fail"]
+        if failed:
+            self.notify(f"Preflight failed: {', '.join(failed)}", severity="error")
+
+    def action_refresh_coverage(self) -> None:
+        self._status().show(refreshing=True)
+        self._load_coverage()
+
+    def action_filter(self) -> None:
+        self._dashboard().query_one("#filter", Input).focus()
+
+    def action_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    async def action_quit(self) -> None:
+        engine = self.session.engine
+        running = engine.snapshot().count(ItemState.RUNNING) if engine else 0
+        if engine is None or not running:
+            if engine is not None:
+                engine.stop()
+            self.exit()
+            return
+
+        async def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                await engine.cancel_all()
+                if self._engine_worker is not None:
+                    await self._engine_worker.wait()
+                self.exit()
+            elif choice == "leave":
+                engine.detach_all()
+                self.exit()
+
+        self.push_screen(QuitScreen(running), chosen)
+
+    # -- messages from widgets -----------------------------------------------------------
+
+    @on(CoverageHeatmap.CellHighlighted)
+    def _cell_highlighted(self) -> None:
+        self._describe_cursor()
+
+    def _describe_cursor(self) -> None:
+        coverage = self.session.coverage
+        cursor = self._heatmap().cursor_cell()
+        if coverage is None or cursor is None:
+            return
+        row, first, last = cursor
+        text = self._describe(coverage, row.key, row.is_phase, first, last)
+        self._dashboard().query_one("#cell", Static).update(text)
+
+    def _describe(
+        self, coverage: Coverage, key: str, is_phase: bool, first: date, last: date
+    ) -> str:
+        grid = self.session.grid
+        assert grid is not None
+        row = grid.row_index(key)
+        columns = [
+            c
+            for d in range((last - first).days + 1)
+            if (c := grid.column_of(first + timedelta(days=d))) is not None
+        ]
+        states = [grid.state(row, c) for c in columns]
+        when = str(first) if first == last else f"{first} … {last}"
+        if first != last or is_phase:
+            counts = {s: states.count(s) for s in set(states) if s is not CellState.NOT_EXPECTED}
+            parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=str))
+            return f"{key.removeprefix('phase:')} · {when} · {parts or 'no expected dates'}"
+        proc = self.config.processor(key)
+        cell = coverage.cell(proc, first)
+        state = states[0] if states else cell.state
+        rows = f"{cell.rows} rows" + (f" of {cell.required} needed" if cell.required else "")
+        last_attempt = ""
+        engine = self.session.engine
+        if engine is not None:
+            for item in engine.items.values():
+                if item.processor.name == key and first in item.dates and item.last:
+                    a = item.last
+                    last_attempt = f" · attempt {a.number}: {a.outcome or 'running'}" + (
+                        f" exit {a.exit_code}" if a.exit_code is not None else ""
+                    )
+        return f"{key} · {first:%a %Y-%m-%d} · {state.value} · {rows}{last_attempt}"
+
+    @on(CoverageHeatmap.CellSelected)
+    def _cell_selected(self, event: CoverageHeatmap.CellSelected) -> None:
+        self._open_date(self._worst_day(event.row.key, event.start, event.end))
+
+    def _worst_day(self, key: str, first: date, last: date) -> date:
+        """A week or month opens on its worst day (its first failed date, say), not its first."""
+        grid = self.session.grid
+        assert grid is not None
+        row = grid.row_index(key)
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        columns = [(d, c) for d in days if (c := grid.column_of(d)) is not None]
+        if not columns:
+            return first
+        worst_state = worst([grid.state(row, c) for _, c in columns])
+        return next(d for d, c in columns if grid.state(row, c) is worst_state)
+
+    @on(QueueTable.ItemHighlighted)
+    def _item_highlighted(self, event: QueueTable.ItemHighlighted) -> None:
+        engine = self.session.engine
+        if engine is None or event.item_id not in engine.items:
+            return
+        item = engine.items[event.item_id]
+        if item.last is not None:
+            self._dashboard().query_one(LogTail).follow(
+                item.last.log_path,
+                title=f"{item.processor.name} {item.dates[0]} attempt {item.last.number}",
+            )
+
+    @on(QueueTable.ItemChosen)
+    def _item_chosen(self, event: QueueTable.ItemChosen) -> None:
+        engine = self.session.engine
+        if engine is not None and event.item_id in engine.items:
+            self._open_date(engine.items[event.item_id].dates[0])
+
+    def _open_date(self, day: date) -> None:
+        coverage, grid = self.session.coverage, self.session.grid
+        if coverage is None or grid is None or (column := grid.column_of(day)) is None:
+            return
+        states = {r.key: grid.state(i, column) for i, r in enumerate(grid.rows) if not r.is_phase}
+        self.push_screen(
+            DateDetailScreen(day, coverage, self.session.journal, states, self.read_only)
+        )
+
+    @on(RetryRequested)
+    async def _retry_date(self, event: RetryRequested) -> None:
+        engine = self.session.engine
+        if engine is not None and self._busy():
+            count = sum(
+                engine.retry_failed(processor=p, dates={event.day}) for p in event.processors
+            )
+            self.notify(
+                f"{count} failed items on {event.day} queued again"
+                if count
+                else "Those cells are not failed in the current run; retry after it ends."
+            )
+            return
+        names = ", ".join(event.processors)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._gate_and_start(RunRequest(event.day, event.day, processors=event.processors))
+
+        self.push_screen(ConfirmScreen(f"Run {names} for {event.day}?", "Run"), confirmed)
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self._queue().set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self._queue().focus()
+
+    def get_system_commands(self, screen: Screen[object]):  # noqa: ANN201 (Textual's own type)
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.action not in ("quit", "help"):
+                action = binding.action
+                yield SystemCommand(
+                    binding.description,
+                    f"key: {binding.key}",
+                    lambda a=action: self.run_action(a),
+                )
+
+
+def run_dashboard(config: Config, *, read_only: bool = False) -> None:
+    BackfillApp(config, read_only=read_only).run()

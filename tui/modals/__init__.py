@@ -1,0 +1,1 @@
+"""Dialogs: one ModalScreen per module."""

@@ -1,0 +1,1 @@
+"""Screens: the dashboard, and a date pushed on top of it."""

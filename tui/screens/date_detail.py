@@ -1,0 +1,212 @@
+"""One date, every processor: state, rows against the rule, attempts and their logs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from core.coverage import CellState, Coverage
+from core.journal import AttemptRow, Journal
+from core.progress import format_duration
+from tui.widgets.log_tail import LogTail
+
+STATE_STYLE = {
+    CellState.COMPLETE: "green",
+    CellState.PARTIAL: "yellow",
+    CellState.MISSING: "red",
+    CellState.FAILED: "bold red",
+    CellState.SKIPPED: "dim",
+    CellState.NOT_EXPECTED: "dim",
+    CellState.QUEUED: "cyan",
+    CellState.RUNNING: "bold blue",
+    CellState.BLOCKED: "magenta",
+}
+
+
+@dataclass
+class RetryRequested(Message):
+    day: date
+    processors: tuple[str, ...]
+
+
+class DateDetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "retry_one", "Retry processor"),
+        Binding("a", "retry_all", "Retry date"),
+    ]
+
+    def __init__(
+        self,
+        day: date,
+        coverage: Coverage,
+        journal: Journal,
+        states: dict[str, CellState],
+        read_only: bool,
+    ) -> None:
+        super().__init__()
+        self.day = day
+        self._coverage = coverage
+        self._journal = journal
+        self._states = states  # the grid's view, engine overlay included
+        self._read_only = read_only
+        self._attempts: dict[str, list[AttemptRow]] = {}
+
+    def compose(self) -> ComposeResult:
+        cov = self._coverage
+        games = cov.calendar.expected.get(self.day)
+        season = cov.config.calendar.season_of(self.day)
+        header = f"{self.day:%A %Y-%m-%d}"
+        header += f" · season {season.name}" if season else ""
+        header += f" · {games} calendar rows (games)" if games else " · not an expected date"
+        with Vertical():
+            yield Static(header, id="detail-title")
+            yield DataTable(id="processors", cursor_type="row")
+            yield Static("Attempts", classes="detail--heading")
+            yield DataTable(id="attempts", cursor_type="row")
+            yield LogTail(id="detail-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#processors", DataTable)
+        for key, label in [
+            ("phase", "Phase"),
+            ("processor", "Processor"),
+            ("state", "State"),
+            ("rows", "Rows"),
+            ("need", "Needs"),
+            ("tries", "Attempts"),
+            ("last", "Last attempt"),
+        ]:
+            table.add_column(label, key=key)
+        attempts = self.query_one("#attempts", DataTable)
+        for key, label in [
+            ("n", "#"),
+            ("started", "Started"),
+            ("duration", "Duration"),
+            ("exit", "Exit"),
+            ("reason", "Reason"),
+            ("outcome", "Outcome"),
+        ]:
+            attempts.add_column(label, key=key)
+        self._load()
+
+    @work(thread=True, exclusive=True)
+    def _load(self) -> None:
+        loaded = {
+            p.name: self._journal.attempts_for_cell(p.name, self.day)
+            for p in self._coverage.config.processors
+        }
+        self.app.call_from_thread(self._show, loaded)
+
+    def _show(self, loaded: dict[str, list[AttemptRow]]) -> None:
+        self._attempts = loaded
+        table = self.query_one("#processors", DataTable)
+        table.clear()
+        cov = self._coverage
+        for phase in cov.config.phases:
+            for proc in phase.processors:
+                cell = cov.cell(proc, self.day)
+                state = self._states.get(proc.name, cell.state)
+                tries = loaded[proc.name]
+                last = tries[-1] if tries else None
+                table.add_row(
+                    phase.label,
+                    proc.name + ("" if proc.command else " (source)"),
+                    Text(state.value, STATE_STYLE.get(state, "")),
+                    str(cell.rows),
+                    str(cell.required or "-"),
+                    str(len(tries)),
+                    _describe(last) if last else "",
+                    key=proc.name,
+                )
+        self._show_attempts(self._highlighted())
+
+    def _highlighted(self) -> str | None:
+        table = self.query_one("#processors", DataTable)
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    @on(DataTable.RowHighlighted, "#processors")
+    def _processor_changed(self, event: DataTable.RowHighlighted) -> None:
+        self._show_attempts(str(event.row_key.value))
+
+    def _show_attempts(self, processor: str | None) -> None:
+        table = self.query_one("#attempts", DataTable)
+        table.clear()
+        tries = self._attempts.get(processor or "", [])
+        for attempt in tries:
+            table.add_row(
+                str(attempt.number),
+                time.strftime("%H:%M:%S", time.localtime(attempt.started_at)),
+                format_duration(attempt.duration),
+                "" if attempt.exit_code is None else str(attempt.exit_code),
+                attempt.reason or "running",
+                attempt.outcome or "",
+                key=str(attempt.id),
+            )
+        if tries:
+            table.move_cursor(row=len(tries) - 1)
+            self._follow(tries[-1])
+        else:
+            self.query_one("#detail-log", LogTail).follow(None)
+
+    @on(DataTable.RowHighlighted, "#attempts")
+    def _attempt_changed(self, event: DataTable.RowHighlighted) -> None:
+        for tries in self._attempts.values():
+            for attempt in tries:
+                if str(attempt.id) == event.row_key.value:
+                    self._follow(attempt)
+
+    def _follow(self, attempt: AttemptRow) -> None:
+        self.query_one("#detail-log", LogTail).follow(
+            attempt.log_path, title=f"attempt {attempt.number}"
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self._read_only and action in ("retry_one", "retry_all"))
+
+    def _incomplete(self, names: list[str]) -> tuple[str, ...]:
+        cov = self._coverage
+        return tuple(
+            n
+            for n in names
+            if cov.config.processor(n).command
+            and cov.cell(cov.config.processor(n), self.day).state
+            not in (CellState.COMPLETE, CellState.SKIPPED)
+        )
+
+    def action_retry_one(self) -> None:
+        name = self._highlighted()
+        targets = self._incomplete([name] if name else [])
+        if not targets:
+            self.notify("Nothing to retry: that cell is complete, skipped or a source.")
+            return
+        self.post_message(RetryRequested(self.day, targets))
+
+    def action_retry_all(self) -> None:
+        targets = self._incomplete([p.name for p in self._coverage.config.processors])
+        if not targets:
+            self.notify("Nothing to retry on this date.")
+            return
+        self.post_message(RetryRequested(self.day, targets))
+
+
+def _describe(attempt: AttemptRow) -> str:
+    if attempt.outcome is None:
+        return f"#{attempt.number} running"
+    code = "" if attempt.exit_code is None else f" exit {attempt.exit_code}"
+    return f"#{attempt.number} {attempt.outcome}{code} ({attempt.reason}) " + format_duration(
+        attempt.duration
+    )

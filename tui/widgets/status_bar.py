@@ -1,0 +1,82 @@
+"""One line at the top: engine state, progress, throughput, ETA, concurrency, where we are."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from core.config import Config
+from core.engine import EngineSnapshot, ItemState
+from core.progress import format_duration
+
+STATE_STYLE = {
+    "idle": "dim",
+    "running": "bold green",
+    "paused": "bold yellow",
+    "stopping": "bold red",
+    "finished": "bold cyan",
+}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+    def __init__(self, config: Config, read_only: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._config = config
+        self._read_only = read_only
+        self._snapshot: EngineSnapshot | None = None
+        self._refreshing = False
+        self._coverage_note = ""
+
+    def show(
+        self,
+        snapshot: EngineSnapshot | None = None,
+        *,
+        refreshing: bool | None = None,
+        coverage_note: str | None = None,
+    ) -> None:
+        if snapshot is not None:
+            self._snapshot = snapshot
+        if refreshing is not None:
+            self._refreshing = refreshing
+        if coverage_note is not None:
+            self._coverage_note = coverage_note
+        self.update(self._render_line())
+
+    def _render_line(self) -> Text:
+        snap = self._snapshot
+        state = snap.state if snap else "idle"
+        if (
+            snap
+            and state == "running"
+            and snap.count(ItemState.RUNNING) == 0
+            and not snap.count(ItemState.PENDING)
+        ):
+            state = "idle"
+        text = Text()
+        text.append(f"● {state}", STATE_STYLE.get(state, ""))
+        if snap and snap.run_id is not None:
+            done, total = snap.count(ItemState.DONE), len(snap.items)
+            rate = f"{snap.rate_per_hour:.0f}/h" if snap.rate_per_hour else "--/h"
+            text.append(
+                f"  run #{snap.run_id}  {done}/{total} done · {snap.count(ItemState.RUNNING)} "
+                f"running · {snap.count(ItemState.PENDING)} queued · "
+            )
+            failed = snap.count(ItemState.FAILED)
+            text.append(f"{failed} failed", "bold red" if failed else "")
+            text.append(f" · {rate} · ETA {format_duration(snap.eta_seconds)}  ")
+            text.append(
+                " ".join(f"{ph} {run}/{lim}" for ph, (run, lim) in snap.concurrency.items()),
+                "dim",
+            )
+        text.append(f"  {self._config.warehouse.kind} · {self._config.path.name}", "dim")
+        if self._coverage_note:
+            text.append(f" · {self._coverage_note}", "dim")
+        if self._refreshing:
+            text.append("  ⟳ refreshing", "yellow")
+        if self._read_only:
+            text.append("  READ-ONLY", "bold magenta")
+        return text
