@@ -702,7 +702,8 @@ class Engine:
             started_at=last.started_at if last else None,
             duration=duration,
             exit_code=last.exit_code if last else None,
-            reason=item.reason or (last.reason if last else None),
+            # the engine's own words; a raw runner reason only when it says more than "exit"
+            reason=item.reason or (last.reason if last and last.reason != "exit" else None),
             log_path=last.log_path if last else None,
         )
 

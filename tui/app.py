@@ -50,8 +50,8 @@ class BackfillApp(App[None]):
         Binding("C", "cancel_all", "Cancel all", show=False, id="run.cancel_all"),
         Binding("plus,equals_sign", "more", "+1 parallel", show=False, id="run.more"),
         Binding("minus", "fewer", "-1 parallel", show=False, id="run.fewer"),
-        Binding("p", "preflight", "Preflight", id="preflight.run"),
-        Binding("slash", "filter", "Filter", id="queue.filter"),
+        Binding("p", "preflight", "Preflight", show=False, id="preflight.run"),
+        Binding("slash", "filter", "Filter", show=False, id="queue.filter"),
         Binding("f5", "refresh_coverage", "Refresh", show=False, id="coverage.refresh"),
         Binding("question_mark", "help", "Keys", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -68,8 +68,11 @@ class BackfillApp(App[None]):
 
     # -- start-up ------------------------------------------------------------------------
 
-    async def on_mount(self) -> None:
-        await self.push_screen(DashboardScreen(self.config, self.read_only))
+    def get_default_screen(self) -> Screen[None]:
+        return DashboardScreen(self.config, self.read_only)
+
+    @on(DashboardScreen.Ready)
+    def _start_up(self) -> None:
         cached = self.session.cached_coverage()
         if cached is not None:
             self._show_coverage(cached, note=f"cached {cached.measured_at:%H:%M:%S}")
@@ -106,10 +109,18 @@ class BackfillApp(App[None]):
     # -- widgets -------------------------------------------------------------------------
 
     def _dashboard(self) -> Screen[None]:
-        return next(s for s in self.screen_stack if isinstance(s, DashboardScreen))
+        return self.screen_stack[0]
 
     def _heatmap(self) -> CoverageHeatmap:
         return self._dashboard().query_one(CoverageHeatmap)
+
+    def jump_to(self, key: str | None = None, day: date | None = None) -> None:
+        """Put the heatmap cursor on a processor and/or a date (the command palette's jumps)."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        heatmap = self._heatmap()
+        heatmap.move_to(key=key, day=day)
+        heatmap.focus()
 
     def _queue(self) -> QueueTable:
         return self._dashboard().query_one(QueueTable)
@@ -138,7 +149,13 @@ class BackfillApp(App[None]):
         rows = self.session.apply_snapshot(snap)
         if rows:
             self._heatmap().refresh_rows(rows)
-        self._queue().update_items(snap.items)
+        queue = self._queue()
+        queue.update_items(snap.items)
+        if not queue.has_focus and queue.row_count:
+            # Until the operator works in the queue, it shows the top: running items first,
+            # and the log pane follows the first of them.
+            queue.move_cursor(row=0, scroll=False)
+            queue.scroll_home(animate=False)
         self._status().show(snap)
         busy = self._busy()
         if self._was_busy and not busy:

@@ -12,11 +12,9 @@ from core.config.values import parse_date
 
 class JumpProvider(Provider):
     def _jump(self, key: str | None = None, day: date | None = None) -> None:
-        from tui.widgets.coverage_heatmap import CoverageHeatmap
-
-        heatmap = self.app.query_one(CoverageHeatmap)
-        heatmap.move_to(key=key, day=day)
-        heatmap.focus()
+        jump_to = getattr(self.app, "jump_to", None)
+        if jump_to is not None:
+            jump_to(key=key, day=day)
 
     def _processors(self) -> list[str]:
         config = getattr(self.app, "config", None)

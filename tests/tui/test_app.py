@@ -209,10 +209,12 @@ async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
         await pilot.press("y")
         await until(pilot, lambda: app.session.engine.request.start == date(2024, 1, 24))
         await until(pilot, lambda: items(app, ItemState.DONE) == 1, timeout=60)
-        cell = app.session.coverage.cell(
-            app.config.processor("player_daily_cache"), date(2024, 1, 24)
-        )
-        assert cell.state is CellState.COMPLETE
+        pdc = app.config.processor("player_daily_cache")
+
+        def repaired() -> bool:
+            return app.session.coverage.cell(pdc, date(2024, 1, 24)).state is CellState.COMPLETE
+
+        await until(pilot, repaired)  # the next UI tick folds the engine's re-read in
 
 
 @pytest.mark.asyncio
@@ -283,3 +285,27 @@ async def test_quit_while_running_can_leave_attempts_for_the_next_start(slow_dem
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Resuming run" in result.stdout
+
+
+@pytest.mark.asyncio
+async def test_command_palette_jumps_to_a_date_and_a_processor(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        for query, row, day in [
+            ("2024-01-15", None, date(2024, 1, 15)),
+            ("player_daily", "player_daily_cache", None),
+        ]:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*query)
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            got_row, first, last = heatmap.cursor_cell()
+            if day:
+                assert first <= day <= last
+            if row:
+                assert got_row.key == row
+        assert app.focused is heatmap

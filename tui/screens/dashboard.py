@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
@@ -16,6 +17,9 @@ from tui.widgets.status_bar import StatusBar
 
 
 class DashboardScreen(Screen[None]):
+    class Ready(Message):
+        """Composed and mounted: the App may fill it."""
+
     def __init__(self, config: Config, read_only: bool) -> None:
         super().__init__()
         self._config = config
@@ -37,3 +41,6 @@ class DashboardScreen(Screen[None]):
                 with TabPane("Preflight", id="preflight-tab"):
                     yield PreflightPane(id="preflight")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.post_message(self.Ready())

@@ -207,6 +207,5 @@ def _describe(attempt: AttemptRow) -> str:
     if attempt.outcome is None:
         return f"#{attempt.number} running"
     code = "" if attempt.exit_code is None else f" exit {attempt.exit_code}"
-    return f"#{attempt.number} {attempt.outcome}{code} ({attempt.reason}) " + format_duration(
-        attempt.duration
-    )
+    why = f" ({attempt.reason})" if attempt.reason not in (None, "exit") else ""
+    return f"#{attempt.number} {attempt.outcome}{code}{why} {format_duration(attempt.duration)}"

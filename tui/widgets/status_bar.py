@@ -68,8 +68,15 @@ class StatusBar(Static):
             failed = snap.count(ItemState.FAILED)
             text.append(f"{failed} failed", "bold red" if failed else "")
             text.append(f" · {rate} · ETA {format_duration(snap.eta_seconds)}  ")
+            runnable = {
+                ph.name for ph in self._config.phases if any(not p.is_source for p in ph.processors)
+            }
             text.append(
-                " ".join(f"{ph} {run}/{lim}" for ph, (run, lim) in snap.concurrency.items()),
+                " ".join(
+                    f"{ph} {run}/{lim}"
+                    for ph, (run, lim) in snap.concurrency.items()
+                    if ph in runnable
+                ),
                 "dim",
             )
         text.append(f"  {self._config.warehouse.kind} · {self._config.path.name}", "dim")
