@@ -29,12 +29,19 @@ from core import runner
 from core.config import Config, Phase, Processor
 from core.coverage import Coverage, measure
 from core.dateranges import runs
+from core.errors import UserError
 from core.journal import AttemptRow, ItemRow, Journal
 from core.planner import DONE, Reprocess, make_plan, render_argv
 from core.progress import Remaining, eta_seconds, seconds_per_date
 from core.warehouse import Warehouse
 
 BACKOFF_CAP = 600.0
+#: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
+VERIFY_RETRY_FIRST_S = 5.0
+VERIFY_RETRY_MAX_S = 300.0
+#: characters of a failed job's last log line quoted in its reason
+LAST_WORDS = 100
+ERROR_LINE = re.compile(r"(?i)error|exception|fail|fatal|denied|exceeded|refused|✗")
 
 
 @dataclass(frozen=True)
@@ -537,7 +544,7 @@ class Engine:
         )
 
     async def _execute(self, item: Item) -> None:
-        argv = render_argv(item.processor.command or (), item.dates, self.python)
+        argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
         attempt = self.journal.start_attempt(item.id, argv, self._log_path(item))
         item.last = attempt
         item.started_at = time.time()
@@ -563,7 +570,7 @@ class Engine:
         assert item.handle is not None
         outcome = await item.handle.wait()
         item.handle = None
-        fresh = await self._measure(item.dates[0], item.dates[-1], _rule_inputs(item.processor))
+        fresh = await self._verify(item)
         assert self.coverage is not None
         self.coverage = self.coverage.merged(fresh)
         short = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
@@ -660,6 +667,25 @@ class Engine:
             lambda: measure(self.config, self.warehouse, start, end, only=only)
         )
 
+    async def _verify(self, item: Item) -> Coverage:
+        """The item's dates re-read. A warehouse that cannot answer (network, throttling past
+        the client's retries) delays the verdict; it never ends a day-long run."""
+        delay = VERIFY_RETRY_FIRST_S
+        while True:
+            try:
+                return await self._measure(
+                    item.dates[0], item.dates[-1], _rule_inputs(item.processor)
+                )
+            except UserError as exc:
+                self._emit(
+                    "verify_failed",
+                    f"re-reading {item.processor.name} {_span(item)} failed: {exc}; "
+                    f"trying again in {delay:.0f}s",
+                    item,
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, VERIFY_RETRY_MAX_S)
+
     def _emit(self, kind: str, message: str, item: Item | None = None) -> None:
         self.on_event(EngineEvent(kind, message, self._view(item) if item else None))
 
@@ -751,7 +777,14 @@ def _span(item: Item) -> str:
 
 def _describe(outcome: runner.AttemptOutcome) -> str:
     if outcome.reason == "exit":
-        return f"exit {outcome.exit_code}"
+        # The job's last error line says why ("403 Quota exceeded ..."): no log to open for the
+        # gist. Jobs often end with a summary or a retry hint, so error-like lines come first.
+        lines = [line.strip() for line in outcome.tail if line.strip()]
+        last = next((line for line in reversed(lines) if ERROR_LINE.search(line)), None)
+        last = last or (lines[-1] if lines else "")
+        if len(last) > LAST_WORDS:
+            last = last[: LAST_WORDS - 1] + "…"
+        return f"exit {outcome.exit_code}: {last}" if last else f"exit {outcome.exit_code}"
     if outcome.reason in ("timeout", "stall"):
         return f"killed: {outcome.reason}"
     return outcome.reason

@@ -340,7 +340,7 @@ async def test_adopted_attempt_reports_the_code_from_the_exit_file(tmp_path):
     outcome = await attempt.wait()
     assert (outcome.reason, outcome.exit_code) == ("exit", 5)
     assert outcome.tail == ("adopted",)
-    assert 1.5 <= outcome.duration < 5
+    assert 1.4 <= outcome.duration < 5  # clocks of two processes: a few ms either way
     assert not runner.alive(launched)
 
 
