@@ -87,6 +87,9 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
     def _replan(self) -> None:
         summary = self.query_one("#summary", Static)
         button = self.query_one("#go", Button)
+        # Until the plan of what is typed now is shown, nothing may start the previous one.
+        self._request = None
+        button.disabled = True
         try:
             start = parse_date(self.query_one("#start", Input).value)
             end = parse_date(self.query_one("#end", Input).value)
@@ -125,8 +128,11 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
         self.query_one("#go", Button).disabled = not runnable
 
     @on(Button.Pressed, "#go")
+    @on(Input.Submitted)
     def _go(self) -> None:
-        self.dismiss(self._request)
+        # Enter in a date field starts too, once the plan for what is typed has been shown.
+        if self._request is not None and not self.query_one("#go", Button).disabled:
+            self.dismiss(self._request)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
