@@ -74,13 +74,13 @@ def build(folder: Path, dates: list[date], *, indexed: bool) -> None:
     conn.close()
 
 
-def config_text(dates: list[date]) -> str:
+def config_text(dates: list[date], warehouse: str = "{kind: sqlite, path: wh}") -> str:
     procs = "\n".join(
         f"      - {{name: t{t}, table: bench.t{t}, date_column: game_date}}" for t in range(TABLES)
     )
     return f"""
 name: bench
-warehouse: {{kind: sqlite, path: wh}}
+warehouse: {warehouse}
 calendar:
   start: {dates[0]}
   end: {dates[-1]}

@@ -17,12 +17,12 @@ import click
 
 from core.config import Config, load_config
 from core.config.values import parse_date
-from core.coverage import Coverage, measure
+from core.coverage import Coverage, measure, refresh_cost
 from core.errors import UserError
 from core.planner import REPROCESS_CHOICES, make_plan
 from core.report_text import render_plan, render_status
 from core.status import status_report, to_json
-from core.warehouse import open_warehouse
+from core.warehouse import describe_scan_cost, open_warehouse
 
 EXIT_BAD_INPUT = 2
 
@@ -75,10 +75,14 @@ def _range(config: Config, start: date | None, end: date | None) -> tuple[date, 
     return start, end
 
 
-def _coverage(config: Config, start: date, end: date) -> Coverage:
+def _coverage(
+    config: Config, start: date, end: date, *, cost: bool = False
+) -> tuple[Coverage, int | None]:
+    """The coverage of the range and, if asked, the bytes a refresh of it scans (a dry run)."""
     warehouse = open_warehouse(config)
     try:
-        return measure(config, warehouse, start, end)
+        coverage = measure(config, warehouse, start, end)
+        return coverage, refresh_cost(config, warehouse, start, end) if cost else None
     finally:
         warehouse.close()
 
@@ -136,7 +140,10 @@ def tui(config_path: Path, read_only: bool) -> None:
 @click.option("--start", type=DATE, help="First date (default: calendar.start).")
 @click.option("--end", type=DATE, help="Last date (default: calendar.end).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(config_path: Path, start: date | None, end: date | None, as_json: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Also what a refresh scans (BigQuery bytes).")
+def status(
+    config_path: Path, start: date | None, end: date | None, as_json: bool, verbose: bool
+) -> None:
     """Coverage per phase, processor and season."""
     from core.journal import Journal
 
@@ -144,11 +151,14 @@ def status(config_path: Path, start: date | None, end: date | None, as_json: boo
     start, end = _range(config, start, end)
     journal = Journal.open_if_exists(config.state_path)
     failed = journal.failed_cells(start, end) if journal else set()
-    report = status_report(_coverage(config, start, end), failed)
+    coverage, scan_bytes = _coverage(config, start, end, cost=verbose)
+    report = status_report(coverage, failed)
     if as_json:
-        _emit_json(to_json(report))
+        _emit_json(to_json(report) | ({"refresh_bytes": scan_bytes} if verbose else {}))
     else:
         click.echo(render_status(report))
+        if verbose:
+            click.echo(f"\n{config.warehouse.label}: {describe_scan_cost(scan_bytes)}")
 
 
 @cli.command()
@@ -178,16 +188,22 @@ def plan(
     config = _load(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
+    coverage, scan_bytes = _coverage(config, start, end, cost=True)
     the_plan = make_plan(
-        _coverage(config, start, end),
+        coverage,
         phases=phases,
         processors=processors,
         reprocess=reprocess,  # type: ignore[arg-type]  # click.Choice guarantees the literal
     )
     if as_json:
-        _emit_json(the_plan.to_json())
+        _emit_json(the_plan.to_json() | {"refresh_bytes": scan_bytes})
     else:
         click.echo(render_plan(the_plan))
+        if scan_bytes is not None:  # free on SQLite: nothing worth a line
+            click.echo(
+                f"Cost: {describe_scan_cost(scan_bytes)}; a run re-reads only each "
+                "attempt's dates after it ends."
+            )
 
 
 @cli.command()
@@ -314,21 +330,48 @@ def demo() -> None:
 @config_option
 @click.option("--force", is_flag=True, help="Delete the demo warehouse and seed it again.")
 def demo_init(config_path: Path, force: bool) -> None:
-    """(Re)seed the embedded demo warehouse."""
+    """(Re)seed the demo warehouse (SQLite, or a BigQuery emulator)."""
+    config = load_config(config_path)
+    if not config.warehouse.demo:
+        raise UserError(
+            f"{config.path}: warehouse: not a demo warehouse (it needs demo: true); "
+            "refusing to overwrite it"
+        )
+    if config.warehouse.kind == "bigquery":
+        _seed_bigquery_demo(config, force)
+        return
     from core.demo.seed import seed_demo_warehouse
 
-    config = load_config(config_path)
-    if config.warehouse.kind != "sqlite" or not config.warehouse.demo:
-        raise UserError(
-            f"{config.path}: warehouse: not the demo warehouse (it needs kind: sqlite and "
-            "demo: true); refusing to overwrite it"
-        )
     if config.warehouse_path.exists() and not force:
         raise UserError(
             f"{config.warehouse_path} already exists; `backfill demo init --force` reseeds it"
         )
     summary = seed_demo_warehouse(config.warehouse_path, force=force)
     click.echo(f"Seeded {summary.folder}: {summary.game_dates} game dates.")
+
+
+def _seed_bigquery_demo(config: Config, force: bool) -> None:
+    import shutil
+
+    from core.demo import bigquery_io, faults
+    from core.warehouse.bigquery import BigQueryWarehouse, emulator_endpoint
+
+    wh = config.warehouse
+    if not emulator_endpoint(wh.api_endpoint):
+        raise UserError(
+            f"{config.path}: warehouse: the simulated data goes only into an emulator: set "
+            "api_endpoint (or $BIGQUERY_EMULATOR_HOST), e.g. `bqemulator start --rest-port 9050`"
+        )
+    assert wh.project is not None  # the config checks require it for bigquery
+    warehouse = BigQueryWarehouse(wh.project, location=wh.location, api_endpoint=wh.api_endpoint)
+    try:
+        click.echo(f"Seeding the demo into {warehouse.description} ...", err=True)
+        copied = bigquery_io.seed_demo(warehouse, force=force)
+    finally:
+        warehouse.close()
+    # Fault markers of the earlier demo would keep its faults from firing again.
+    shutil.rmtree(config.state_path / faults.MARKER_DIR, ignore_errors=True)
+    click.echo(f"Seeded {wh.project}: {sum(copied.values())} rows in {len(copied)} tables.")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

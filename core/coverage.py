@@ -63,10 +63,6 @@ class Cell:
     required: int
 
 
-def processor_scan(processor: Processor) -> Scan:
-    return Scan(processor.table, processor.date_column)
-
-
 @dataclass(frozen=True)
 class Coverage:
     config: Config
@@ -141,6 +137,20 @@ class Coverage:
         return replace(self, rows=rows, absent_tables=absent, measured_at=newer.measured_at)
 
 
+def refresh_scans(config: Config, only: frozenset[str] | None = None) -> dict[str, Scan]:
+    """The scan of every processor table (or `only` those processors), by processor name."""
+    return {
+        p.name: Scan(p.table, p.date_column)
+        for p in config.processors
+        if not only or p.name in only
+    }
+
+
+def _wanted(config: Config, scans: Mapping[str, Scan]) -> list[Scan]:
+    calendar_scan = expected_scan(config)
+    return list(dict.fromkeys([*scans.values(), *([calendar_scan] if calendar_scan else [])]))
+
+
 def measure(
     config: Config,
     warehouse: Warehouse,
@@ -152,9 +162,8 @@ def measure(
     """One refresh: the calendar and every processor table (or `only` those processors, as a
     verification after an attempt needs) in a single `rows_per_date` call."""
     calendar_scan = expected_scan(config)
-    scans = {p.name: processor_scan(p) for p in config.processors if not only or p.name in only}
-    wanted = list(dict.fromkeys([*scans.values(), *([calendar_scan] if calendar_scan else [])]))
-    results = warehouse.rows_per_date(wanted, start, end)
+    scans = refresh_scans(config, only)
+    results = warehouse.rows_per_date(_wanted(config, scans), start, end)
     calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)
     return assemble(
         config,
@@ -163,6 +172,11 @@ def measure(
         frozenset(n for n, s in scans.items() if not results[s].table_exists),
         datetime.now().astimezone(),
     )
+
+
+def refresh_cost(config: Config, warehouse: Warehouse, start: date, end: date) -> int | None:
+    """Bytes a full refresh of the range scans (None where scanning is free)."""
+    return warehouse.scan_bytes(_wanted(config, refresh_scans(config)), start, end)
 
 
 def assemble(

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 from core.config import Config, Phase, Processor
@@ -24,14 +25,26 @@ REPROCESS_CHOICES: tuple[Reprocess, ...] = ("missing", "failed", "all")
 DONE = (CellState.COMPLETE, CellState.SKIPPED)
 
 
-def render_argv(command: Sequence[str], dates: Sequence[date], python: str) -> tuple[str, ...]:
-    values = {
-        "start": dates[0].isoformat(),
-        "end": dates[-1].isoformat(),
-        "dates": ",".join(d.isoformat() for d in dates),
-        "python": python,
-    }
+def fill(command: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    """The argv with its `{placeholder}`s replaced (the config checks allow only known ones)."""
     return tuple(PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in command)
+
+
+def render_argv(
+    command: Sequence[str], dates: Sequence[date], python: str, config: Path
+) -> tuple[str, ...]:
+    """`{python}`: the interpreter running backfill; `{config}`: this backfill.yaml, so a job can
+    read the same warehouse settings."""
+    return fill(
+        command,
+        {
+            "start": dates[0].isoformat(),
+            "end": dates[-1].isoformat(),
+            "dates": ",".join(d.isoformat() for d in dates),
+            "python": python,
+            "config": str(config.resolve()),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -256,7 +269,7 @@ def make_plan(
             phase=plan.phase.name,
             step=step_of[plan.processor.name],
             dates=tuple(chunk),
-            argv=render_argv(plan.processor.command or (), chunk, python),
+            argv=render_argv(plan.processor.command or (), chunk, python, config.path),
             env=plan.processor.env,
         )
         for plan in sorted(plans.values(), key=lambda p: step_of.get(p.processor.name, 0))

@@ -34,8 +34,9 @@ from core.config.model import (
     PythonImportCheck,
     QueryCheck,
 )
-from core.coverage import CellState, measure, processor_scan
+from core.coverage import CellState, measure, refresh_scans
 from core.journal import EngineLock
+from core.planner import fill
 from core.warehouse import open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]
@@ -140,7 +141,7 @@ def _tables(config: Config) -> tuple[Status, str]:
     warehouse = open_warehouse(config)
     try:
         day = config.calendar.start
-        scans = {p.name: processor_scan(p) for p in config.processors}
+        scans = refresh_scans(config)
         results = warehouse.rows_per_date(list(scans.values()), day, day)
     finally:
         warehouse.close()
@@ -249,7 +250,7 @@ def _query_probe(config: Config, spec: QueryCheck) -> tuple[bool, str]:
 
 
 def _command_probe(config: Config, spec: CommandCheck) -> tuple[bool, str]:
-    argv = [sys.executable if a == "{python}" else a for a in spec.command]
+    argv = fill(spec.command, {"python": sys.executable, "config": str(config.path.resolve())})
     try:
         done = subprocess.run(
             argv,

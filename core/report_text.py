@@ -29,7 +29,7 @@ def render_status(report: StatusReport) -> str:
     days = len(cov.calendar.days)
     kind = "game days" if config.calendar.expected_dates else "every day"
     lines = [
-        f"{config.name} · {config.warehouse.kind} {config.warehouse.path or ''}".rstrip(),
+        f"{config.name} · {config.warehouse.label}",
         f"{report.start} → {report.end} · {report.expected_dates} expected dates of {days} "
         f"({kind}) · measured {cov.measured_at:%H:%M:%S}",
         "",

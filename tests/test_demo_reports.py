@@ -154,9 +154,13 @@ def test_plan_json_for_the_test_window_matches_the_warehouse(demo: Path, capsys)
     for item in plan["items"]:
         planned.setdefault(item["processor"], []).extend(item["dates"])
         proc = truth.procs[item["processor"]][1]
-        assert item["argv"] == [
-            sys.executable if a == "{python}" else a for a in proc["command"][:-4]
-        ] + ["--start-date", item["dates"][0], "--end-date", item["dates"][-1]]
+        own = {"{python}": sys.executable, "{config}": str(demo.resolve())}
+        assert item["argv"] == [own.get(a, a) for a in proc["command"][:-4]] + [
+            "--start-date",
+            item["dates"][0],
+            "--end-date",
+            item["dates"][-1],
+        ]
     for name, (phase, _) in truth.procs.items():
         if phase["name"] == "raw":
             assert name not in planned

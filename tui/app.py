@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent
 from textual.worker import Worker
@@ -21,6 +22,7 @@ from core.coverage import CellState, Coverage, worst
 from core.engine import EngineEvent, EngineSnapshot, ItemState, RunRequest
 from core.errors import UserError
 from core.preflight import Check, all_checks, gate_record, run_checks
+from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.quit import QuitScreen
@@ -92,6 +94,15 @@ class BackfillApp(App[None]):
             self.call_from_thread(self._coverage_failed, str(exc))
             return
         self.call_from_thread(self._show_coverage, coverage, note="", save=True)
+        try:
+            scan_bytes = self.session.refresh_cost()
+        except UserError:
+            return  # the cost is a courtesy: coverage is on screen, errors were shown above
+        if scan_bytes is not None:
+            self.call_from_thread(self._show_cost, describe_scan_cost(scan_bytes))
+
+    def _show_cost(self, text: str) -> None:
+        self._status().show(scan_cost=text)
 
     def _coverage_failed(self, message: str) -> None:
         self._status().show(refreshing=False, coverage_note="coverage unavailable")
@@ -146,17 +157,20 @@ class BackfillApp(App[None]):
         snap = self._snapshot()
         if snap is None:
             return
+        try:
+            heatmap, queue, status = self._heatmap(), self._queue(), self._status()
+        except NoMatches:  # quitting: the dashboard's widgets are already gone
+            return
         rows = self.session.apply_snapshot(snap)
         if rows:
-            self._heatmap().refresh_rows(rows)
-        queue = self._queue()
+            heatmap.refresh_rows(rows)
         queue.update_items(snap.items)
         if not queue.has_focus and queue.row_count:
             # Until the operator works in the queue, it shows the top: running items first,
             # and the log pane follows the first of them.
             queue.move_cursor(row=0, scroll=False)
             queue.scroll_home(animate=False)
-        self._status().show(snap)
+        status.show(snap)
         busy = self._busy()
         if self._was_busy and not busy:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
@@ -212,6 +226,11 @@ class BackfillApp(App[None]):
             engine.run(), name="engine", group="engine", exit_on_error=False
         )
         self.notify(f"Run started: {request.start} → {request.end}")
+        # Show where the work is: the run's first date, whatever the cursor was on.
+        heatmap = self._heatmap()
+        cursor = heatmap.cursor_cell()
+        if cursor is None or not (request.start <= cursor[1] <= request.end):
+            heatmap.move_to(day=request.start)
 
     # -- controls ------------------------------------------------------------------------
 

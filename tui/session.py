@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from core.config import Config
-from core.coverage import CellState, Coverage, measure
+from core.coverage import CellState, Coverage, measure, refresh_cost
 from core.engine import Engine, EngineEvent, EngineSnapshot, ItemState, RunRequest
 from core.grid import Grid, Overlay, build_grid, refresh_cells
 from core.journal import EngineLock, Journal
@@ -68,6 +68,11 @@ class Session:
         """Blocking: call from a thread worker."""
         start, end = self.range
         return measure(self.config, self.warehouse, start, end)
+
+    def refresh_cost(self) -> int | None:
+        """Blocking (a BigQuery dry run): call from a thread worker."""
+        start, end = self.range
+        return refresh_cost(self.config, self.warehouse, start, end)
 
     def adopt_coverage(self, coverage: Coverage, *, save: bool) -> Grid:
         self.coverage = coverage
@@ -135,4 +140,4 @@ class Session:
 
 def event_is_news(event: EngineEvent) -> bool:
     """Events worth a toast; the rest show in the queue and the heatmap."""
-    return event.kind in ("item_failed", "cooldown", "item_blocked")
+    return event.kind in ("item_failed", "cooldown", "item_blocked", "verify_failed")

@@ -21,6 +21,8 @@ from core.config.model import (
 )
 
 KeyPath = tuple[str | int, ...]
+# It goes inside backquotes in SQL: letters, digits, dashes, and a domain prefix (example.com:p).
+PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ def semantic_problems(config: Config) -> list[Problem]:
 
 def _warehouse(config: Config) -> list[Problem]:
     wh = config.warehouse
-    own = {"sqlite": {"path", "demo"}, "bigquery": {"project", "location", "api_endpoint"}}
+    own = {
+        "sqlite": {"path"},
+        "bigquery": {"project", "location", "api_endpoint", "retry_deadline"},
+    }
     problems = [
         Problem(("warehouse", key), f"not a key of a {wh.kind} warehouse")
         for kind, keys in own.items()
@@ -51,6 +56,14 @@ def _warehouse(config: Config) -> list[Problem]:
     ]
     if wh.kind == "bigquery" and not wh.project:
         problems.append(Problem(("warehouse", "project"), "required for a bigquery warehouse"))
+    if wh.project and not PROJECT_ID.match(wh.project):
+        problems.append(
+            Problem(("warehouse", "project"), f"{wh.project!r} is not a Google Cloud project id")
+        )
+    if wh.api_endpoint and not wh.api_endpoint.startswith(("http://", "https://")):
+        problems.append(
+            Problem(("warehouse", "api_endpoint"), "expected a URL such as http://localhost:9050")
+        )
     return problems
 
 
@@ -192,11 +205,11 @@ def _preflight(config: Config) -> list[Problem]:
         if isinstance(check, CommandCheck):
             for k, arg in enumerate(check.command):
                 for name in PLACEHOLDER.findall(arg):
-                    if name != "python":
+                    if name not in ("python", "config"):
                         problems.append(
                             Problem(
                                 (*at, "command", k),
-                                f"only {{python}} may appear here, not {{{name}}}",
+                                f"only {{python}} and {{config}} may appear here, not {{{name}}}",
                             )
                         )
         if isinstance(check, QueryCheck) and (check.op == "between") != isinstance(

@@ -34,7 +34,7 @@ Share = Annotated[float, Field(ge=0, le=1)]
 Names = Annotated[tuple[Name, ...], Field(strict=False)]
 Argv = Annotated[tuple[str, ...], Field(strict=False, min_length=1)]
 
-PLACEHOLDERS = ("start", "end", "dates", "python")
+PLACEHOLDERS = ("start", "end", "dates", "python", "config")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
@@ -44,13 +44,20 @@ class Spec(BaseModel):
 
 class Warehouse(Spec):
     kind: Literal["sqlite", "bigquery"] = "sqlite"
+    # the simulated NBA data: SQLite seeds itself on first use, `backfill demo init` seeds either
+    demo: bool = False
     # sqlite
     path: str | None = None
-    demo: bool = False
     # bigquery
     project: str | None = None
     location: str | None = None
     api_endpoint: str | None = None
+    retry_deadline: Seconds = 120.0  # how long throttled or failing calls are retried
+
+    @property
+    def label(self) -> str:
+        """Where the data is, in a few words: `sqlite .backfill/warehouse`, `bigquery proj`."""
+        return f"{self.kind} {(self.path if self.kind == 'sqlite' else self.project) or ''}".strip()
 
 
 class ExpectedDates(Spec):

@@ -1,6 +1,6 @@
 """The demo processor program, one CLI for the ten runnable processors of backfill.yaml.
 
-    python -m core.demo.job PROCESSOR --warehouse DIR
+    python -m core.demo.job PROCESSOR (--warehouse DIR | --config BACKFILL_YAML)
         (--start-date D [--end-date D] | --dates D1,D2,...) [--delay SECONDS] [--dry-run]
 
 It behaves like the seed system's backfill scripts: one date at a time over the schedule's Final
@@ -8,6 +8,11 @@ game dates, one flushed progress line per date, continue on failure, a summary a
 exit 1 if any date failed. Writes are idempotent (the date's rows are replaced in one
 transaction). The sleep per date (--delay, default $BACKFILL_DEMO_DELAY or 0.3 s) makes a run
 watchable; `faults` injects the seed's failure modes on first attempts.
+
+`--config` takes the warehouse of a backfill.yaml (the bundled demo passes `{config}`), so switching
+the demo to BigQuery is a change of its `warehouse:` block. On BigQuery the job reads its upstream
+rows into a scratch SQLite mirror, derives there with the same code, and replaces each date's rows
+in BigQuery (see `bigquery_io`).
 """
 
 from __future__ import annotations
@@ -16,16 +21,22 @@ import argparse
 import os
 import sqlite3
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from core.config import load_config
 from core.demo import faults
 from core.demo import tables as t
-from core.demo.analytics import first_game_only
+from core.demo.analytics import Row, first_game_only
 from core.demo.processors import PROCESSORS, Processor, upstream_counts, write_date
 from core.demo.schedule import STATUS_FINAL
+from core.errors import UserError
+from core.warehouse.bigquery import BigQueryWarehouse
 from core.warehouse.sqlite_layout import connect, dataset_file, table_exists
 
 DEFAULT_DELAY = 0.3
@@ -63,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Backfill one demo processor over the Final game dates of a range.",
     )
     parser.add_argument("processor", choices=list(PROCESSORS))
-    parser.add_argument("--warehouse", required=True, type=Path, help="demo warehouse folder")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--warehouse", type=Path, help="demo warehouse folder (SQLite)")
+    where.add_argument("--config", type=Path, help="a backfill.yaml: its warehouse (either kind)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--start-date", type=_iso_date)
     which.add_argument("--dates", type=_date_list, help="comma-separated dates")
@@ -92,8 +105,21 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
             args.delay = _delay(os.environ.get(DELAY_VARIABLE, str(DEFAULT_DELAY)))
         except argparse.ArgumentTypeError as exc:
             parser.error(f"${DELAY_VARIABLE}: {exc}")
-    if not dataset_file(args.warehouse, t.RAW).is_file():
-        parser.error(f"{args.warehouse} is not a demo warehouse (no {t.RAW}.sqlite in it)")
+    args.bigquery = None
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except UserError as exc:
+            parser.error(str(exc))
+        if config.warehouse.kind == "bigquery":
+            args.bigquery = config.warehouse
+            args.markers = config.state_path  # where injected faults note that they fired
+        else:
+            args.warehouse = config.warehouse_path
+    if args.warehouse is not None:
+        if not dataset_file(args.warehouse, t.RAW).is_file():
+            parser.error(f"{args.warehouse} is not a demo warehouse (no {t.RAW}.sqlite in it)")
+        args.markers = args.warehouse
     return args
 
 
@@ -118,6 +144,68 @@ class QuotaExceeded(Exception):
     """The injected BigQuery quota error: the whole job dies, as the real one did."""
 
 
+@dataclass
+class Store:
+    """Where the job reads (`conn`) and how it replaces a date's rows (`write`)."""
+
+    conn: sqlite3.Connection
+    write: Callable[[t.Table, str, Sequence[Row]], None]
+    create: Callable[[t.Table], None]
+
+
+@contextmanager
+def _sqlite_store(args: argparse.Namespace) -> Iterator[Store]:
+    conn = connect(args.warehouse, t.DATASETS, readonly=args.dry_run)
+
+    def create(table: t.Table) -> None:
+        if not table_exists(conn, table.dataset, table.name):
+            for statement in table.ddl():
+                conn.execute(statement)
+
+    try:
+        yield Store(conn, lambda table, day, rows: write_date(conn, table, day, rows), create)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _bigquery_store(args: argparse.Namespace, processor: Processor) -> Iterator[Store]:
+    from core.demo import bigquery_io
+
+    wh = args.bigquery
+    warehouse = BigQueryWarehouse(
+        wh.project,
+        location=wh.location,
+        api_endpoint=wh.api_endpoint,
+        retry_deadline=wh.retry_deadline,
+    )
+    reads = (t.SCHEDULE, *processor.requires, *processor.also_reads)
+    with tempfile.TemporaryDirectory(prefix="backfill-demo-mirror-") as scratch:
+        conn = bigquery_io.mirror(
+            warehouse,
+            reads,
+            args.requested,
+            Path(scratch),
+            season=processor.reads_season,
+            say=_say,
+        )
+
+        def write(table: t.Table, day: str, rows: Sequence[Row]) -> None:
+            bigquery_io.replace_date(warehouse, table, day, rows)
+            write_date(conn, table, day, rows)  # later dates of this run read it locally
+
+        def create(table: t.Table) -> None:
+            bigquery_io.create_tables(warehouse, [table])
+            for statement in table.ddl():  # the mirror keeps what this run writes, too
+                conn.execute(statement)
+
+        try:
+            yield Store(conn, write, create)
+        finally:
+            conn.close()
+            warehouse.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A log captured under a non-UTF-8 locale must not crash the job on its ✓ and ✗ marks.
     for stream in (sys.stdout, sys.stderr):
@@ -125,19 +213,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = _parse(argv)
     processor = PROCESSORS[args.processor]
-    conn = connect(args.warehouse, t.DATASETS, readonly=args.dry_run)
     try:
-        return _run(conn, processor, args)
+        store = _bigquery_store(args, processor) if args.bigquery else _sqlite_store(args)
+        with store as opened:
+            return _run(opened, processor, args)
     except QuotaExceeded as exc:
         print(exc, file=sys.stderr, flush=True)
         return EXIT_FAILED
-    finally:
-        conn.close()
+    except UserError as exc:  # BigQuery refused: say why in one line, as the engine logs it
+        print(f"{processor.name}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
 
 
-def _run(conn: sqlite3.Connection, processor: Processor, args: argparse.Namespace) -> int:
+def _run(store: Store, processor: Processor, args: argparse.Namespace) -> int:
     requested: list[date] = args.requested
-    dates = _game_dates(conn, requested)
+    dates = _game_dates(store.conn, requested)
     skipped = len(requested) - len(dates)
     mode = "DRY RUN" if args.dry_run else "backfill_mode=True"
     trigger = os.environ.get("SKIP_DOWNSTREAM_TRIGGER", "0") == "1"
@@ -152,14 +242,12 @@ def _run(conn: sqlite3.Connection, processor: Processor, args: argparse.Namespac
     if not dates:
         _say("No games on the requested dates: nothing to do")
         return EXIT_OK
-    table = processor.table
-    if not args.dry_run and not table_exists(conn, table.dataset, table.name):
-        for statement in table.ddl():
-            conn.execute(statement)
+    if not args.dry_run:
+        store.create(processor.table)
     failed: list[str] = []
     for index, day in enumerate(dates, start=1):
         prefix = f"Processing game date {index}/{len(dates)}: {day} ..."
-        ok = _process(conn, processor, day, prefix, args)
+        ok = _process(store, processor, day, prefix, args)
         if not ok:
             failed.append(day)
         if args.delay:
@@ -174,20 +262,21 @@ def _run(conn: sqlite3.Connection, processor: Processor, args: argparse.Namespac
         _say(f"Failed dates: {listed}")
         _say(
             f"Retry with: python -m core.demo.job {processor.name} "
-            f"--warehouse {args.warehouse} --dates {listed}"
+            + (f"--config {args.config}" if args.config else f"--warehouse {args.warehouse}")
+            + f" --dates {listed}"
         )
         return EXIT_FAILED
     return EXIT_OK
 
 
 def _process(
-    conn: sqlite3.Connection,
+    store: Store,
     processor: Processor,
     day: str,
     prefix: str,
     args: argparse.Namespace,
 ) -> bool:
-    counts = upstream_counts(conn, processor, day)
+    counts = upstream_counts(store.conn, processor, day)
     missing = [name for name, n in counts.items() if n == 0]
     if args.dry_run:
         shown = ", ".join(f"{name}={n}" for name, n in counts.items())
@@ -197,20 +286,20 @@ def _process(
     if missing:
         _say(f"{prefix} ✗ Failed: missing upstream {', '.join(missing)} (0 rows for {day})")
         return False
-    fault = faults.claim(args.warehouse, processor.name, day)
+    fault = faults.claim(args.markers, processor.name, day)
     if fault is not None and fault.kind == faults.HANG:
         _say(f"{prefix} reading season history for {processor.name}")
         while True:  # the seed's hung BigQuery call: no output, no exit, until killed
             time.sleep(3600)
     try:
-        rows = processor.derive(conn, day)
+        rows = processor.derive(store.conn, day)
         if fault is not None and fault.kind == faults.QUOTA:
             _say(f"{prefix} ✗ Failed: error while saving {processor.table.qualified}")
             raise QuotaExceeded(faults.QUOTA_MESSAGE)
         if fault is not None and fault.kind == faults.PARTIAL:
             rows = first_game_only(rows)
-        write_date(conn, processor.table, day, rows)
-    except sqlite3.Error as exc:
+        store.write(processor.table, day, rows)
+    except (sqlite3.Error, UserError) as exc:
         _say(f"{prefix} ✗ Failed: {type(exc).__name__}: {exc}")
         return False
     _say(f"{prefix} ✓ Success: {len(rows)} records")

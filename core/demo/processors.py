@@ -27,6 +27,9 @@ class Processor:
     requires: tuple[t.Table, ...]
     derive: PerDate  # the rows to write for one date
     bulk: Bulk | None = None  # Phase 3 derivations also run over many dates at once (the seed)
+    also_reads: tuple[t.Table, ...] = ()  # read when present, never required
+    #: reads the season so far (rolling windows), not only the dates it writes
+    reads_season: bool = True
 
 
 def _one_date(bulk: Bulk) -> PerDate:
@@ -36,8 +39,15 @@ def _one_date(bulk: Bulk) -> PerDate:
     return run
 
 
-def _analytics(table: t.Table, requires: tuple[t.Table, ...], bulk: Bulk) -> Processor:
-    return Processor(table.name, table, requires, _one_date(bulk), bulk)
+def _analytics(
+    table: t.Table,
+    requires: tuple[t.Table, ...],
+    bulk: Bulk,
+    also_reads: tuple[t.Table, ...] = (),
+    *,
+    reads_season: bool = False,
+) -> Processor:
+    return Processor(table.name, table, requires, _one_date(bulk), bulk, also_reads, reads_season)
 
 
 def _precompute(table: t.Table, requires: tuple[t.Table, ...], derive: PerDate) -> Processor:
@@ -47,9 +57,11 @@ def _precompute(table: t.Table, requires: tuple[t.Table, ...], derive: PerDate) 
 PHASE3: tuple[Processor, ...] = (
     _analytics(t.TEAM_OFFENSE, (t.TEAM_BOXSCORE,), analytics.team_offense),
     _analytics(t.TEAM_DEFENSE, (t.TEAM_BOXSCORE,), analytics.team_defense),
-    _analytics(t.PLAYER_GAME, (t.GAMEBOOK,), analytics.player_game),
+    _analytics(t.PLAYER_GAME, (t.GAMEBOOK,), analytics.player_game, (t.TEAM_OFFENSE,)),
     _analytics(t.UPCOMING_PLAYER, (t.GAMEBOOK, t.PROPS), analytics.upcoming_player),
-    _analytics(t.UPCOMING_TEAM, (t.SCHEDULE, t.TEAM_BOXSCORE), analytics.upcoming_team),
+    _analytics(
+        t.UPCOMING_TEAM, (t.SCHEDULE, t.TEAM_BOXSCORE), analytics.upcoming_team, reads_season=True
+    ),
 )
 PHASE4: tuple[Processor, ...] = (
     _precompute(t.TEAM_DEFENSE_ZONE, (t.TEAM_DEFENSE,), precompute.team_defense_zone),

@@ -1,17 +1,28 @@
-"""Warehouses: the protocol, the embedded SQLite one, and how a config picks one."""
+"""Warehouses: the protocol, the embedded SQLite one, BigQuery, and how a config picks one."""
 
 from __future__ import annotations
 
 from core.config import Config
 from core.errors import UserError
-from core.warehouse.base import Scan, ScanResult, Warehouse
+from core.warehouse.base import Scan, ScanResult, Warehouse, describe_scan_cost
 from core.warehouse.sqlite import SqliteWarehouse
 
-__all__ = ["Scan", "ScanResult", "Warehouse", "open_warehouse"]
+__all__ = ["Scan", "ScanResult", "Warehouse", "describe_scan_cost", "open_warehouse"]
 
 
 def open_warehouse(config: Config) -> Warehouse:
     if config.warehouse.kind == "sqlite":
         label = config.warehouse.path or str(config.warehouse_path)
         return SqliteWarehouse(config.warehouse_path, label=label)
-    raise UserError(f"{config.path}: warehouse.kind: bigquery is not supported by this build yet")
+    if config.warehouse.kind == "bigquery" and config.warehouse.project:
+        # Imported here: the client library loads only for configs that use it.
+        from core.warehouse.bigquery import BigQueryWarehouse
+
+        wh = config.warehouse
+        return BigQueryWarehouse(
+            wh.project,
+            location=wh.location,
+            api_endpoint=wh.api_endpoint,
+            retry_deadline=wh.retry_deadline,
+        )
+    raise UserError(f"{config.path}: warehouse: kind {config.warehouse.kind} needs a project")

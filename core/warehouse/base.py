@@ -38,8 +38,26 @@ class Warehouse(Protocol):
         yet (an output table before its first run) gives `table_exists=False`, not an error."""
         ...
 
+    def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
+        """What `rows_per_date` would scan, in bytes (a BigQuery dry run); None where scanning
+        costs nothing or nothing would be scanned."""
+        ...
+
     def scalar(self, sql: str) -> object:
         """The first column of the first row of a trusted query (preflight `query` checks)."""
         ...
 
     def close(self) -> None: ...
+
+
+def describe_scan_cost(scan_bytes: int | None) -> str:
+    """What one coverage refresh costs, for the status line and reports."""
+    if scan_bytes is None:
+        return "no scan cost"
+    size, unit = float(scan_bytes), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    shown = f"{size:.0f}" if unit == "B" else f"{size:.1f}"
+    return f"a refresh scans {shown} {unit}"

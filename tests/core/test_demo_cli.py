@@ -51,5 +51,5 @@ def test_demo_init_never_touches_a_warehouse_that_is_not_the_demo(tmp_path, caps
         """,
     )
     code, _, err = invoke(["demo", "init", "--force", "--config", str(path)], capsys)
-    assert code == 2 and "not the demo warehouse" in err
+    assert code == 2 and "not a demo warehouse" in err
     assert not (tmp_path / "wh").exists()

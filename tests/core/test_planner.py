@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -120,9 +121,10 @@ def test_phase_filter_keeps_earlier_gates_in_force(tiny: Config):
 
 def test_render_argv_fills_every_placeholder():
     argv = render_argv(
-        ["{python}", "-x", "--from={start}", "{end}", "{dates}"],
+        ["{python}", "-x", "--from={start}", "{end}", "{dates}", "--config", "{config}"],
         [date(2024, 1, 2), date(2024, 1, 3)],
         "/usr/bin/python3",
+        Path("/srv/pipeline/backfill.yaml"),
     )
     assert argv == (
         "/usr/bin/python3",
@@ -130,6 +132,8 @@ def test_render_argv_fills_every_placeholder():
         "--from=2024-01-02",
         "2024-01-03",
         "2024-01-02,2024-01-03",
+        "--config",
+        "/srv/pipeline/backfill.yaml",
     )
 
 

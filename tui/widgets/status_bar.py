@@ -20,7 +20,8 @@ STATE_STYLE = {
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    /* Two lines on a narrow terminal rather than losing the warehouse or a READ-ONLY mark. */
+    StatusBar { height: auto; max-height: 2; background: $panel; color: $foreground; padding: 0 1; }
     """
 
     def __init__(self, config: Config, read_only: bool, **kwargs: object) -> None:
@@ -30,6 +31,7 @@ class StatusBar(Static):
         self._snapshot: EngineSnapshot | None = None
         self._refreshing = False
         self._coverage_note = ""
+        self._scan_cost = ""
 
     def show(
         self,
@@ -37,6 +39,7 @@ class StatusBar(Static):
         *,
         refreshing: bool | None = None,
         coverage_note: str | None = None,
+        scan_cost: str | None = None,
     ) -> None:
         if snapshot is not None:
             self._snapshot = snapshot
@@ -44,6 +47,8 @@ class StatusBar(Static):
             self._refreshing = refreshing
         if coverage_note is not None:
             self._coverage_note = coverage_note
+        if scan_cost is not None:
+            self._scan_cost = scan_cost
         self.update(self._render_line())
 
     def _render_line(self) -> Text:
@@ -58,6 +63,11 @@ class StatusBar(Static):
             state = "idle"
         text = Text()
         text.append(f"● {state}", STATE_STYLE.get(state, ""))
+        # Marks that change what a key press does come first, where no width can cut them off.
+        if self._read_only:
+            text.append("  READ-ONLY", "bold magenta")
+        if self._refreshing:
+            text.append("  ⟳ refreshing", "yellow")
         if snap and snap.run_id is not None:
             done, total = snap.count(ItemState.DONE), len(snap.items)
             rate = f"{snap.rate_per_hour:.0f}/h" if snap.rate_per_hour else "--/h"
@@ -79,11 +89,9 @@ class StatusBar(Static):
                 ),
                 "dim",
             )
-        text.append(f"  {self._config.warehouse.kind} · {self._config.path.name}", "dim")
+        text.append(f"  {self._config.warehouse.label} · {self._config.path.name}", "dim")
         if self._coverage_note:
             text.append(f" · {self._coverage_note}", "dim")
-        if self._refreshing:
-            text.append("  ⟳ refreshing", "yellow")
-        if self._read_only:
-            text.append("  READ-ONLY", "bold magenta")
+        if self._scan_cost:
+            text.append(f" · {self._scan_cost}", "dim")
         return text

@@ -1,0 +1,342 @@
+"""The BigQuery warehouse: every table of a refresh counted by ONE query job.
+
+The seed's monitor ran a COUNT(DISTINCT) job per table and per refresh (20-30 s); here the grouped
+counts of all tables and the calendar are one UNION ALL job whose dates travel as query
+parameters. Table and column names were validated as plain identifiers by the config and are
+backquoted; only `where` predicates (trusted, from backfill.yaml) are pasted as written.
+
+google-cloud-bigquery is imported when a client is first needed, so SQLite users and start-up
+never pay for it. Every call here blocks: callers run it off their event loop (the engine and the
+dashboard already do, for every warehouse).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from core.errors import UserError
+from core.warehouse.base import Scan, ScanResult
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+T = TypeVar("T")
+
+EMULATOR_VARIABLE = "BIGQUERY_EMULATOR_HOST"
+#: How long throttling may delay one call before it is reported (warehouse.retry_deadline): a
+#: dashboard refresh or a verification should fail visibly within minutes, not the client's 10-40.
+RETRY_DEADLINE_S = 120.0
+#: Throttling: retried with exponential backoff and jitter, then explained.
+THROTTLED_REASONS = frozenset({"quotaExceeded", "rateLimitExceeded", "jobRateLimitExceeded"})
+#: Failures of BigQuery's side that the client library also retries.
+TRANSIENT_REASONS = frozenset(
+    {"backendError", "internalError", "badGateway", "jobBackendError", "jobInternalError"}
+)
+
+
+class WarehouseError(UserError):
+    """BigQuery refused or failed: the message says what to do about it."""
+
+
+def emulator_endpoint(api_endpoint: str | None) -> str | None:
+    """The endpoint for anonymous credentials: the config's, else $BIGQUERY_EMULATOR_HOST."""
+    endpoint = api_endpoint or os.environ.get(EMULATOR_VARIABLE) or None
+    if endpoint and "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    return endpoint
+
+
+def make_client(
+    project: str, location: str | None = None, api_endpoint: str | None = None
+) -> bigquery.Client:
+    """A client on Application Default Credentials, or anonymous against an emulator."""
+    from google.cloud import bigquery
+
+    endpoint = emulator_endpoint(api_endpoint)
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        return bigquery.Client(
+            project=project,
+            location=location,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, _ = google.auth.default(  # type: ignore[no-untyped-call]
+            scopes=["https://www.googleapis.com/auth/cloud-platform"]
+        )
+    except DefaultCredentialsError:
+        raise WarehouseError(
+            "no Google credentials for BigQuery: run `gcloud auth application-default login`, "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file "
+            f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})"
+        ) from None
+    return bigquery.Client(project=project, location=location, credentials=credentials)
+
+
+def reason_of(exc: BaseException) -> str:
+    """The machine-readable reason BigQuery gave (`accessDenied`, `quotaExceeded`...), or ''."""
+    errors = getattr(exc, "errors", None)
+    try:
+        return str(errors[0]["reason"]) if errors else ""  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
+def _message(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return str(text).splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
+def explain(exc: BaseException, doing: str, project: str) -> WarehouseError:
+    """One sentence an operator can act on, for what the client raised while `doing`."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+    from requests import exceptions as http
+
+    if isinstance(exc, api.RetryError) and exc.cause is not None:
+        exc = exc.cause  # retried until the deadline: what it kept failing with is the news
+    message, reason = _message(exc), reason_of(exc)
+    if reason in THROTTLED_REASONS or isinstance(exc, api.TooManyRequests):
+        hint = (
+            "still throttled after retrying with backoff; daily quotas reset at midnight Pacific, "
+            "concurrent-query limits within minutes: lower max_parallel or wait"
+        )
+    elif isinstance(exc, api.Forbidden):
+        hint = (
+            f"permission denied in project {project}: the account needs BigQuery Job User on the "
+            "project and Data Viewer on the datasets"
+        )
+    elif isinstance(exc, api.NotFound):
+        hint = f"not found: check warehouse.project ({project}) and the dataset names"
+    elif isinstance(exc, api.BadRequest):
+        hint = (
+            "BigQuery rejected the query (a `where` predicate, or a date column not of DATE type?)"
+        )
+    elif isinstance(exc, auth.DefaultCredentialsError | auth.RefreshError):
+        hint = "the credentials do not work: run `gcloud auth application-default login` again"
+    elif isinstance(exc, http.ConnectionError | ConnectionError | http.Timeout):
+        hint = "BigQuery could not be reached (network, proxy, or the emulator is not running)"
+    else:
+        hint = "BigQuery call failed"
+    return WarehouseError(f"{doing}: {hint}: {message}")
+
+
+def _transient(exc: Exception) -> bool:
+    from google.api_core import exceptions as api
+    from requests import exceptions as http
+
+    if isinstance(exc, http.SSLError):
+        return False
+    if reason := reason_of(exc):
+        return reason in THROTTLED_REASONS | TRANSIENT_REASONS
+    return isinstance(
+        exc,
+        api.TooManyRequests
+        | api.InternalServerError
+        | api.BadGateway
+        | api.ServiceUnavailable
+        | http.ConnectionError
+        | http.Timeout
+        | ConnectionError,
+    )
+
+
+def _retry(deadline: float) -> Any:
+    """The client's backoff (exponential, with jitter) on throttling and transient failures."""
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_predicate(_transient).with_deadline(deadline)
+
+
+def quote(project: str, table: str) -> str:
+    """`project.dataset.table`, backquoted (project ids may hold dashes)."""
+    return f"`{project}.{table}`"
+
+
+def union_sql(project: str, scans: Sequence[Scan]) -> str:
+    """Grouped row counts of every scan in one statement; `scan` is the scan's position."""
+    parts = []
+    for i, scan in enumerate(scans):
+        column = f"`{scan.date_column}`"
+        where = f" AND ({scan.where})" if scan.where else ""
+        parts.append(
+            f"SELECT {i} AS scan, {column} AS day, COUNT(*) AS n "
+            f"FROM {quote(project, scan.table)} "
+            f"WHERE {column} BETWEEN @start AND @end{where} GROUP BY {column}"
+        )
+    return "\nUNION ALL\n".join(parts)
+
+
+class BigQueryWarehouse:
+    def __init__(
+        self,
+        project: str,
+        *,
+        location: str | None = None,
+        api_endpoint: str | None = None,
+        retry_deadline: float = RETRY_DEADLINE_S,
+    ) -> None:
+        self.project = project
+        self.location = location
+        self.api_endpoint = api_endpoint
+        endpoint = emulator_endpoint(api_endpoint)
+        self.description = f"bigquery {project}" + (f" at {endpoint}" if endpoint else "")
+        self._client: bigquery.Client | None = None
+        self._lock = threading.Lock()
+        self._retry = _retry(retry_deadline)
+        # a query job that fails is retried as a new job: give it room for a few of those
+        self._job_retry = _retry(2 * retry_deadline)
+        #: tables seen to exist: tables are not dropped during a backfill, so only the ones
+        #: still absent (outputs before their first run) are looked up again
+        self._present: set[str] = set()
+        #: datasets seen to exist
+        self._datasets: set[str] = set()
+
+    # -- the client --------------------------------------------------------------------------
+
+    def client(self) -> bigquery.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.project, self.location, self.api_endpoint)
+            return self._client
+
+    def call(self, doing: str, call: Callable[[], T]) -> T:
+        """`call()`, with whatever the client raises explained as a WarehouseError."""
+        from google.api_core.exceptions import GoogleAPIError
+        from google.auth.exceptions import GoogleAuthError
+        from requests.exceptions import RequestException
+
+        try:
+            return call()
+        except (GoogleAPIError, GoogleAuthError, RequestException, ConnectionError) as exc:
+            raise explain(exc, doing, self.project) from None
+
+    def query(self, sql: str, params: Sequence[Any] = (), *, doing: str) -> list[tuple[Any, ...]]:
+        """Rows of one query job, retried while BigQuery throttles."""
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+        client = self.client()
+        rows = self.call(
+            doing,
+            lambda: list(
+                client.query_and_wait(
+                    sql,
+                    job_config=config,
+                    location=self.location,
+                    retry=self._retry,
+                    job_retry=self._job_retry,
+                )
+            ),
+        )
+        return [tuple(row.values()) for row in rows]
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def existing_tables(self, tables: set[str]) -> set[str]:
+        """Which `dataset.table` names exist. Listings (API calls, not query jobs) are made only
+        while some table is unknown: the project's datasets, then each dataset's tables."""
+        unknown = tables - self._present
+        datasets = {t.split(".", 1)[0] for t in unknown}
+        if not datasets:
+            return tables & self._present
+        client = self.client()
+        if datasets - self._datasets:
+            found = self.call(
+                f"listing the datasets of project {self.project}",
+                lambda: [d.dataset_id for d in client.list_datasets(retry=self._retry)],
+            )
+            with self._lock:
+                self._datasets.update(found)
+        for dataset in sorted(datasets & self._datasets):
+            ref = f"{self.project}.{dataset}"
+            listed = self.call(
+                f"listing the tables of {ref}",
+                lambda ref=ref: [t.table_id for t in client.list_tables(ref, retry=self._retry)],
+            )
+            with self._lock:
+                self._present.update(f"{dataset}.{name}" for name in listed)
+        return tables & self._present
+
+    def rows_per_date(
+        self, scans: Sequence[Scan], start: date, end: date
+    ) -> dict[Scan, ScanResult]:
+        present = self.existing_tables({scan.table for scan in scans})
+        datasets = {scan.dataset for scan in scans}
+        if datasets and not datasets & self._datasets:
+            raise WarehouseError(
+                f"none of the datasets {', '.join(sorted(datasets))} exists in project "
+                f"{self.project}: check warehouse.project (and location)"
+            )
+        counted = [scan for scan in scans if scan.table in present]
+        results = {scan: ScanResult(table_exists=False) for scan in scans if scan not in counted}
+        if not counted:
+            return results
+        counts: list[dict[date, int]] = [{} for _ in counted]
+        for index, day, n in self.query(
+            union_sql(self.project, counted),
+            _range_params(start, end),
+            doing=f"counting rows per date in {len(counted)} tables",
+        ):
+            if not isinstance(day, date):
+                scan = counted[index]
+                raise WarehouseError(
+                    f"{scan.table}.{scan.date_column} is {type(day).__name__}, not DATE"
+                )
+            counts[index][day] = counts[index].get(day, 0) + int(n)
+        results.update(
+            {scan: ScanResult(counts=c) for scan, c in zip(counted, counts, strict=True)}
+        )
+        return results
+
+    def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
+        """Bytes the refresh query would scan (a free dry run), None when nothing would run."""
+        from google.cloud import bigquery
+
+        present = self.existing_tables({scan.table for scan in scans})
+        counted = [scan for scan in scans if scan.table in present]
+        if not counted:
+            return None
+        config = bigquery.QueryJobConfig(
+            dry_run=True, use_query_cache=False, query_parameters=_range_params(start, end)
+        )
+        client = self.client()
+        job = self.call(
+            "estimating the bytes a refresh scans",
+            lambda: client.query(
+                union_sql(self.project, counted),
+                job_config=config,
+                location=self.location,
+                retry=self._retry,
+            ),
+        )
+        return int(job.total_bytes_processed or 0)
+
+    def scalar(self, sql: str) -> object:
+        rows = self.query(sql, doing="running a preflight query")
+        return rows[0][0] if rows and rows[0] else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _range_params(start: date, end: date) -> list[Any]:
+    from google.cloud import bigquery
+
+    return [
+        bigquery.ScalarQueryParameter("start", "DATE", start),
+        bigquery.ScalarQueryParameter("end", "DATE", end),
+    ]

@@ -1,0 +1,96 @@
+"""An HTTP proxy in front of the emulator that answers chosen requests with BigQuery's own error
+bodies (403 accessDenied, 403 rateLimitExceeded, ...), so the real client meets real errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Fault:
+    method: str
+    path_contains: str
+    status: int
+    reason: str
+    message: str
+    times: int = 1_000_000  # how many matching requests fail before they pass again
+
+
+@dataclass
+class FaultProxy:
+    url: str
+    faults: list[Fault] = field(default_factory=list)
+    #: (method, path, failed?) of every request, in order
+    seen: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def count(self, method: str, path_contains: str) -> int:
+        return sum(m == method and path_contains in p for m, p, _ in self.seen)
+
+
+@contextmanager
+def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
+    target = urlsplit(upstream)
+    lock = threading.Lock()
+    proxy = FaultProxy("", faults)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                fault = next(
+                    (
+                        f
+                        for f in proxy.faults
+                        if f.times > 0 and f.method == self.command and f.path_contains in self.path
+                    ),
+                    None,
+                )
+                if fault is not None:
+                    fault.times -= 1
+                proxy.seen.append((self.command, self.path, fault is not None))
+            if fault is not None:
+                error = {"reason": fault.reason, "message": fault.message, "domain": "global"}
+                payload = json.dumps(
+                    {"error": {"code": fault.status, "message": fault.message, "errors": [error]}}
+                ).encode()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            self.send_response(response.status)
+            for key, value in response.getheaders():
+                if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            conn.close()
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the tests read `seen` instead."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
