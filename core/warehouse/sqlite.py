@@ -23,7 +23,10 @@ class SqliteWarehouse:
                 f"warehouse folder {self.folder} does not exist "
                 "(for the bundled demo run `backfill demo init`)"
             )
-        return sqlite_layout.connect(self.folder, datasets, readonly=True)
+        try:
+            return sqlite_layout.connect(self.folder, datasets, readonly=True)
+        except sqlite3.Error as exc:  # the files went away or are unreadable mid-way
+            raise UserError(f"warehouse folder {self.folder} cannot be read: {exc}") from None
 
     def rows_per_date(
         self, scans: Sequence[Scan], start: date, end: date
@@ -35,7 +38,11 @@ class SqliteWarehouse:
             results = {}
             for scan in scans:
                 dataset, table = scan.table.split(".", 1)
-                if not sqlite_layout.table_exists(conn, dataset, table):
+                try:
+                    exists = sqlite_layout.table_exists(conn, dataset, table)
+                except sqlite3.Error as exc:
+                    raise UserError(f"reading {scan.table} failed: {exc}") from None
+                if not exists:
                     results[scan] = ScanResult(table_exists=False)
                     continue
                 where = f" AND ({scan.where})" if scan.where else ""

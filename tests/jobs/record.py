@@ -6,6 +6,8 @@ Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND
   fail          exit 1 every time
   empty-once    exit 0 without writing on the first attempt
   hang          print a line, then sleep forever (after spawning a grandchild that also sleeps)
+  outage-once   after writing, take the warehouse folder away for 2 s (a warehouse outage
+                while the engine verifies), on the first attempt
 Every start and end is appended to $RECORD as a JSON line.
 """
 
@@ -73,6 +75,11 @@ def main() -> int:
     conn.executemany(f"INSERT INTO {name} VALUES (?)", [(d,) for d in write])
     conn.commit()
     conn.close()
+    if any(faults.get((name, d)) == "outage-once" and first_time(name, d, "outage") for d in dates):
+        home, away = os.environ["WAREHOUSE"], os.environ["WAREHOUSE"] + ".away"
+        os.rename(home, away)
+        back = f"import os, time; time.sleep(2); os.rename({away!r}, {home!r})"
+        subprocess.Popen([sys.executable, "-c", back], start_new_session=True)
     print(f"{name} done", flush=True)
     record("end", name, dates)
     return 0
