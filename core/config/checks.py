@@ -56,11 +56,15 @@ def _warehouse(config: Config) -> list[Problem]:
     ]
     if wh.kind == "bigquery" and not wh.project:
         problems.append(Problem(("warehouse", "project"), "required for a bigquery warehouse"))
-    if wh.project and not PROJECT_ID.match(wh.project):
+    if wh.kind == "bigquery" and wh.project and not PROJECT_ID.match(wh.project):
         problems.append(
             Problem(("warehouse", "project"), f"{wh.project!r} is not a Google Cloud project id")
         )
-    if wh.api_endpoint and not wh.api_endpoint.startswith(("http://", "https://")):
+    if (
+        wh.kind == "bigquery"
+        and wh.api_endpoint
+        and not wh.api_endpoint.startswith(("http://", "https://"))
+    ):
         problems.append(
             Problem(("warehouse", "api_endpoint"), "expected a URL such as http://localhost:9050")
         )

@@ -198,6 +198,22 @@ CASES = [
         "not a key of a sqlite warehouse",
     ),
     (
+        "bigquery project that is not a project id",
+        "{kind: sqlite, path: wh}",
+        "{kind: bigquery, project: 'a`; DROP'}",
+        2,
+        "warehouse.project",
+        "is not a Google Cloud project id",
+    ),
+    (
+        "bigquery endpoint that is not a URL",
+        "{kind: sqlite, path: wh}",
+        "{kind: bigquery, project: my-project, api_endpoint: localhost:9050}",
+        2,
+        "warehouse.api_endpoint",
+        "expected a URL such as http://localhost:9050",
+    ),
+    (
         "empty phase",
         "  - name: work\n    processors:",
         "  - name: work\n    processors: []\n    old:",
