@@ -193,9 +193,9 @@ class BigQueryWarehouse:
         self.description = f"bigquery {project}" + (f" at {endpoint}" if endpoint else "")
         self._client: bigquery.Client | None = None
         self._lock = threading.Lock()
-        self._retry = _retry(retry_deadline)
-        # a query job that fails is retried as a new job: give it room for a few of those
-        self._job_retry = _retry(2 * retry_deadline)
+        self._retry_deadline = retry_deadline
+        self._retry: Any = None
+        self._job_retry: Any = None
         #: tables seen to exist: tables are not dropped during a backfill, so only the ones
         #: still absent (outputs before their first run) are looked up again
         self._present: set[str] = set()
@@ -207,6 +207,10 @@ class BigQueryWarehouse:
     def client(self) -> bigquery.Client:
         with self._lock:
             if self._client is None:
+                # Built here, not in __init__: opening the dashboard imports no client library.
+                self._retry = _retry(self._retry_deadline)
+                # a query job that fails is retried as a new job: room for a few of those
+                self._job_retry = _retry(2 * self._retry_deadline)
                 self._client = make_client(self.project, self.location, self.api_endpoint)
             return self._client
 

@@ -4,6 +4,8 @@ and plan when its project holds the seed's tables (the demo's, copied into the e
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 
 from core.config import load_config
@@ -56,3 +58,16 @@ def test_status_and_plan_read_its_project(emulator, demo_sqlite: SeedSummary, mo
         ".venv/bin/python",
         "backfill_jobs/analytics/player_game_summary/player_game_summary_analytics_backfill.py",
     ]
+
+
+def test_opening_the_warehouse_loads_no_client_library():
+    """The dashboard opens it on start: the import (about a second) waits for the first
+    refresh, which runs in a thread."""
+    code = (
+        "import sys; from core.config import load_config; from core.warehouse import "
+        f"open_warehouse; open_warehouse(load_config({str(EXAMPLE)!r})); "
+        "print(sorted(m for m in sys.modules if m.startswith('google')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
