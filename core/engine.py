@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -178,7 +178,12 @@ class Engine:
         # Indexes kept by _track, so a dispatch pass over thousands of items costs no scans:
         self._count: Counter[tuple[str, ItemState]] = Counter()  # (phase, state) -> items
         self._open_cells: Counter[tuple[str, date]] = Counter()  # cells of pending/running items
-        self._order: list[Item] | None = None  # pending items in dispatch order; None: stale
+        #: pending items in dispatch order (None: to be sorted); items that have left PENDING
+        #: stay until `_stale` says half the list has, so a dispatch never re-sorts everything
+        self._order: list[Item] | None = None
+        self._stale = 0
+        #: items told to wait (retry backoff): the only ones the wake-up timer looks at
+        self._delayed: dict[int, Item] = {}
 
     # -- controls (call from the engine's event loop) -------------------------------------
 
@@ -334,6 +339,8 @@ class Engine:
             last=attempts[-1] if attempts else None,
         )
         self.items[item.id] = item
+        if item.not_before:
+            self._delayed[item.id] = item
         self._track(item, +1)
 
     def _adopt_open_attempts(self, tg: anyio.abc.TaskGroup) -> None:
@@ -379,7 +386,10 @@ class Engine:
             for day in item.dates:
                 self._open_cells[item.processor.name, day] += sign
         if item.state is ItemState.PENDING:
-            self._order = None
+            if sign > 0:
+                self._order = None  # a newcomer (a retry, say) must be sorted into place
+            else:
+                self._stale += 1
 
     def _running(self, phase: str | None = None) -> int:
         phases = [phase] if phase else list(self.limits)
@@ -389,12 +399,30 @@ class Engine:
         return any(self._count[phase, state] for state in OPEN)
 
     def _pending(self) -> list[Item]:
+        """Pending items in dispatch order, possibly with a few that no longer are: callers
+        check `state`."""
         if self._order is None:
             self._order = sorted(
                 (i for i in self.items.values() if i.state is ItemState.PENDING),
                 key=lambda i: (-i.priority, self._phase_index[i.phase.name], i.dates[0], i.id),
             )
+            self._stale = 0
+        elif self._stale > len(self._order) // 2:
+            self._order = [i for i in self._order if i.state is ItemState.PENDING]
+            self._stale = 0
+        else:
+            # Items leave from the front (oldest dates go first): drop that prefix at once.
+            order = self._order
+            head = 0
+            while head < len(order) and order[head].state is not ItemState.PENDING:
+                head += 1
+            if head:
+                del order[:head]
+                self._stale -= head
         return self._order
+
+    def _pending_count(self) -> int:
+        return sum(self._count[name, ItemState.PENDING] for name in self.limits)
 
     def _global_limit(self) -> int:
         return self.request.max_parallel or sum(self.limits.values())
@@ -411,15 +439,18 @@ class Engine:
         settled = False
         now = time.time()
         gates = self._gate_verdicts()
+        waiting = {name for name in self.limits if self._count[name, ItemState.PENDING]}
+        full: set[str] = set()
         for item in list(self._pending()):
-            if self._running() >= self._global_limit():
-                return settled
+            if self._running() >= self._global_limit() or full >= waiting:
+                return settled  # no slot left for anything pending: the rest need not be seen
             if item.state is not ItemState.PENDING or item.not_before > now:
                 continue
             phase = item.phase.name
             if self.cooling.get(phase, 0) > now or self._running(phase) >= self._effective_limit(
                 phase
             ):
+                full.add(phase)
                 continue
             verdict = gates.get(phase) or self._readiness(item)
             if verdict == "wait":
@@ -509,11 +540,16 @@ class Engine:
         if self.stopping:
             return True
         # Pending work with nothing running waits on a backoff timer, a cooldown or a resume.
-        return not self.linger and not self._pending()
+        return not self.linger and not self._pending_count()
 
     def _next_timer(self) -> float:
         now = time.time()
-        times = [i.not_before for i in self._pending() if i.not_before > now]
+        self._delayed = {
+            i.id: i
+            for i in self._delayed.values()
+            if i.state is ItemState.PENDING and i.not_before > now
+        }
+        times = [i.not_before for i in self._delayed.values()]
         times += list(self.cooling.values())
         future = [t - now for t in times if t > now]
         return min(future, default=5.0) + 0.05
@@ -534,7 +570,7 @@ class Engine:
     def _log_path(self, item: Item) -> Path:
         first, last = item.dates[0], item.dates[-1]
         span = first.isoformat() if first == last else f"{first}_{last}"
-        number = len(self.journal.attempts_of_item(item.id)) + 1
+        number = item.last.number + 1 if item.last else 1
         return (
             self.config.state_path
             / "logs"
@@ -564,7 +600,11 @@ class Engine:
         item.handle = handle
         launched = handle.launched
         self.journal.attempt_launched(attempt.id, launched.pid, launched.pgid, launched.started_at)
-        await self._await_attempt(item, self.journal.attempt(attempt.id))
+        attempt = replace(
+            attempt, pid=launched.pid, pgid=launched.pgid, started_at=launched.started_at
+        )
+        item.last = attempt
+        await self._await_attempt(item, attempt)
 
     async def _await_attempt(self, item: Item, attempt: AttemptRow) -> None:
         assert item.handle is not None
@@ -634,6 +674,7 @@ class Engine:
             delay = min(BACKOFF_CAP, item.processor.retry_backoff * 2 ** (item.attempts - 1))
             delay *= random.uniform(0.75, 1.25)  # jitter: retries of one outage do not align
             item.not_before = time.time() + delay
+            self._delayed[item.id] = item
             self.journal.update_item(item.id, not_before=item.not_before, attempts=item.attempts)
             self._set(item, ItemState.PENDING, reason=f"{why}; retry in {delay:.0f}s")
             self._emit(

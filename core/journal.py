@@ -318,12 +318,17 @@ class Journal:
                 "SELECT COUNT(*) FROM attempts WHERE item_id = ?", (item_id,)
             ).fetchone()[0]
         )
+        started_at = time.time()
         attempt_id = self._write(
             "INSERT INTO attempts (item_id, number, argv, log_path, started_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (item_id, number, json.dumps(list(argv)), str(log_path), time.time()),
+            (item_id, number, json.dumps(list(argv)), str(log_path), started_at),
         )
-        return self.attempt(attempt_id)
+        # What was just written, without reading it back (once per attempt, thousands a run).
+        return AttemptRow(
+            attempt_id, item_id, number, tuple(argv), log_path, None, None, started_at,
+            None, None, None, None, None, (),
+        )  # fmt: skip
 
     def attempt_launched(self, attempt_id: int, pid: int, pgid: int, started_at: float) -> None:
         self._write(

@@ -42,7 +42,7 @@ def render_argv(
             "end": dates[-1].isoformat(),
             "dates": ",".join(d.isoformat() for d in dates),
             "python": python,
-            "config": str(config.resolve()),
+            "config": str(config.absolute()),  # no filesystem calls: this runs per attempt
         },
     )
 
