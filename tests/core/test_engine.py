@@ -86,13 +86,14 @@ def records(config: Config) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-async def run_engine(config: Config, **request) -> tuple[Engine, object]:
+async def run_engine(config: Config, on_event=None, **request) -> tuple[Engine, object]:
     journal = Journal(config.state_path)
     engine = Engine(
         config,
         open_warehouse(config),
         RunRequest(day("2024-01-01"), day("2024-01-06"), **request),
         journal=journal,
+        on_event=on_event or (lambda event: None),
     )
     result = await engine.run()
     return engine, result
@@ -160,21 +161,13 @@ async def test_exit_zero_with_rows_missing_is_retried_until_complete(setup):
 async def test_a_warehouse_outage_while_verifying_delays_the_verdict_but_never_the_run(setup):
     config = setup(faults="x:2024-01-02:outage-once")
     events = []
-    journal = Journal(config.state_path)
-    engine = Engine(
-        config,
-        open_warehouse(config),
-        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
-        journal=journal,
-        on_event=events.append,
-    )
-    result = await engine.run()
+    engine, result = await run_engine(config, on_event=events.append, processors=("x",))
     assert result.complete
     retried = [e.message for e in events if e.kind == "verify_failed"]
     mine = [m for m in retried if "re-reading x 2024-01-02 failed" in m]
     assert mine and "warehouse folder" in mine[0]  # it was away
     item = next(i for i in engine.items.values() if day("2024-01-02") in i.dates)
-    assert [a.outcome for a in journal.attempts_of_item(item.id)] == ["ok"]  # not run again
+    assert [a.outcome for a in engine.journal.attempts_of_item(item.id)] == ["ok"]  # once
 
 
 @pytest.mark.anyio
