@@ -362,8 +362,8 @@ def _seed_bigquery_demo(config: Config, force: bool) -> None:
             f"{config.path}: warehouse: the simulated data goes only into an emulator: set "
             "api_endpoint (or $BIGQUERY_EMULATOR_HOST), e.g. `bqemulator start --rest-port 9050`"
         )
-    assert wh.project is not None  # the config checks require it for bigquery
-    warehouse = BigQueryWarehouse(wh.project, location=wh.location, api_endpoint=wh.api_endpoint)
+    warehouse = open_warehouse(config)
+    assert isinstance(warehouse, BigQueryWarehouse)
     try:
         click.echo(f"Seeding the demo into {warehouse.description} ...", err=True)
         copied = bigquery_io.seed_demo(warehouse, force=force)

@@ -36,6 +36,7 @@ from core.demo.analytics import Row, first_game_only
 from core.demo.processors import PROCESSORS, Processor, upstream_counts, write_date
 from core.demo.schedule import STATUS_FINAL
 from core.errors import UserError
+from core.warehouse import open_warehouse
 from core.warehouse.bigquery import BigQueryWarehouse
 from core.warehouse.sqlite_layout import connect, dataset_file, table_exists
 
@@ -112,7 +113,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         except UserError as exc:
             parser.error(str(exc))
         if config.warehouse.kind == "bigquery":
-            args.bigquery = config.warehouse
+            args.bigquery = config
             args.markers = config.state_path  # where injected faults note that they fired
         else:
             args.warehouse = config.warehouse_path
@@ -172,13 +173,8 @@ def _sqlite_store(args: argparse.Namespace) -> Iterator[Store]:
 def _bigquery_store(args: argparse.Namespace, processor: Processor) -> Iterator[Store]:
     from core.demo import bigquery_io
 
-    wh = args.bigquery
-    warehouse = BigQueryWarehouse(
-        wh.project,
-        location=wh.location,
-        api_endpoint=wh.api_endpoint,
-        retry_deadline=wh.retry_deadline,
-    )
+    warehouse = open_warehouse(args.bigquery)
+    assert isinstance(warehouse, BigQueryWarehouse)
     reads = (t.SCHEDULE, *processor.requires, *processor.also_reads)
     with tempfile.TemporaryDirectory(prefix="backfill-demo-mirror-") as scratch:
         conn = bigquery_io.mirror(
