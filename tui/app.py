@@ -66,6 +66,8 @@ class BackfillApp(App[None]):
         self.session = Session.open(config, read_only)
         self._engine_worker: Worker[None] | None = None
         self._was_busy = False
+        #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
+        self._unfinished: tuple[int, RunRequest] | None = None
         self.sub_title = f"{config.name} · {config.path}"
 
     # -- start-up ------------------------------------------------------------------------
@@ -79,9 +81,31 @@ class BackfillApp(App[None]):
         if cached is not None:
             self._show_coverage(cached, note=f"cached {cached.measured_at:%H:%M:%S}")
         self._status().show(refreshing=True)
+        self._offer_unfinished_run()
         self._load_coverage()
         self.action_preflight(switch=False)
         self.set_interval(TICK_SECONDS, self._tick)
+
+    def _offer_unfinished_run(self) -> None:
+        run = self.session.journal.unfinished_run()
+        if run is None:
+            return
+        asked = run.request
+        request = RunRequest(
+            run.start,
+            run.end,
+            phases=tuple(asked.get("phases", ())),
+            processors=tuple(asked.get("processors", ())),
+            reprocess=asked.get("reprocess", "missing"),
+        )
+        self._unfinished = (run.id, request)
+        self.notify(
+            f"Run #{run.id} ({run.start} → {run.end}) did not finish: s resumes it, adopting "
+            "attempts still running; nothing done is run again.",
+            title="Unfinished run",
+            severity="warning",
+            timeout=20,
+        )
 
     def on_unmount(self) -> None:
         self.session.close()
@@ -242,6 +266,27 @@ class BackfillApp(App[None]):
         if coverage is None:
             self.notify("Coverage is still loading.")
             return
+        if self._unfinished is not None and self.session.engine is None:
+            run_id, unfinished = self._unfinished
+
+            def resume(yes: bool | None) -> None:
+                self._unfinished = None  # asked once; a new run abandons it
+                if yes:
+                    self._gate_and_start(unfinished)
+                else:
+                    self.action_start_run()
+
+            scope = ", ".join(unfinished.phases + unfinished.processors) or "all phases"
+            self.push_screen(
+                ConfirmScreen(
+                    f"Resume run #{run_id}: {unfinished.start} → {unfinished.end}, {scope}, "
+                    f"reprocess {unfinished.reprocess}?\n\nNo: plan a new run instead (the "
+                    "unfinished one is then abandoned).",
+                    "Resume",
+                ),
+                resume,
+            )
+            return
         cursor = self._heatmap().cursor_cell()
         start, end = self.session.range
         if cursor is not None:
@@ -361,6 +406,7 @@ class BackfillApp(App[None]):
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)
+        self._offer_unfinished_run()
         self._load_coverage()
 
     def action_filter(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 from textual.app import App, ComposeResult
 
 from core.engine import ItemState, ItemView
-from tui.widgets.queue_table import QueueTable, format_dates, render_cells
+from tui.widgets.queue_table import COLUMN_KEYS, QueueTable, format_dates, render_cells
 
 SIZE = (120, 30)
 DAY = date(2024, 1, 20)
@@ -107,16 +107,24 @@ def mixed() -> list[ItemView]:
     ]
 
 
+def cells_of(item) -> dict[str, str]:
+    return dict(zip(COLUMN_KEYS, render_cells(item), strict=True))
+
+
 def test_cells_say_what_the_operator_needs():
     item = view(9, ItemState.FAILED, days=11, reason="incomplete on 2024-01-25", exit_code=0)
-    state, phase, processor, dates, attempt, started, duration, reason = render_cells(item)
+    keys = ("state", "phase", "processor", "dates", "attempt", "started", "duration", "reason")
+    state, phase, processor, dates, attempt, started, duration, reason = (
+        cells_of(item)[k] for k in keys
+    )
     assert (state, phase, processor, attempt, duration) == ("failed", "raw", "box", "1", "12s")
     assert dates == "2024-01-20..2024-01-30 (11)"
     assert format_dates((DAY,)) == "2024-01-20"
     assert started == time.strftime("%H:%M:%S", time.localtime(1_700_000_000))
     assert reason == "incomplete on 2024-01-25"
-    assert render_cells(view(9, ItemState.FAILED, exit_code=2))[-1] == "exit 2"
-    assert render_cells(view(9, ItemState.PENDING))[4:] == ("", "", "", "")
+    assert cells_of(view(9, ItemState.FAILED, exit_code=2))["reason"] == "exit 2"
+    pending = cells_of(view(9, ItemState.PENDING))
+    assert [pending[k] for k in ("attempt", "started", "duration", "reason")] == ["", "", "", ""]
 
 
 @pytest.mark.asyncio
