@@ -55,11 +55,23 @@ class RunRequest:
     max_parallel: int | None = None
 
     def key(self) -> dict[str, Any]:
+        """What makes two requests the same run (journaled; a resume must match it)."""
         return {
             "phases": sorted(self.phases),
             "processors": sorted(self.processors),
             "reprocess": self.reprocess,
         }
+
+    @classmethod
+    def from_key(cls, start: date, end: date, key: dict[str, Any]) -> RunRequest:
+        """The request a journaled run was started with: resuming it matches its key."""
+        return cls(
+            start,
+            end,
+            phases=tuple(key["phases"]),
+            processors=tuple(key["processors"]),
+            reprocess=key["reprocess"],
+        )
 
 
 class ItemState(StrEnum):
@@ -567,10 +579,9 @@ class Engine:
             stall_timeout=proc.stall_timeout,
         )
 
-    def _log_path(self, item: Item) -> Path:
+    def _log_path(self, item: Item, number: int) -> Path:
         first, last = item.dates[0], item.dates[-1]
         span = first.isoformat() if first == last else f"{first}_{last}"
-        number = item.last.number + 1 if item.last else 1
         return (
             self.config.state_path
             / "logs"
@@ -581,7 +592,9 @@ class Engine:
 
     async def _execute(self, item: Item) -> None:
         argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
-        attempt = self.journal.start_attempt(item.id, argv, self._log_path(item))
+        # The item's attempts are numbered here only: its last one is always in `item.last`.
+        number = item.last.number + 1 if item.last else 1
+        attempt = self.journal.start_attempt(item.id, number, argv, self._log_path(item, number))
         item.last = attempt
         item.started_at = time.time()
         try:

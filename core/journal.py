@@ -311,13 +311,9 @@ class Journal:
 
     # -- attempts -------------------------------------------------------------------------
 
-    def start_attempt(self, item_id: int, argv: Sequence[str], log_path: Path) -> AttemptRow:
-        number = (
-            1
-            + self.conn.execute(
-                "SELECT COUNT(*) FROM attempts WHERE item_id = ?", (item_id,)
-            ).fetchone()[0]
-        )
+    def start_attempt(
+        self, item_id: int, number: int, argv: Sequence[str], log_path: Path
+    ) -> AttemptRow:
         started_at = time.time()
         attempt_id = self._write(
             "INSERT INTO attempts (item_id, number, argv, log_path, started_at)"

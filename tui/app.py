@@ -90,15 +90,7 @@ class BackfillApp(App[None]):
         run = self.session.journal.unfinished_run()
         if run is None:
             return
-        asked = run.request
-        request = RunRequest(
-            run.start,
-            run.end,
-            phases=tuple(asked.get("phases", ())),
-            processors=tuple(asked.get("processors", ())),
-            reprocess=asked.get("reprocess", "missing"),
-        )
-        self._unfinished = (run.id, request)
+        self._unfinished = (run.id, RunRequest.from_key(run.start, run.end, run.request))
         self.notify(
             f"Run #{run.id} ({run.start} → {run.end}) did not finish: s resumes it, adopting "
             "attempts still running; nothing done is run again.",
@@ -406,7 +398,6 @@ class BackfillApp(App[None]):
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)
-        self._offer_unfinished_run()
         self._load_coverage()
 
     def action_filter(self) -> None:

@@ -272,9 +272,9 @@ class BigQueryWarehouse:
                 self._present.update(f"{dataset}.{name}" for name in listed)
         return tables & self._present
 
-    def rows_per_date(
-        self, scans: Sequence[Scan], start: date, end: date
-    ) -> dict[Scan, ScanResult]:
+    def _countable(self, scans: Sequence[Scan]) -> list[Scan]:
+        """The scans whose table exists; a project holding none of their datasets is an error
+        (almost always the wrong project), not a warehouse where everything is missing."""
         present = self.existing_tables({scan.table for scan in scans})
         datasets = {scan.dataset for scan in scans}
         if datasets and not datasets & self._datasets:
@@ -282,7 +282,12 @@ class BigQueryWarehouse:
                 f"none of the datasets {', '.join(sorted(datasets))} exists in project "
                 f"{self.project}: check warehouse.project (and location)"
             )
-        counted = [scan for scan in scans if scan.table in present]
+        return [scan for scan in scans if scan.table in present]
+
+    def rows_per_date(
+        self, scans: Sequence[Scan], start: date, end: date
+    ) -> dict[Scan, ScanResult]:
+        counted = self._countable(scans)
         results = {scan: ScanResult(table_exists=False) for scan in scans if scan not in counted}
         if not counted:
             return results
@@ -307,8 +312,7 @@ class BigQueryWarehouse:
         """Bytes the refresh query would scan (a free dry run), None when nothing would run."""
         from google.cloud import bigquery
 
-        present = self.existing_tables({scan.table for scan in scans})
-        counted = [scan for scan in scans if scan.table in present]
+        counted = self._countable(scans)
         if not counted:
             return None
         config = bigquery.QueryJobConfig(
