@@ -363,6 +363,19 @@ class Engine:
         for attempt in self.journal.open_attempts(self.run_id):
             item = self.items[attempt.item_id]
             launched = _launched(attempt)
+            if launched is None:
+                # Crashed before journaling the pid: the shim may have recorded it.
+                launched = runner.launched_from_files(attempt.log_path)
+                if launched is not None:
+                    self.journal.attempt_launched(
+                        attempt.id, launched.pid, launched.pgid, launched.started_at
+                    )
+                    attempt = replace(
+                        attempt,
+                        pid=launched.pid,
+                        pgid=launched.pgid,
+                        started_at=launched.started_at,
+                    )
             if launched is None:  # crashed between journaling and spawning: nothing ran
                 self.journal.end_attempt(
                     attempt.id,

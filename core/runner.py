@@ -14,7 +14,7 @@ The engine may be `kill -9`ed while attempts run. They keep running (they are in
 session), but the next engine is not their parent, so it cannot `waitpid` them. To still learn
 how they ended, the job runs under a tiny POSIX shell shim that leads the process group:
 
-    trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"
+    trap : TERM; f=$1; shift; echo $$ >"$f.pid"; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"
 
 - The job's argv travels as positional parameters and runs as `"$@"`: nothing is parsed by a
   shell. argv[0] is resolved to an absolute path first, so a name like `echo` or `exit` runs the
@@ -22,6 +22,9 @@ how they ended, the job runs under a tiny POSIX shell shim that leads the proces
 - The exit status goes to `<log>.exit`. `echo` writes the number and its newline in one
   write(), and the file is read only once the shim has exited, so a reader sees all of it or,
   if the shim was killed first, nothing.
+- Before the job starts, the shim writes its own pid to `<log>.exit.pid`. The engine journals the
+  pid right after spawning, but a `kill -9` can land in between; the next engine then finds the
+  pid there (`launched_from_files`) and adopts the attempt instead of running it a second time.
 - `trap : TERM` lets the shim live through the group-wide SIGTERM long enough to record the
   job's status (143 for a job that died of it). A caught signal goes back to its default action
   in the programs the shim starts, so the job still gets a normal SIGTERM. SIGKILL kills the
@@ -55,7 +58,7 @@ import anyio
 
 Reason = Literal["exit", "timeout", "stall", "cancelled", "interrupted"]
 
-SHIM = 'trap : TERM; f=$1; shift; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"'
+SHIM = 'trap : TERM; f=$1; shift; echo $$ >"$f.pid"; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"'
 SHIM_NAME = "backfill-attempt"  # $0 of the shim: what `ps` shows and what sh's errors start with
 
 POLL_INTERVAL = 0.5  # how often the log is stat'ed for stalls while nothing else wakes us
@@ -133,6 +136,23 @@ def exit_file_for(log_path: Path) -> Path:
     return log_path.with_suffix(".exit")
 
 
+def pid_file_for(log_path: Path) -> Path:
+    exit_file = exit_file_for(log_path)
+    return exit_file.with_name(f"{exit_file.name}.pid")
+
+
+def launched_from_files(log_path: Path) -> Launched | None:
+    """The attempt the shim recorded beside `log_path`, when the engine died before journaling
+    its pid; None if no shim ever started for it (then nothing ran)."""
+    pid_file = pid_file_for(log_path)
+    try:
+        pid = int(pid_file.read_text().strip())
+        started_at = pid_file.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    return Launched(pid, pid, started_at, log_path, exit_file_for(log_path))
+
+
 async def start(spec: AttemptSpec) -> Attempt:
     """Spawn the attempt. Returns as soon as it runs; await `Attempt.wait()` for the end.
 
@@ -146,6 +166,7 @@ async def start(spec: AttemptSpec) -> Attempt:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # A status left by an earlier attempt on the same log would be read as this one's.
     exit_file.unlink(missing_ok=True)
+    pid_file_for(log_path).unlink(missing_ok=True)
     argv = (_resolve(spec.argv[0], env, spec.cwd) or spec.argv[0], *spec.argv[1:])
     with open(log_path, "ab", buffering=0) as log:
         started_at = time.time()

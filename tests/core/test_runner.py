@@ -345,6 +345,24 @@ async def test_adopted_attempt_reports_the_code_from_the_exit_file(tmp_path):
 
 
 @pytest.mark.anyio
+async def test_the_shim_records_its_pid_for_an_engine_killed_before_journaling_it(tmp_path):
+    argv = ["sh", "-c", "echo adopted; sleep 1; exit 4"]
+    launched = launch_from_dying_engine(tmp_path, argv)  # as if its journal row had no pid
+    found = runner.launched_from_files(launched.log_path)
+    assert found is not None
+    assert (found.pid, found.pgid, found.exit_file) == (
+        launched.pid,
+        launched.pgid,
+        launched.exit_file,
+    )
+    assert abs(found.started_at - launched.started_at) < 1
+    outcome = await runner.adopt(found, spec(tmp_path, argv, log_path=found.log_path)).wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 4)
+    # A log no shim ever started for: nothing ran, nothing to adopt.
+    assert runner.launched_from_files(tmp_path / "never.log") is None
+
+
+@pytest.mark.anyio
 async def test_adopted_attempt_killed_by_someone_else_is_interrupted(tmp_path):
     argv = ["sleep", "30"]
     launched = launch_from_dying_engine(tmp_path, argv)
