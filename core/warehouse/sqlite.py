@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -12,70 +14,121 @@ from core.warehouse import sqlite_layout
 from core.warehouse.base import Scan, ScanResult
 
 
+@dataclass
+class _Reader:
+    """One thread's open connection, and what it has learnt about the files behind it."""
+
+    conn: sqlite3.Connection
+    files: dict[str, tuple[int, int]]  # attached dataset -> (st_dev, st_ino) of its file
+    tables: set[str] = field(default_factory=set)  # dataset.table seen to exist
+
+
 class SqliteWarehouse:
+    """Reads keep one connection open per thread, the dataset files attached: connecting and
+    attaching cost more than the query a verification after each attempt asks for (see
+    benchmarks/dispatch_overhead.py). Every read checks that the files are still the ones
+    attached, so a file that appears later, or is replaced (a re-seeded demo), is read afresh."""
+
     def __init__(self, folder: Path, *, label: str | None = None) -> None:
         self.folder = folder
         self.description = f"sqlite {label or folder}"
+        self._local = threading.local()
+        self._readers: list[_Reader] = []  # every thread's, for close()
+        self._lock = threading.Lock()
 
-    def _connect(self, datasets: set[str]) -> sqlite3.Connection:
+    def _reader(self, datasets: set[str]) -> _Reader:
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        wanted = datasets | (reader.files.keys() if reader else set())
+        files = {d: ident for d in wanted if (ident := _identity(self.folder, d)) is not None}
+        if reader is not None and files == reader.files:
+            return reader
+        if reader is not None:
+            self._forget(reader)
         if not self.folder.is_dir():
             raise UserError(
                 f"warehouse folder {self.folder} does not exist "
                 "(for the bundled demo run `backfill demo init`)"
             )
         try:
-            return sqlite_layout.connect(self.folder, datasets, readonly=True)
+            conn = sqlite_layout.connect(self.folder, files, readonly=True)
         except sqlite3.Error as exc:  # the files went away or are unreadable mid-way
             raise UserError(f"warehouse folder {self.folder} cannot be read: {exc}") from None
+        reader = _Reader(conn, files)
+        with self._lock:
+            self._readers.append(reader)
+        self._local.reader = reader
+        return reader
+
+    def _forget(self, reader: _Reader) -> None:
+        with self._lock:
+            if reader in self._readers:  # else close() took it already
+                self._readers.remove(reader)
+        self._local.reader = None
+        reader.conn.close()
 
     def rows_per_date(
         self, scans: Sequence[Scan], start: date, end: date
     ) -> dict[Scan, ScanResult]:
         # One grouped query per table, each its own short read transaction (autocommit), so a
         # refresh never holds a snapshot open while jobs write.
-        conn = self._connect({scan.dataset for scan in scans})
-        try:
-            results = {}
-            for scan in scans:
-                dataset, table = scan.table.split(".", 1)
-                try:
-                    exists = sqlite_layout.table_exists(conn, dataset, table)
-                except sqlite3.Error as exc:
-                    raise UserError(f"reading {scan.table} failed: {exc}") from None
-                if not exists:
+        reader = self._reader({scan.dataset for scan in scans})
+        results = {}
+        for scan in scans:
+            if scan.table not in reader.tables and not self._exists(reader, scan):
+                results[scan] = ScanResult(table_exists=False)
+                continue
+            reader.tables.add(scan.table)
+            where = f" AND ({scan.where})" if scan.where else ""
+            sql = (
+                f"SELECT {scan.date_column}, COUNT(*) FROM {scan.table}"
+                f" WHERE {scan.date_column} BETWEEN ? AND ?{where}"
+                f" GROUP BY {scan.date_column}"
+            )
+            try:
+                rows = reader.conn.execute(sql, (start.isoformat(), end.isoformat())).fetchall()
+            except sqlite3.Error as exc:
+                reader.tables.discard(scan.table)
+                if not self._exists(reader, scan):  # dropped since we last looked
                     results[scan] = ScanResult(table_exists=False)
                     continue
-                where = f" AND ({scan.where})" if scan.where else ""
-                sql = (
-                    f"SELECT {scan.date_column}, COUNT(*) FROM {scan.table}"
-                    f" WHERE {scan.date_column} BETWEEN ? AND ?{where}"
-                    f" GROUP BY {scan.date_column}"
-                )
-                try:
-                    rows = conn.execute(sql, (start.isoformat(), end.isoformat())).fetchall()
-                except sqlite3.Error as exc:
-                    raise UserError(f"query on {scan.table} failed: {exc} (SQL: {sql})") from None
-                results[scan] = ScanResult(counts=_by_date(scan, rows))
-            return results
-        finally:
-            conn.close()
+                raise UserError(f"query on {scan.table} failed: {exc} (SQL: {sql})") from None
+            results[scan] = ScanResult(counts=_by_date(scan, rows))
+        return results
+
+    def _exists(self, reader: _Reader, scan: Scan) -> bool:
+        dataset, table = scan.table.split(".", 1)
+        try:
+            return sqlite_layout.table_exists(reader.conn, dataset, table)
+        except sqlite3.Error as exc:
+            raise UserError(f"reading {scan.table} failed: {exc}") from None
 
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
         """Local files: a refresh costs nothing."""
         return None
 
     def scalar(self, sql: str) -> object:
-        conn = self._connect(set(sqlite_layout.existing_datasets(self.folder)))
+        reader = self._reader(set(sqlite_layout.existing_datasets(self.folder)))
         try:
-            row = conn.execute(sql).fetchone()
+            row = reader.conn.execute(sql).fetchone()
         except sqlite3.Error as exc:
             raise UserError(f"query failed: {exc}") from None
-        finally:
-            conn.close()
         return None if row is None else row[0]
 
     def close(self) -> None:
-        """Nothing is held open between refreshes."""
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.conn.close()
+        self._local = threading.local()
+
+
+def _identity(folder: Path, dataset: str) -> tuple[int, int] | None:
+    """Which file a dataset is right now (None: there is none)."""
+    try:
+        stat = sqlite_layout.dataset_file(folder, dataset).stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _by_date(scan: Scan, rows: list[tuple[object, int]]) -> dict[date, int]:
