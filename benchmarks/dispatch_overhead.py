@@ -5,8 +5,6 @@ row on each of 2,000 days (2019-01-01 .. 2024-06-22) and an empty output table. 
 one row for its date with the `sqlite3` CLI (a few milliseconds of start-up, so the engine's own
 cost shows; without the CLI a `python -S -c` one-liner does the same). Then, in the same run:
   - baseline: `xargs -P 8` runs that program once per date, exactly the same argv;
-  - context:  `xargs -P 8` runs it under the runner's /bin/sh shim with output to a log file, as
-    the engine does, to show what the shim alone costs;
   - ours:     the engine in-process (anyio, asyncio) on a config with one source processor and
     one runnable processor over those dates (`chunk_days: 1`, `max_parallel: 8`): 2,000 real
     work items, each planned, journaled, spawned, verified against the warehouse.
@@ -40,7 +38,6 @@ import anyio
 from core.config import Config, load_config
 from core.engine import Engine, EngineEvent, RunRequest
 from core.journal import Journal
-from core.runner import SHIM, SHIM_NAME
 from core.warehouse import open_warehouse, sqlite_layout
 
 ITEMS = 2000
@@ -177,24 +174,13 @@ def row(label: str, t: Timed, *, engine: bool = False) -> str:
     return f"{label:34s} {t.wall:7.2f} s {t.wall * ms:8.2f} ms {t.child_cpu * ms:9.2f} ms {own} ms"
 
 
-def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, Timed, float, list[float]]:
-    """xargs, xargs with the shim, the engine: each on a fresh warehouse under `root`."""
-    for name in ("xargs", "shim", "engine"):
+def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[float]]:
+    """xargs, then the engine: each on a fresh warehouse under `root`."""
+    for name in ("xargs", "engine"):
         build(root / name / "wh", dates)
 
     xargs = run_xargs(job_argv(root / "xargs" / "wh" / "out.sqlite", "{}"), dates)
     assert rows_written(root / "xargs" / "wh") == (ITEMS, ITEMS)
-
-    # The same job under the runner's shim with output to a file: the process tree the engine
-    # starts per attempt, without the engine.
-    shimmed = job_argv(root / "shim" / "wh" / "out.sqlite", "{}")
-    logs = root / "shim" / "logs"
-    logs.mkdir()
-    with open(logs / "all.log", "ab") as log:
-        shim = run_xargs(
-            ["/bin/sh", "-c", SHIM, SHIM_NAME, f"{logs}/{{}}.exit", *shimmed], dates, log
-        )
-    assert rows_written(root / "shim" / "wh") == (ITEMS, ITEMS)
 
     folder = root / "engine"
     argv = job_argv(folder / "wh" / "out.sqlite", "{start}")
@@ -206,7 +192,7 @@ def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, Timed, float
         raise SystemExit(
             f"MISS: the engine run was wrong: complete={complete} items={items} rows={written}"
         )
-    return xargs, shim, engine, plan_s, attempt_seconds(config)
+    return xargs, engine, plan_s, attempt_seconds(config)
 
 
 def main() -> None:
@@ -218,23 +204,18 @@ def main() -> None:
     for n in range(ROUNDS):
         with tempfile.TemporaryDirectory() as tmp:
             rounds.append(one_round(Path(tmp), dates))
-        xargs, shim, engine, _, _ = rounds[-1]
-        print(
-            f"  round {n + 1}: xargs {xargs.wall:.2f} s, shim {shim.wall:.2f} s, "
-            f"engine {engine.wall:.2f} s"
-        )
+        xargs, engine, _, _ = rounds[-1]
+        print(f"  round {n + 1}: xargs {xargs.wall:.2f} s, engine {engine.wall:.2f} s")
     xargs = min((r[0] for r in rounds), key=lambda t: t.wall)
-    shim = min((r[1] for r in rounds), key=lambda t: t.wall)
-    _, _, engine, plan_s, durations = min(rounds, key=lambda r: r[2].wall)
+    _, engine, plan_s, durations = min(rounds, key=lambda r: r[1].wall)
 
     ratio = engine.wall / xargs.wall
     dispatch_s = engine.wall - plan_s
     print(f"\n{'':34s} {'wall':>9s} {'per item':>11s} {'jobs CPU':>12s} {'engine CPU':>10s}")
     print(row(f"xargs -P {PARALLEL}, the job alone", xargs))
-    print(row(f"xargs -P {PARALLEL}, job under the shim", shim) + "   (context)")
     print(row("engine (construction to return)", engine, engine=True))
     print(
-        "  (CPU per item: jobs = every process started and reaped, shims and xargs included;\n"
+        "  (CPU per item: jobs = every process started and reaped, xargs included;\n"
         "   engine = the engine's own process, its worker threads included)"
     )
     print(f"  planning (coverage, plan, journaling {ITEMS} items): {plan_s:6.2f} s")
@@ -247,8 +228,6 @@ def main() -> None:
             f"attempt {busy:.0%} of the dispatch time"
         )
     print(f"ratio engine / xargs:             {ratio:5.2f}x   target <= {TARGET_RATIO}x")
-    print(f"ratio shim-under-xargs / xargs:   {shim.wall / xargs.wall:5.2f}x   (the shim alone)")
-    print(f"ratio engine / shim-under-xargs:  {engine.wall / shim.wall:5.2f}x   (the engine alone)")
     verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
     print(
         f"\n{verdict}: engine {engine.wall:.2f} s vs xargs -P {PARALLEL} {xargs.wall:.2f} s "

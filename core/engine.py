@@ -360,25 +360,19 @@ class Engine:
         one's exit file, so a job that ended while no engine watched keeps its real outcome;
         only a process that vanished without one counts as interrupted."""
         assert self.run_id is not None
-        for attempt in self.journal.open_attempts(self.run_id):
+        open_attempts = self.journal.open_attempts(self.run_id)
+        # Crashed between spawning and journaling the pid: find such attempts by their tag.
+        untracked = runner.find_tagged(self._tag(a) for a in open_attempts if a.pid is None)
+        for attempt in open_attempts:
             item = self.items[attempt.item_id]
+            pid = untracked.get(self._tag(attempt))
+            if pid is not None:
+                self.journal.attempt_launched(attempt.id, pid, pid, attempt.started_at)
+                attempt = replace(attempt, pid=pid, pgid=pid)
             launched = _launched(attempt)
-            if launched is None:
-                # Crashed before journaling the pid: the shim may have recorded it.
-                launched = runner.launched_from_files(attempt.log_path)
-                if launched is not None:
-                    self.journal.attempt_launched(
-                        attempt.id, launched.pid, launched.pgid, launched.started_at
-                    )
-                    attempt = replace(
-                        attempt,
-                        pid=launched.pid,
-                        pgid=launched.pgid,
-                        started_at=launched.started_at,
-                    )
-            if launched is None:  # crashed between journaling and spawning: nothing ran
+            if launched is None:  # nothing runs for it (never started, or already ended)
                 self.journal.end_attempt(
-                    attempt.id,
+                    attempt,
                     exit_code=None,
                     reason="interrupted",
                     outcome="interrupted",
@@ -393,7 +387,7 @@ class Engine:
                 pid=attempt.pid,
                 alive=runner.alive(launched),
             )
-            item.handle = runner.adopt(launched, self._spec(item, attempt.argv, attempt.log_path))
+            item.handle = runner.adopt(launched, self._spec(item, attempt))
             item.last = attempt
             item.started_at = attempt.started_at
             self._set(item, ItemState.RUNNING, reason=None)
@@ -491,8 +485,7 @@ class Engine:
                 settled = True
                 self._set(item, ItemState.DONE, reason="already complete")
                 continue
-            self._set(item, ItemState.RUNNING, reason=None)
-            tg.start_soon(self._execute, item)
+            tg.start_soon(self._execute, item, self._begin(item))
         return settled
 
     def _effective_limit(self, phase: str) -> int:
@@ -581,16 +574,21 @@ class Engine:
 
     # -- one item -------------------------------------------------------------------------
 
-    def _spec(self, item: Item, argv: tuple[str, ...], log_path: Path) -> runner.AttemptSpec:
+    def _spec(self, item: Item, attempt: AttemptRow) -> runner.AttemptSpec:
         proc = item.processor
         return runner.AttemptSpec(
-            argv=argv,
+            argv=attempt.argv,
             env=proc.env,
             cwd=self.config.root,
-            log_path=log_path,
+            log_path=attempt.log_path,
             timeout=proc.timeout,
             stall_timeout=proc.stall_timeout,
+            tag=self._tag(attempt),
         )
+
+    def _tag(self, attempt: AttemptRow) -> str:
+        """Unique on this machine: the journal's path and the attempt's row."""
+        return f"{attempt.id}@{self.journal.path}"
 
     def _log_path(self, item: Item, number: int) -> Path:
         first, last = item.dates[0], item.dates[-1]
@@ -603,25 +601,33 @@ class Engine:
             / f"{span}.attempt-{number}.log"
         )
 
-    async def _execute(self, item: Item) -> None:
+    def _begin(self, item: Item) -> AttemptRow:
+        """The item goes running and its next attempt is journaled, in one commit."""
         argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
         # The item's attempts are numbered here only: its last one is always in `item.last`.
         number = item.last.number + 1 if item.last else 1
-        attempt = self.journal.start_attempt(item.id, number, argv, self._log_path(item, number))
-        item.last = attempt
-        item.started_at = time.time()
-        try:
-            handle = await runner.start(self._spec(item, argv, attempt.log_path))
-        except OSError as exc:
-            self.journal.end_attempt(
-                attempt.id,
-                exit_code=None,
-                reason="exit",
-                outcome="failed",
-                duration=0.0,
-                tail=(f"could not start: {exc}",),
+        with self.journal.transaction():
+            self._set(item, ItemState.RUNNING, reason=None)
+            item.last = self.journal.start_attempt(
+                item.id, number, argv, self._log_path(item, number)
             )
-            self._after_failure(item, f"could not start: {exc}", transient=False)
+        item.started_at = time.time()
+        return item.last
+
+    async def _execute(self, item: Item, attempt: AttemptRow) -> None:
+        try:
+            handle = await runner.start(self._spec(item, attempt))
+        except OSError as exc:
+            with self.journal.transaction():
+                item.last = self.journal.end_attempt(
+                    attempt,
+                    exit_code=None,
+                    reason="exit",
+                    outcome="failed",
+                    duration=0.0,
+                    tail=(f"could not start: {exc}",),
+                )
+                self._after_failure(item, f"could not start: {exc}", transient=False)
             return
         item.handle = handle
         launched = handle.launched
@@ -642,23 +648,32 @@ class Engine:
         short = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
         if outcome.reason == "cancelled":
             label, why = "cancelled", "cancelled"
-        elif outcome.ok and not short:
+        elif (outcome.ok or outcome.status_unknown) and not short:
             label, why = "ok", None
-        elif outcome.ok:
+        elif outcome.ok or outcome.status_unknown:
             label = "incomplete"
-            why = f"exit 0 but incomplete on {', '.join(d.isoformat() for d in short)}"
+            how = "exit 0" if outcome.ok else "ended while no engine watched it"
+            why = f"{how} but incomplete on {', '.join(d.isoformat() for d in short)}"
         else:
             label = "failed"
             why = _describe(outcome)
-        self.journal.end_attempt(
-            attempt.id,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            outcome=label,
-            duration=outcome.duration,
-            tail=outcome.tail,
-        )
-        item.last = self.journal.attempt(attempt.id)
+        with self.journal.transaction():  # the attempt's end and the item's next state: one commit
+            item.last = self.journal.end_attempt(
+                attempt,
+                exit_code=outcome.exit_code,
+                reason=outcome.reason,
+                outcome=label,
+                duration=outcome.duration,
+                tail=outcome.tail,
+            )
+            self._settle(item, outcome, label, why)
+        self._wake.set()
+
+    def _settle(
+        self, item: Item, outcome: runner.AttemptOutcome, label: str, why: str | None
+    ) -> None:
+        attempt = item.last
+        assert attempt is not None
         if label == "ok":
             self._samples[item.processor.name].insert(0, (outcome.duration, len(item.dates)))
             if self.cooling.get(item.phase.name, math.inf) <= time.time():
@@ -680,7 +695,6 @@ class Engine:
                 for line in outcome.tail
             )
             self._after_failure(item, why or "failed", transient=transient)
-        self._wake.set()
 
     def _after_failure(self, item: Item, why: str, *, transient: bool) -> None:
         item.attempts += 1
@@ -865,5 +879,4 @@ def _launched(attempt: AttemptRow) -> runner.Launched | None:
         pgid=attempt.pgid,
         started_at=attempt.started_at,
         log_path=attempt.log_path,
-        exit_file=attempt.log_path.with_suffix(".exit"),
     )

@@ -8,13 +8,14 @@ dies, so a crashed engine never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,7 @@ class Journal:
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA busy_timeout = 10000")
         self.conn.executescript(SCHEMA)
+        self._depth = 0  # of nested transaction() blocks
 
     @classmethod
     def open_if_exists(cls, state_dir: Path) -> Journal | None:
@@ -198,6 +200,24 @@ class Journal:
 
     def close(self) -> None:
         self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together, or not at all; nested, the outermost one commits.
+        One commit per transition, not per row, is most of what an attempt costs the journal."""
+        if self._depth == 0:
+            self.conn.execute("BEGIN")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.conn.execute("COMMIT")
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
         cursor = self.conn.execute(sql, args)
@@ -239,8 +259,7 @@ class Journal:
     # -- items ----------------------------------------------------------------------------
 
     def add_item(self, run_id: int, processor: str, phase: str, dates: Sequence[date]) -> int:
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with self.transaction():
             item_id = self._write(
                 "INSERT INTO items (run_id, processor, phase, dates, state, updated_at)"
                 " VALUES (?, ?, ?, ?, 'pending', ?)",
@@ -275,8 +294,7 @@ class Journal:
             dates = fields["dates"]
             fields["dates"] = json.dumps([d.isoformat() for d in dates])
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with self.transaction():
             self.conn.execute(
                 f"UPDATE items SET {sets}, updated_at = ? WHERE id = ?",
                 (*fields.values(), time.time(), item_id),
@@ -297,8 +315,7 @@ class Journal:
         """A state transition and its event, in one transaction (one commit per transition)."""
         now = time.time()
         detail = json.dumps({"state": state, "reason": reason})
-        with self.conn:
-            self.conn.execute("BEGIN")
+        with self.transaction():
             self.conn.execute(
                 "UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (state, reason, now, item_id),
@@ -334,19 +351,38 @@ class Journal:
 
     def end_attempt(
         self,
-        attempt_id: int,
+        attempt: AttemptRow,
         *,
         exit_code: int | None,
         reason: str,
         outcome: str,
         duration: float,
         tail: Iterable[str],
-    ) -> None:
+    ) -> AttemptRow:
+        """Records the end; returns the attempt as now journaled."""
+        ended = replace(
+            attempt,
+            ended_at=time.time(),
+            exit_code=exit_code,
+            reason=reason,
+            outcome=outcome,
+            duration=duration,
+            tail=tuple(tail),
+        )
         self._write(
             "UPDATE attempts SET ended_at = ?, exit_code = ?, reason = ?, outcome = ?,"
             " duration = ?, tail = ? WHERE id = ?",
-            (time.time(), exit_code, reason, outcome, duration, json.dumps(list(tail)), attempt_id),
+            (
+                ended.ended_at,
+                exit_code,
+                reason,
+                outcome,
+                duration,
+                json.dumps(list(ended.tail)),
+                attempt.id,
+            ),
         )
+        return ended
 
     _ATTEMPT_COLUMNS = (
         "id, item_id, number, argv, log_path, pid, pgid, started_at, ended_at, exit_code,"
@@ -369,9 +405,6 @@ class Journal:
             )
             for r in rows
         ]
-
-    def attempt(self, attempt_id: int) -> AttemptRow:
-        return self._attempts("id = ?", (attempt_id,))[0]
 
     def attempts_of_item(self, item_id: int) -> list[AttemptRow]:
         return self._attempts("item_id = ? ORDER BY number", (item_id,))

@@ -11,30 +11,21 @@ cancellation signal the whole group, so grandchildren die too: SIGTERM, `grace` 
 SIGKILL.
 
 The engine may be `kill -9`ed while attempts run. They keep running (they are in their own
-session), but the next engine is not their parent, so it cannot `waitpid` them. To still learn
-how they ended, the job runs under a tiny POSIX shell shim that leads the process group:
+session), but the next engine is not their parent: it cannot `waitpid` them, so how such an
+attempt ended (its exit status) is lost with the engine that started it. `adopt()` reattaches a
+new engine to the process through its pid and its log file: it checks the pid is alive and still
+leads the same group (a reused pid does not), watches it to its end, and enforces the limits.
+The warehouse, not the exit status, then says whether the attempt did its work.
 
-    trap : TERM; f=$1; shift; echo $$ >"$f.pid"; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"
+The engine journals the pid right after spawning, but a `kill -9` can land in between. Every
+attempt therefore carries a tag in its environment (`BACKFILL_ATTEMPT`), and `find_tagged()`
+finds the still-running leaders by it (Linux, through /proc), so the next engine adopts such an
+attempt instead of running it a second time.
 
-- The job's argv travels as positional parameters and runs as `"$@"`: nothing is parsed by a
-  shell. argv[0] is resolved to an absolute path first, so a name like `echo` or `exit` runs the
-  program on PATH, never a shell builtin.
-- The exit status goes to `<log>.exit`. `echo` writes the number and its newline in one
-  write(), and the file is read only once the shim has exited, so a reader sees all of it or,
-  if the shim was killed first, nothing.
-- Before the job starts, the shim writes its own pid to `<log>.exit.pid`. The engine journals the
-  pid right after spawning, but a `kill -9` can land in between; the next engine then finds the
-  pid there (`launched_from_files`) and adopts the attempt instead of running it a second time.
-- `trap : TERM` lets the shim live through the group-wide SIGTERM long enough to record the
-  job's status (143 for a job that died of it). A caught signal goes back to its default action
-  in the programs the shim starts, so the job still gets a normal SIGTERM. SIGKILL kills the
-  shim too; then no status is recorded and `exit_code` is None.
-- dash starts in about a millisecond and forks only the job: no rename process (it cost ~0.5 ms
-  per attempt, measured in benchmarks/dispatch_overhead.py).
-
-`adopt()` reattaches a new engine to such a process. It checks the pid is alive and still leads
-the same group, to guard against pid reuse. The attempt has ended once the exit file appears or
-the process disappears; if it disappears without an exit file, the reason is "interrupted".
+There is deliberately no wrapper process (an earlier version ran each job under a /bin/sh shim
+that wrote the exit status to a file): it cost a second exec per attempt, as much as the job itself
+for short jobs (benchmarks/dispatch_overhead.py), to learn an exit status the warehouse already
+answers.
 
 Zombies count as dead everywhere here. When the engine dies, orphans are re-parented to PID 1,
 and many container inits never reap them: `kill(pid, 0)` keeps succeeding for a process that
@@ -49,7 +40,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,14 +49,12 @@ import anyio
 
 Reason = Literal["exit", "timeout", "stall", "cancelled", "interrupted"]
 
-SHIM = 'trap : TERM; f=$1; shift; echo $$ >"$f.pid"; "$@"; rc=$?; echo "$rc" >"$f"; exit "$rc"'
-SHIM_NAME = "backfill-attempt"  # $0 of the shim: what `ps` shows and what sh's errors start with
+TAG_VAR = "BACKFILL_ATTEMPT"  # in every attempt's environment: see find_tagged()
 
 POLL_INTERVAL = 0.5  # how often the log is stat'ed for stalls while nothing else wakes us
 TAIL_LINES = 20
 TAIL_WINDOW = 64 * 1024  # a tail never reads more than this from the end of the log
 TAIL_LINE_MAX = 1000  # chars kept of one line, so a runaway line cannot bloat the journal
-STATUS_LINGER = 1.0  # an adopted shim still alive this long after writing its status is stuck
 KILL_SETTLE = 5.0  # after SIGKILL, how long to wait for the kernel to take the group down
 
 _PROC = Path("/proc")
@@ -82,6 +71,7 @@ class AttemptSpec:
     timeout: float | None  # seconds of wall clock, None = no limit
     stall_timeout: float | None  # seconds with no growth of the log file, None = off
     grace: float = 10.0  # SIGTERM -> wait this long -> SIGKILL (whole group)
+    tag: str = ""  # unique per attempt, set as $BACKFILL_ATTEMPT: how find_tagged() knows it
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -96,7 +86,6 @@ class Launched:
     pgid: int
     started_at: float  # time.time()
     log_path: Path
-    exit_file: Path  # log_path.with_suffix(".exit")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,7 +93,6 @@ class Launched:
             "pgid": self.pgid,
             "started_at": self.started_at,
             "log_path": str(self.log_path),
-            "exit_file": str(self.exit_file),
         }
 
     @classmethod
@@ -114,15 +102,16 @@ class Launched:
             pgid=int(data["pgid"]),
             started_at=float(data["started_at"]),
             log_path=Path(data["log_path"]),
-            exit_file=Path(data["exit_file"]),
         )
 
 
 @dataclass(frozen=True)
 class AttemptOutcome:
-    exit_code: int | None  # None when killed before the shim could record it
+    #: 128 + N for a job killed by signal N, as shells report it (143: SIGTERM, 137: SIGKILL);
+    #: None for an adopted attempt, whose status went with the engine that started it
+    exit_code: int | None
     # "exit" = ended on its own (any code); timeout/stall/cancelled = we killed it;
-    # "interrupted" = the shim vanished without recording a status (killed by someone else)
+    # "interrupted" = an adopted attempt whose process was already gone when we looked
     reason: Reason
     duration: float  # seconds
     tail: tuple[str, ...]  # last non-empty lines of the log
@@ -131,26 +120,14 @@ class AttemptOutcome:
     def ok(self) -> bool:
         return self.reason == "exit" and self.exit_code == 0
 
-
-def exit_file_for(log_path: Path) -> Path:
-    return log_path.with_suffix(".exit")
-
-
-def pid_file_for(log_path: Path) -> Path:
-    exit_file = exit_file_for(log_path)
-    return exit_file.with_name(f"{exit_file.name}.pid")
+    @property
+    def status_unknown(self) -> bool:
+        """Ended on its own while no engine was its parent: only the warehouse can judge it."""
+        return self.exit_code is None and self.reason in ("exit", "interrupted")
 
 
-def launched_from_files(log_path: Path) -> Launched | None:
-    """The attempt the shim recorded beside `log_path`, when the engine died before journaling
-    its pid; None if no shim ever started for it (then nothing ran)."""
-    pid_file = pid_file_for(log_path)
-    try:
-        pid = int(pid_file.read_text().strip())
-        started_at = pid_file.stat().st_mtime
-    except (OSError, ValueError):
-        return None
-    return Launched(pid, pid, started_at, log_path, exit_file_for(log_path))
+class LaunchError(OSError):
+    """The attempt could not start: nothing ran. Says why in operator's words."""
 
 
 async def start(spec: AttemptSpec) -> Attempt:
@@ -161,27 +138,56 @@ async def start(spec: AttemptSpec) -> Attempt:
     """
     await anyio.lowlevel.checkpoint()
     env = {**os.environ, **spec.env}
+    if spec.tag:
+        env[TAG_VAR] = spec.tag
     log_path = spec.log_path
-    exit_file = exit_file_for(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # A status left by an earlier attempt on the same log would be read as this one's.
-    exit_file.unlink(missing_ok=True)
-    pid_file_for(log_path).unlink(missing_ok=True)
-    argv = (_resolve(spec.argv[0], env, spec.cwd) or spec.argv[0], *spec.argv[1:])
     with open(log_path, "ab", buffering=0) as log:
         started_at = time.time()
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", SHIM, SHIM_NAME, str(exit_file), *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=spec.cwd,
-            env=env,
-            start_new_session=True,
-        )
-    # setsid() made the shim the leader of a new group whose id is its pid.
-    launched = Launched(proc.pid, proc.pid, started_at, log_path, exit_file)
+        # No shell: argv runs as given, PATH searched in the job's own environment.
+        try:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=spec.cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            why = _launch_problem(spec, exc)
+            _note(log_path, f"could not start: {why}")
+            raise LaunchError(why) from exc
+    # setsid() made the job the leader of a new group whose id is its pid.
+    launched = Launched(proc.pid, proc.pid, started_at, log_path)
     return Attempt(launched, spec, proc=proc)
+
+
+def find_tagged(tags: Iterable[str]) -> dict[str, int]:
+    """The pids of running attempts started with these tags (their group leaders), for an engine
+    that died between spawning an attempt and journaling its pid. Reads /proc; where there is
+    none, finds nothing (then such an attempt is re-queued, as if it never started)."""
+    wanted = {f"{TAG_VAR}={tag}".encode(): tag for tag in tags}
+    if not wanted or not _HAVE_PROC:
+        return {}
+    found: dict[str, int] = {}
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (_PROC / entry.name / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or not ours
+        tag = next((wanted[v] for v in environ.split(b"\0") if v in wanted), None)
+        if tag is None:
+            continue
+        pid = int(entry.name)
+        stat = _proc_stat(pid)
+        # Children inherit the tag; the attempt is the one leading its own group.
+        if stat is not None and stat[1] == pid and not _is_dead_state(stat[0]):
+            found[tag] = pid
+    return found
 
 
 def adopt(launched: Launched, spec: AttemptSpec) -> Attempt:
@@ -344,29 +350,14 @@ class Attempt:
         if self._proc is not None:
             ended = self._proc.poll() is not None  # also reaps it
         else:
-            # The shim writes the status just before it exits: wait for the exit itself, as for a
-            # child of ours, unless the shim is somehow stuck after writing.
-            ended = not alive(self.launched) or self._status_written_before(
-                time.time() - STATUS_LINGER
-            )
+            ended = not alive(self.launched)
         if ended:
             self._end_wall = self._adopted_end() if self._proc is None else time.time()
         return ended
 
-    def _status_written_before(self, moment: float) -> bool:
-        stat = _stat(self.launched.exit_file)
-        return (
-            stat is not None
-            and stat.st_mtime < moment
-            and _read_exit_code(self.launched.exit_file) is not None
-        )
-
     def _adopted_end(self) -> float:
-        """When an adopted attempt ended: the exit file is written at the very end; without it,
-        the last log write is the last sign of life if it was already gone when we looked."""
-        stat = _stat(self.launched.exit_file)
-        if stat is not None:
-            return stat.st_mtime
+        """When an adopted attempt ended: now, if we saw it running; else its last log write,
+        the last sign of life we have."""
         stat = _stat(self.launched.log_path)
         if not self._seen_running and stat is not None:
             return max(self.launched.started_at, stat.st_mtime)
@@ -436,28 +427,18 @@ class Attempt:
                 self._kill_done.set()
 
     def _note(self, text: str) -> None:
-        """One line in the job's log, so an operator reading it sees why it stopped."""
-        with contextlib.suppress(OSError), open(self.launched.log_path, "ab+") as log:
-            size = log.seek(0, os.SEEK_END)
-            lead = b""
-            if size:
-                log.seek(size - 1)
-                lead = b"" if log.read(1) == b"\n" else b"\n"
-            log.write(lead + f"[backfill] {text}\n".encode())
+        _note(self.launched.log_path, text)
 
     # -- outcome -----------------------------------------------------------------------------
 
     def _make_outcome(self) -> AttemptOutcome:
-        code = _read_exit_code(self.launched.exit_file)
-        if code is None and self._proc is not None and (self._proc.returncode or 0) >= 0:
-            # The shim exited normally but could not write the file (disk full, removed dir);
-            # its own exit status is the job's.
-            code = self._proc.returncode
-        reason: Reason = self._kill_reason or ("exit" if code is not None else "interrupted")
-        if reason == "exit" and code in (126, 127):
-            problem = _launch_problem(self.spec, code)
-            if problem:
-                self._note(problem)
+        code: int | None = None
+        if self._proc is not None and self._proc.returncode is not None:
+            returncode = self._proc.returncode
+            code = returncode if returncode >= 0 else 128 - returncode  # -15 -> 143
+        reason: Reason = self._kill_reason or (
+            "exit" if self._proc is not None or self._seen_running else "interrupted"
+        )
         end = self._end_wall if self._end_wall is not None else time.time()
         return AttemptOutcome(
             exit_code=code,
@@ -550,13 +531,15 @@ def _is_dead_state(state: str) -> bool:
 # -- files ---------------------------------------------------------------------------------------
 
 
-def _read_exit_code(exit_file: Path) -> int | None:
-    # `echo` writes the number and its newline in one write(): a complete line is the status.
-    try:
-        text = exit_file.read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text.strip()) if text.endswith("\n") and text.strip().isdigit() else None
+def _note(log_path: Path, text: str) -> None:
+    """One line in the job's log, so an operator reading it sees why it stopped."""
+    with contextlib.suppress(OSError), open(log_path, "ab+") as log:
+        size = log.seek(0, os.SEEK_END)
+        lead = b""
+        if size:
+            log.seek(size - 1)
+            lead = b"" if log.read(1) == b"\n" else b"\n"
+        log.write(lead + f"[backfill] {text}\n".encode())
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -578,26 +561,14 @@ def _split_lines(data: bytes, *, partial_head: bool) -> list[str]:
     return lines
 
 
-def _resolve(program: str, env: Mapping[str, str], cwd: Path) -> str | None:
-    """The executable a PATH search finds for `program`, as the job's sh would do it from `cwd`;
-    a name with a slash is taken as is. None when nothing executable is found."""
-    if "/" in program:
-        path = cwd / program
-        return program if path.is_file() and os.access(path, os.X_OK) else None
-    for folder in env.get("PATH", os.defpath).split(os.pathsep):
-        candidate = cwd / (folder or ".") / program
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate.absolute())
-    return None
-
-
-def _launch_problem(spec: AttemptSpec, code: int) -> str | None:
-    """sh's 127/126 mean the job never ran; say so plainly (a job may exit 127 itself, hence
-    the check that the program really is missing)."""
-    program = spec.argv[0]
-    if _resolve(program, {**os.environ, **spec.env}, spec.cwd) is not None:
-        return None
-    return f"command not found: {program}" if code == 127 else f"not executable: {program}"
+def _launch_problem(spec: AttemptSpec, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError) and not spec.cwd.is_dir():
+        return f"working directory {spec.cwd} does not exist"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {spec.argv[0]}"
+    if isinstance(exc, PermissionError):
+        return f"not executable: {spec.argv[0]}"
+    return f"{spec.argv[0]}: {exc.strerror or exc}"
 
 
 def _human(seconds: float | None) -> str:

@@ -29,7 +29,7 @@ JOB = ROOT / "tests" / "jobs" / "record.py"
 DATES = [d.isoformat() for d in span("2024-01-01", "2024-01-06")]
 
 
-def pipeline(job_args: str = "") -> str:
+def pipeline(job_args: str = "", stall: str = "2s") -> str:
     def proc(name: str, deps: str) -> str:
         return f"""
       - name: {name}
@@ -39,7 +39,7 @@ def pipeline(job_args: str = "") -> str:
         command: ["{{python}}", "{JOB}", {name}, "{{dates}}"{job_args}]
         retries: 2
         retry_backoff: 0.2s
-        stall_timeout: 2s
+        stall_timeout: {stall}
         timeout: 60s"""
 
     return f"""
@@ -67,14 +67,16 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def setup(tmp_path: Path, monkeypatch):
-    """Returns a factory: (faults, base dates, job args) -> loaded config."""
+    """Returns a factory: (faults, base dates, job args, stall timeout) -> loaded config."""
 
-    def make(faults: str = "", base: list[str] = DATES, job_args: str = "") -> Config:
+    def make(
+        faults: str = "", base: list[str] = DATES, job_args: str = "", stall: str = "2s"
+    ) -> Config:
         write_tables(tmp_path / "wh", {"ds.base": {day(d): 1 for d in base}}, date_column="d")
         monkeypatch.setenv("WAREHOUSE", str(tmp_path / "wh"))
         monkeypatch.setenv("RECORD", str(tmp_path / "record.jsonl"))
         monkeypatch.setenv("FAULTS", faults)
-        return load_config(write_config(tmp_path, pipeline(job_args)))
+        return load_config(write_config(tmp_path, pipeline(job_args, stall)))
 
     return make
 
@@ -312,6 +314,47 @@ def test_kill_9_of_the_engine_then_a_second_run_completes_without_rerunning(setu
     assert max(starts.values()) == 1  # adopted, never started twice
     journal = Journal(config.state_path)
     assert any(kind == "attempt_adopted" for _, _, kind, _ in journal.events(1))
+
+
+# The real CLI, in an engine that dies (SIGKILL) the moment it would journal a pid: the first
+# attempt runs on, known to the journal only as started.
+DIES_BEFORE_JOURNALING_A_PID = """
+import os, runpy, signal, sys
+from core.journal import Journal
+Journal.attempt_launched = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+sys.argv[0] = "backfill"
+runpy.run_module("core", run_name="__main__")
+"""
+
+
+def test_an_attempt_spawned_but_never_journaled_is_adopted_not_rerun(setup):
+    config = setup(job_args=', "--sleep", "3"', stall="30s")
+    args = ["run", "2024-01-01", "2024-01-06", "--headless", "--processor", "x"]
+    args += ["--config", str(config.path)]
+    first = subprocess.run(
+        [sys.executable, "-c", DIES_BEFORE_JOURNALING_A_PID, *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    assert first.returncode == -signal.SIGKILL
+    journal = Journal(config.state_path)
+    unjournaled = [a for a in journal.open_attempts(1) if a.pid is None]
+    assert unjournaled  # the state this test is about
+    deadline = time.time() + 10
+    while not records(config) and time.time() < deadline:
+        time.sleep(0.05)
+    assert [r["kind"] for r in records(config)] == ["start"]  # and one of them really runs
+
+    second = subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    starts = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
+    assert starts == Counter(DATES)  # the orphan was adopted, not started a second time
+    adopted = [e for _, _, kind, e in journal.events(1) if kind == "attempt_adopted"]
+    assert [(e["alive"], e["pid"]) for e in adopted] == [(True, records(config)[0]["pid"])]
 
 
 def test_logs_prints_the_attempt_that_covered_a_date(setup, capsys):
