@@ -10,10 +10,10 @@ cost shows; without the CLI a `python -S -c` one-liner does the same). Then, in 
     work items, each planned, journaled, spawned, verified against the warehouse.
 The engine's wall time runs from Engine construction to `run()` returning, and is split into
 planning (coverage, plan, journaling the items) and dispatch; the CPU the engine process and the
-jobs used is printed per item. Two rounds, the best of each kind counts (the machine may be busy).
+jobs used is printed per item. Three rounds, the best of each kind counts (the machine may be busy).
 Target: engine <= 1.5x xargs.
 
-Run: `uv run python benchmarks/dispatch_overhead.py` (about a minute on 2 cores).
+Run: `uv run python benchmarks/dispatch_overhead.py` (about a minute and a half on 2 cores).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ ITEMS = 2000
 PARALLEL = 8
 FIRST = date(2019, 1, 1)
 TARGET_RATIO = 1.5
-ROUNDS = 2
+ROUNDS = 3
 
 
 def job_argv(out_db: Path, day: str) -> list[str]:

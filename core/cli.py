@@ -287,9 +287,11 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
         )
     attempt = attempts[(number or len(attempts)) - 1]
     outcome = attempt.outcome or "running"
+    # No code while running, nor for an attempt that ended while no engine was its parent.
+    code = "" if attempt.exit_code is None else f" · exit {attempt.exit_code}"
     click.echo(
         f"# {processor} {day} · attempt {attempts.index(attempt) + 1} of {len(attempts)} · "
-        f"{outcome} · exit {attempt.exit_code} ({attempt.reason or '-'}) · {attempt.log_path}",
+        f"{outcome}{code} ({attempt.reason or '-'}) · {attempt.log_path}",
         err=True,
     )
     try:

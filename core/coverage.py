@@ -121,10 +121,18 @@ class Coverage:
         }
         return replace(self, calendar=calendar, skipped=skipped)
 
-    def merged(self, newer: Coverage) -> Coverage:
+    @property
+    def start(self) -> date:
+        return self.calendar.start
+
+    @property
+    def end(self) -> date:
+        return self.calendar.end
+
+    def merged(self, newer: Coverage | Reread) -> Coverage:
         """This coverage with `newer`'s rows over `newer`'s range for the processors `newer`
-        measured (a re-read of a few dates after an attempt)."""
-        lo, hi = newer.calendar.start, newer.calendar.end
+        measured (a re-read of a few dates after an attempt). The calendar stays this one's."""
+        lo, hi = newer.start, newer.end
         span = days_between(lo, hi)
         rows = dict(self.rows)
         for name, fresh in newer.rows.items():
@@ -135,6 +143,33 @@ class Coverage:
             rows[name] = kept
         absent = (self.absent_tables - newer.rows.keys()) | newer.absent_tables
         return replace(self, rows=rows, absent_tables=absent, measured_at=newer.measured_at)
+
+
+@dataclass(frozen=True)
+class Reread:
+    """Fresh counts of some processors' tables over a range: what verifying an attempt reads."""
+
+    start: date
+    end: date
+    rows: Mapping[str, Mapping[date, int]]
+    absent_tables: frozenset[str]
+    measured_at: datetime
+
+
+def reread(
+    config: Config, warehouse: Warehouse, start: date, end: date, only: frozenset[str]
+) -> Reread:
+    """The tables of the `only` processors over the range, in one `rows_per_date` call; not the
+    calendar, which a verification takes from the run's coverage."""
+    scans = refresh_scans(config, only)
+    results = warehouse.rows_per_date(list(scans.values()), start, end)
+    return Reread(
+        start,
+        end,
+        {name: results[scan].counts for name, scan in scans.items()},
+        frozenset(n for n, s in scans.items() if not results[s].table_exists),
+        datetime.now().astimezone(),
+    )
 
 
 def refresh_scans(config: Config, only: frozenset[str] | None = None) -> dict[str, Scan]:
@@ -156,13 +191,10 @@ def measure(
     warehouse: Warehouse,
     start: date,
     end: date,
-    *,
-    only: frozenset[str] | None = None,
 ) -> Coverage:
-    """One refresh: the calendar and every processor table (or `only` those processors, as a
-    verification after an attempt needs) in a single `rows_per_date` call."""
+    """One refresh: the calendar and every processor table in a single `rows_per_date` call."""
     calendar_scan = expected_scan(config)
-    scans = refresh_scans(config, only)
+    scans = refresh_scans(config)
     results = warehouse.rows_per_date(_wanted(config, scans), start, end)
     calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)
     return assemble(

@@ -27,12 +27,13 @@ import anyio
 
 from core import runner
 from core.config import Config, Phase, Processor
-from core.coverage import Coverage, measure
+from core.coverage import Coverage, Reread, measure, reread
 from core.dateranges import runs
 from core.errors import UserError
 from core.journal import AttemptRow, ItemRow, Journal
 from core.planner import DONE, Reprocess, make_plan, render_argv
 from core.progress import Remaining, eta_seconds, seconds_per_date
+from core.verifier import Verifier
 from core.warehouse import Warehouse
 
 BACKOFF_CAP = 600.0
@@ -196,6 +197,7 @@ class Engine:
         self._stale = 0
         #: items told to wait (retry backoff): the only ones the wake-up timer looks at
         self._delayed: dict[int, Item] = {}
+        self._verifier = Verifier(self._reread, self._take_reread)
 
     # -- controls (call from the engine's event loop) -------------------------------------
 
@@ -278,6 +280,7 @@ class Engine:
         self.coverage = await self._measure(self.request.start, self.request.end)
         self._load_or_plan()
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self._verifier.run)
             self._adopt_open_attempts(tg)
             while True:
                 self._dispatch(tg)
@@ -286,6 +289,7 @@ class Engine:
                 with anyio.move_on_after(self._next_timer()):
                     await self._wake.wait()
                 self._wake = anyio.Event()
+            tg.cancel_scope.cancel()  # nothing runs, so nothing awaits a verification
         self.finished = True
         return self._finish()
 
@@ -642,9 +646,8 @@ class Engine:
         assert item.handle is not None
         outcome = await item.handle.wait()
         item.handle = None
-        fresh = await self._verify(item)
+        await self._verify(item)
         assert self.coverage is not None
-        self.coverage = self.coverage.merged(fresh)
         short = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
         if outcome.reason == "cancelled":
             label, why = "cancelled", "cancelled"
@@ -741,22 +744,29 @@ class Engine:
         item.reason = reason
         self._track(item, +1)
 
-    async def _measure(
-        self, start: date, end: date, only: frozenset[str] | None = None
-    ) -> Coverage:
+    async def _measure(self, start: date, end: date) -> Coverage:
         return await anyio.to_thread.run_sync(
-            lambda: measure(self.config, self.warehouse, start, end, only=only)
+            lambda: measure(self.config, self.warehouse, start, end)
         )
 
-    async def _verify(self, item: Item) -> Coverage:
-        """The item's dates re-read. A warehouse that cannot answer (network, throttling past
-        the client's retries) delays the verdict; it never ends a day-long run."""
+    def _reread(self, start: date, end: date, processors: frozenset[str]) -> Reread:
+        return reread(self.config, self.warehouse, start, end, processors)
+
+    def _take_reread(self, fresh: Reread) -> None:
+        assert self.coverage is not None
+        self.coverage = self.coverage.merged(fresh)
+
+    async def _verify(self, item: Item) -> None:
+        """The item's dates re-read into `self.coverage`. A warehouse that cannot answer
+        (network, throttling past the client's retries) delays the verdict; it never ends a
+        day-long run."""
         delay = VERIFY_RETRY_FIRST_S
         while True:
             try:
-                return await self._measure(
+                await self._verifier.verify(
                     item.dates[0], item.dates[-1], _rule_inputs(item.processor)
                 )
+                return
             except UserError as exc:
                 self._emit(
                     "verify_failed",

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import anyio
 
@@ -141,8 +141,7 @@ async def start(spec: AttemptSpec) -> Attempt:
     if spec.tag:
         env[TAG_VAR] = spec.tag
     log_path = spec.log_path
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab", buffering=0) as log:
+    with _open_log(log_path) as log:
         started_at = time.time()
         # No shell: argv runs as given, PATH searched in the job's own environment.
         try:
@@ -262,14 +261,14 @@ class Attempt:
         self._kill_done = anyio.Event()
         self._detached = False
         self._outcome: AttemptOutcome | None = None
-        self._lock = anyio.Lock()
+        # fast_acquire: a free lock is taken without a trip through the event loop
+        self._lock = anyio.Lock(fast_acquire=True)
         self._pidfd: int | None = None
         self._backoff = 0.01
-        stat = _stat(launched.log_path)
-        if stat is not None:
+        stat = _stat(launched.log_path) if proc is None else None
+        if stat is not None:  # adopted: the log's mtime is the last output we know of
             self._last_log = (stat.st_size, stat.st_mtime_ns)
-            if proc is None:  # adopted: the log's mtime is the last output we know of
-                self._last_output = max(self._last_output, self._to_mono(stat.st_mtime))
+            self._last_output = max(self._last_output, self._to_mono(stat.st_mtime))
 
     @property
     def adopted(self) -> bool:
@@ -529,6 +528,15 @@ def _is_dead_state(state: str) -> bool:
 
 
 # -- files ---------------------------------------------------------------------------------------
+
+
+def _open_log(log_path: Path) -> BinaryIO:
+    """Append, creating the folders on first use (the common case costs one open, no mkdir)."""
+    try:
+        return open(log_path, "ab", buffering=0)
+    except FileNotFoundError:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return open(log_path, "ab", buffering=0)
 
 
 def _note(log_path: Path, text: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from google.cloud import bigquery
 
 from core.config import load_config
-from core.coverage import measure
+from core.coverage import measure, reread
 from core.demo import bigquery_io
 from core.warehouse import open_warehouse
 from core.warehouse.bigquery import BigQueryWarehouse
@@ -58,8 +58,11 @@ def test_a_refresh_is_one_query_job_and_a_verification_reads_only_its_dates(
     assert len(coverage.calendar.expected_dates) > 80
 
     day = max(coverage.rows["player_game_summary"])
-    fresh = measure(config, warehouse, day, day, only=frozenset({"player_game_summary"}))
-    assert len(query_jobs(project, emulator)) == before + 2
+    fresh = reread(config, warehouse, day, day, frozenset({"player_game_summary"}))
+    jobs = query_jobs(project, emulator)
+    assert len(jobs) == before + 2
+    assert "UNION ALL" not in jobs[0].query  # one table, and not the calendar
+    assert set(fresh.rows) == {"player_game_summary"}
     assert set(fresh.rows["player_game_summary"]) == {day}
     assert fresh.rows["player_game_summary"][day] == coverage.rows_of("player_game_summary", day)
     warehouse.close()
