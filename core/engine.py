@@ -190,6 +190,7 @@ class Engine:
         self.planned_blocked: set[tuple[str, date]] = set()
         # Indexes kept by _track, so a dispatch pass over thousands of items costs no scans:
         self._count: Counter[tuple[str, ItemState]] = Counter()  # (phase, state) -> items
+        self._verifying: Counter[str] = Counter()  # phase -> running items being verified
         self._open_cells: Counter[tuple[str, date]] = Counter()  # cells of pending/running items
         #: pending items in dispatch order (None: to be sorted); items that have left PENDING
         #: stay until `_stale` says half the list has, so a dispatch never re-sorts everything
@@ -418,6 +419,12 @@ class Engine:
         phases = [phase] if phase else list(self.limits)
         return sum(self._count[name, ItemState.RUNNING] for name in phases)
 
+    def _busy(self, phase: str | None = None) -> int:
+        """Attempts holding a concurrency slot: running items whose process has not ended. One
+        being verified has given its slot back (the limits are about jobs, not reads)."""
+        phases = [phase] if phase else list(self.limits)
+        return sum(self._count[name, ItemState.RUNNING] - self._verifying[name] for name in phases)
+
     def _open_in_phase(self, phase: str) -> bool:
         return any(self._count[phase, state] for state in OPEN)
 
@@ -457,7 +464,7 @@ class Engine:
 
     def _dispatch_pass(self, tg: anyio.abc.TaskGroup) -> bool:
         """Start what may start; True if some item settled without running."""
-        if self.paused or self.stopping or self._running() >= self._global_limit():
+        if self.paused or self.stopping or self._busy() >= self._global_limit():
             return False
         settled = False
         now = time.time()
@@ -465,14 +472,13 @@ class Engine:
         waiting = {name for name in self.limits if self._count[name, ItemState.PENDING]}
         full: set[str] = set()
         for item in list(self._pending()):
-            if self._running() >= self._global_limit() or full >= waiting:
+            if self._busy() >= self._global_limit() or full >= waiting:
                 return settled  # no slot left for anything pending: the rest need not be seen
             if item.state is not ItemState.PENDING or item.not_before > now:
                 continue
             phase = item.phase.name
-            if self.cooling.get(phase, 0) > now or self._running(phase) >= self._effective_limit(
-                phase
-            ):
+            limit = self._effective_limit(phase)
+            if self.cooling.get(phase, 0) > now or self._busy(phase) >= limit:
                 full.add(phase)
                 continue
             verdict = gates.get(phase) or self._readiness(item)
@@ -646,7 +652,13 @@ class Engine:
         assert item.handle is not None
         outcome = await item.handle.wait()
         item.handle = None
-        await self._verify(item)
+        phase = item.phase.name
+        self._verifying[phase] += 1  # its slot is free: the next item may start meanwhile
+        self._wake.set()
+        try:
+            await self._verify(item)
+        finally:
+            self._verifying[phase] -= 1
         assert self.coverage is not None
         short = [d for d in item.dates if self.coverage.cell(item.processor, d).state not in DONE]
         if outcome.reason == "cancelled":
@@ -847,7 +859,7 @@ class Engine:
             run_id=self.run_id,
             items=items,
             concurrency={
-                ph.name: (self._running(ph.name), self.limits[ph.name]) for ph in self.config.phases
+                ph.name: (self._busy(ph.name), self.limits[ph.name]) for ph in self.config.phases
             },
             coverage=self.coverage,
             rate_per_hour=done * 3600 / elapsed if done else None,

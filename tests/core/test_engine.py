@@ -22,6 +22,7 @@ from core.config import Config, load_config
 from core.engine import Engine, ItemState, RunRequest
 from core.journal import EngineLock, Journal
 from core.warehouse import open_warehouse
+from core.warehouse.sqlite import SqliteWarehouse
 from tests.helpers import day, invoke, span, write_config, write_tables
 
 ROOT = Path(__file__).parents[2]
@@ -170,6 +171,40 @@ async def test_a_warehouse_outage_while_verifying_delays_the_verdict_but_never_t
     assert mine and "warehouse folder" in mine[0]  # it was away
     item = next(i for i in engine.items.values() if day("2024-01-02") in i.dates)
     assert [a.outcome for a in engine.journal.attempts_of_item(item.id)] == ["ok"]  # once
+
+
+class SlowToVerifyTheFirstDay(SqliteWarehouse):
+    """The real warehouse; re-reading 2024-01-01 on its own takes 2 s the first time."""
+
+    slowed = False
+
+    def rows_per_date(self, scans, start, end):
+        if start == end == day("2024-01-01") and not self.slowed:
+            self.slowed = True
+            time.sleep(2)
+        return super().rows_per_date(scans, start, end)
+
+
+@pytest.mark.anyio
+async def test_an_attempt_being_verified_gives_its_slot_to_the_next(setup):
+    config = setup()
+    warehouse = SlowToVerifyTheFirstDay(config.warehouse_path)
+    engine = Engine(
+        config,
+        warehouse,
+        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
+        journal=Journal(config.state_path),
+    )
+    engine.set_concurrency("wide", 1)
+    result = await engine.run()
+    assert result.complete and warehouse.slowed
+    assert max_overlap(intervals(records(config), {"x"})) == 1  # one job at a time, still
+    first, second = (
+        engine.journal.attempts_of_item(i.id)[0]
+        for i in sorted(engine.items.values(), key=lambda i: i.dates)[:2]
+    )
+    assert first.outcome == "ok" and first.ended_at is not None
+    assert second.started_at < first.ended_at - 1  # started while the first was verified
 
 
 @pytest.mark.anyio

@@ -84,6 +84,13 @@ async def start_run(
     await until(pilot, lambda: app.session.engine is not None)
 
 
+def running_pids(app: BackfillApp) -> list[int]:
+    """Pids of attempts running now (an item is RUNNING a moment before its process exists)."""
+    engine = app.session.engine
+    handles = [] if engine is None else [i.handle for i in engine.items.values() if i.handle]
+    return [h.launched.pid for h in handles]
+
+
 def items(app: BackfillApp, state: ItemState) -> int:
     engine = app.session.engine
     return 0 if engine is None else engine.snapshot().count(state)
@@ -242,8 +249,8 @@ async def test_quit_while_running_can_stop_the_run(slow_demo: Path):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
         await start_run(pilot, app, "2023-03-01", "2023-03-20")
-        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
-        running = [i.handle.launched.pid for i in app.session.engine.items.values() if i.handle]
+        await until(pilot, lambda: bool(running_pids(app)))
+        running = running_pids(app)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("s")
@@ -263,8 +270,8 @@ async def test_quit_while_running_can_leave_attempts_for_the_next_start(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
         await start_run(pilot, app, "2023-03-01", "2023-03-05")
-        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
-        running = [i.handle.launched.pid for i in app.session.engine.items.values() if i.handle]
+        await until(pilot, lambda: bool(running_pids(app)))
+        running = running_pids(app)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("l")
