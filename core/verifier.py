@@ -6,8 +6,10 @@ is under way are verified together by the next one: one thread hop and one query
 BigQuery job in all), however many attempts ended meanwhile. On a busy run that is most of what
 verifying costs, and fewer concurrent jobs is what BigQuery's quotas want too.
 
-A read joins only requests within BATCH_SPAN of the first one waiting, so a retry of an old
-date never makes one read scan years of partitions.
+Each read waits GATHER_S first, so attempts ending at about the same time share it: a job's
+concurrency slot is free as soon as its process ends, so a verdict that comes 50 ms later
+delays no work. A read joins only requests within BATCH_SPAN of the first one waiting, so a
+retry of an old date never makes one read scan years of partitions.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from core.coverage import Reread
 from core.errors import UserError
 
 BATCH_SPAN = timedelta(days=31)
+GATHER_S = 0.05
 
 Read = Callable[[date, date, frozenset[str]], Reread]
 
@@ -58,6 +61,8 @@ class Verifier:
         """Serve requests until cancelled (start it in the engine's task group)."""
         while True:
             await self._wanted.wait()
+            # Let the attempts ending about now join this read: no slot waits on a verdict.
+            await anyio.sleep(GATHER_S)
             self._wanted = anyio.Event()
             while self._waiting:
                 batch = self._next_batch()
