@@ -80,7 +80,7 @@ def rows_written(folder: Path) -> tuple[int, int]:
 class Timed:
     wall: float  # seconds
     own_cpu: float  # CPU seconds of this process (the engine, with its worker threads)
-    child_cpu: float  # CPU seconds of the processes it started and reaped (jobs, shims, xargs)
+    child_cpu: float  # CPU seconds of the processes it started and reaped (jobs, xargs)
 
 
 class timed:

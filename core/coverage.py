@@ -21,7 +21,7 @@ from core.calendar import (
     expected_scan,
 )
 from core.config import Config, Phase, Processor
-from core.warehouse import Scan, Warehouse
+from core.warehouse import Scan, ScanResult, Warehouse
 
 
 class CellState(StrEnum):
@@ -163,13 +163,7 @@ def reread(
     calendar, which a verification takes from the run's coverage."""
     scans = refresh_scans(config, only)
     results = warehouse.rows_per_date(list(scans.values()), start, end)
-    return Reread(
-        start,
-        end,
-        {name: results[scan].counts for name, scan in scans.items()},
-        frozenset(n for n, s in scans.items() if not results[s].table_exists),
-        datetime.now().astimezone(),
-    )
+    return Reread(start, end, *_by_processor(scans, results), datetime.now().astimezone())
 
 
 def refresh_scans(config: Config, only: frozenset[str] | None = None) -> dict[str, Scan]:
@@ -197,13 +191,15 @@ def measure(
     scans = refresh_scans(config)
     results = warehouse.rows_per_date(_wanted(config, scans), start, end)
     calendar = build_calendar(config, start, end, results[calendar_scan] if calendar_scan else None)
-    return assemble(
-        config,
-        calendar,
-        {name: results[scan].counts for name, scan in scans.items()},
-        frozenset(n for n, s in scans.items() if not results[s].table_exists),
-        datetime.now().astimezone(),
-    )
+    return assemble(config, calendar, *_by_processor(scans, results), datetime.now().astimezone())
+
+
+def _by_processor(
+    scans: Mapping[str, Scan], results: Mapping[Scan, ScanResult]
+) -> tuple[dict[str, dict[date, int]], frozenset[str]]:
+    """Rows per date of each processor, and the processors whose table does not exist yet."""
+    rows = {name: results[scan].counts for name, scan in scans.items()}
+    return rows, frozenset(n for n, s in scans.items() if not results[s].table_exists)
 
 
 def refresh_cost(config: Config, warehouse: Warehouse, start: date, end: date) -> int | None:

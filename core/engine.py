@@ -361,9 +361,10 @@ class Engine:
         self._track(item, +1)
 
     def _adopt_open_attempts(self, tg: anyio.abc.TaskGroup) -> None:
-        """Re-attach to the attempts a crashed engine left open. The runner reads a finished
-        one's exit file, so a job that ended while no engine watched keeps its real outcome;
-        only a process that vanished without one counts as interrupted."""
+        """Re-attach to the attempts a crashed engine left open: each is watched to its end
+        through its pid and log, and judged by the warehouse (its exit status went with the
+        engine that started it). One with no process is re-queued; a cell it completed is not
+        run again."""
         assert self.run_id is not None
         open_attempts = self.journal.open_attempts(self.run_id)
         # Crashed between spawning and journaling the pid: find such attempts by their tag.
