@@ -82,6 +82,12 @@ def setup(tmp_path: Path, monkeypatch):
     return make
 
 
+def leftovers() -> bytes:
+    """Pids of this test's hung grandchildren still alive (record.py's `hang` sleepers)."""
+    pattern = "time.sleep\\(600\\) " + os.environ["RECORD"]
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout
+
+
 def records(config: Config) -> list[dict]:
     path = Path(os.environ["RECORD"])
     if not path.exists():
@@ -234,8 +240,7 @@ async def test_a_hang_is_killed_by_stall_timeout_with_its_grandchildren(setup):
     attempts = engine.journal.attempts_of_item(item.id)
     assert {a.reason for a in attempts} == {"stall"} and len(attempts) == 3  # 1 + 2 retries
     assert item.state is ItemState.FAILED
-    leftover = subprocess.run(["pgrep", "-f", "time.sleep\\(600\\)"], capture_output=True)
-    assert leftover.stdout == b""
+    assert leftovers() == b""
 
 
 @pytest.mark.anyio
@@ -267,8 +272,7 @@ async def test_cancel_all_leaves_no_process_behind(setup):
         pids = [i.handle.launched.pid for i in engine.items.values() if i.handle]
         await engine.cancel_all()
     assert pids and all(not Path(f"/proc/{pid}").exists() for pid in pids)
-    leftover = subprocess.run(["pgrep", "-f", "time.sleep\\(600\\)"], capture_output=True)
-    assert leftover.stdout == b""
+    assert leftovers() == b""
     assert {i.state for i in engine.items.values()} <= {ItemState.CANCELLED, ItemState.DONE}
 
 

@@ -53,7 +53,9 @@ def main() -> int:
     for day in dates:
         kind = faults.get((name, day))
         if kind == "hang":
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            # $RECORD in its argv: a test finds its own leftovers, not another test run's.
+            sleeper = "import time; time.sleep(600)"
+            subprocess.Popen([sys.executable, "-c", sleeper, os.environ["RECORD"]])
             print("working ...", flush=True)
             time.sleep(600)
         if kind == "fail" or (kind == "fail-once" and first_time(name, day, kind)):
