@@ -20,6 +20,7 @@ class _Reader:
 
     conn: sqlite3.Connection
     files: dict[str, tuple[int, int]]  # attached dataset -> (st_dev, st_ino) of its file
+    thread: threading.Thread  # whose it is: when that thread has ended, it is closed
     tables: set[str] = field(default_factory=set)  # dataset.table seen to exist
 
 
@@ -27,7 +28,9 @@ class SqliteWarehouse:
     """Reads keep one connection open per thread, the dataset files attached: connecting and
     attaching cost more than the query a verification after each attempt asks for (see
     benchmarks/dispatch_overhead.py). Every read checks that the files are still the ones
-    attached, so a file that appears later, or is replaced (a re-seeded demo), is read afresh."""
+    attached, so a file that appears later, or is replaced (a re-seeded demo), is read afresh.
+    Threads come and go (a dashboard refresh runs in a new one): opening a connection closes
+    those of threads that have ended, so they never pile up."""
 
     def __init__(self, folder: Path, *, label: str | None = None) -> None:
         self.folder = folder
@@ -53,9 +56,12 @@ class SqliteWarehouse:
             conn = sqlite_layout.connect(self.folder, files, readonly=True)
         except sqlite3.Error as exc:  # the files went away or are unreadable mid-way
             raise UserError(f"warehouse folder {self.folder} cannot be read: {exc}") from None
-        reader = _Reader(conn, files)
+        reader = _Reader(conn, files, threading.current_thread())
         with self._lock:
-            self._readers.append(reader)
+            ended = [r for r in self._readers if not r.thread.is_alive()]
+            self._readers = [r for r in self._readers if r.thread.is_alive()] + [reader]
+        for old in ended:
+            old.conn.close()
         self._local.reader = reader
         return reader
 

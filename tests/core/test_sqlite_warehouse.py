@@ -51,7 +51,7 @@ def test_a_kept_connection_sees_tables_and_files_that_appear_change_and_go(tmp_p
     warehouse.close()
 
 
-def test_each_thread_reads_with_its_own_connection_and_close_ends_them_all(tmp_path: Path):
+def test_each_thread_reads_with_its_own_connection_until_it_ends(tmp_path: Path):
     folder = tmp_path / "wh"
     write_tables(folder, {"out.job": {day("2024-01-02"): 1}}, date_column="d")
     warehouse = SqliteWarehouse(folder)
@@ -65,6 +65,9 @@ def test_each_thread_reads_with_its_own_connection_and_close_ends_them_all(tmp_p
         t.join()
     assert seen == [{"2024-01-02": 1}] * 3
     assert len(warehouse._readers) == 3
+    # Those threads have ended: the next connection opened closes theirs.
+    assert counts(warehouse, OUT) == {"2024-01-02": 1}
+    assert [r.thread for r in warehouse._readers] == [threading.current_thread()]
     warehouse.close()
     assert warehouse._readers == []
     assert counts(warehouse, OUT) == {"2024-01-02": 1}  # usable again: a new connection
