@@ -278,7 +278,10 @@ class Engine:
     # -- the run --------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
-        self.coverage = await self._measure(self.request.start, self.request.end)
+        start, end = self.request.start, self.request.end
+        self.coverage = await anyio.to_thread.run_sync(
+            lambda: measure(self.config, self.warehouse, start, end)
+        )
         self._load_or_plan()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._verifier.run)
@@ -416,9 +419,9 @@ class Engine:
             else:
                 self._stale += 1
 
-    def _running(self, phase: str | None = None) -> int:
-        phases = [phase] if phase else list(self.limits)
-        return sum(self._count[name, ItemState.RUNNING] for name in phases)
+    def _running(self) -> int:
+        """Items running, including those whose attempt is being verified."""
+        return sum(self._count[name, ItemState.RUNNING] for name in self.limits)
 
     def _busy(self, phase: str | None = None) -> int:
         """Attempts holding a concurrency slot: running items whose process has not ended. One
@@ -756,11 +759,6 @@ class Engine:
         item.state = state
         item.reason = reason
         self._track(item, +1)
-
-    async def _measure(self, start: date, end: date) -> Coverage:
-        return await anyio.to_thread.run_sync(
-            lambda: measure(self.config, self.warehouse, start, end)
-        )
 
     def _reread(self, start: date, end: date, processors: frozenset[str]) -> Reread:
         return reread(self.config, self.warehouse, start, end, processors)

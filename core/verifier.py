@@ -82,6 +82,9 @@ class Verifier:
     def _next_batch(self) -> list[_Request]:
         first = self._waiting[0]
         lo, hi = first.start - BATCH_SPAN, first.end + BATCH_SPAN
-        batch = [r for r in self._waiting if lo <= r.start and r.end <= hi]
-        self._waiting = [r for r in self._waiting if not (lo <= r.start and r.end <= hi)]
+        batch: list[_Request] = []
+        later: list[_Request] = []
+        for request in self._waiting:
+            (batch if lo <= request.start and request.end <= hi else later).append(request)
+        self._waiting = later
         return batch
