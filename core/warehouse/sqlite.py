@@ -43,15 +43,15 @@ class SqliteWarehouse:
         reader: _Reader | None = getattr(self._local, "reader", None)
         wanted = datasets | (reader.files.keys() if reader else set())
         files = {d: ident for d in wanted if (ident := _identity(self.folder, d)) is not None}
-        if reader is not None and files == reader.files:
-            return reader
-        if reader is not None:
-            self._forget(reader)
-        if not self.folder.is_dir():
+        if not files and not self.folder.is_dir():  # checked on every read, kept or not
             raise UserError(
                 f"warehouse folder {self.folder} does not exist "
                 "(for the bundled demo run `backfill demo init`)"
             )
+        if reader is not None and files == reader.files:
+            return reader
+        if reader is not None:
+            self._forget(reader)
         try:
             conn = sqlite_layout.connect(self.folder, files, readonly=True)
         except sqlite3.Error as exc:  # the files went away or are unreadable mid-way

@@ -9,6 +9,9 @@ import threading
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+from core.errors import UserError
 from core.warehouse.base import Scan
 from core.warehouse.sqlite import SqliteWarehouse
 from tests.helpers import day, write_tables
@@ -48,6 +51,13 @@ def test_a_kept_connection_sees_tables_and_files_that_appear_change_and_go(tmp_p
     conn.commit()
     conn.close()
     assert counts(warehouse, OUT) is None  # dropped behind a connection that knew it
+
+    empty = SqliteWarehouse(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    assert counts(empty, OUT) is None  # a folder with no dataset file yet
+    (tmp_path / "empty").rmdir()
+    with pytest.raises(UserError, match="does not exist"):  # not an empty answer
+        counts(empty, OUT)
     warehouse.close()
 
 
@@ -56,9 +66,13 @@ def test_each_thread_reads_with_its_own_connection_until_it_ends(tmp_path: Path)
     write_tables(folder, {"out.job": {day("2024-01-02"): 1}}, date_column="d")
     warehouse = SqliteWarehouse(folder)
     seen: list[dict[str, int] | None] = []
-    threads = [
-        threading.Thread(target=lambda: seen.append(counts(warehouse, OUT))) for _ in range(3)
-    ]
+    all_read = threading.Barrier(3)  # all three alive at once: none of theirs is closed yet
+
+    def read() -> None:
+        seen.append(counts(warehouse, OUT))
+        all_read.wait(10)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
