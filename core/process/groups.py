@@ -1,0 +1,128 @@
+"""Process groups: signalling one, waiting for it to be gone, and telling the living from zombies.
+
+Every attempt leads its own group, so a kill reaches the grandchildren too. "Gone" is harder than
+`killpg(pgid, 0)` failing: orphans are re-parented to an init that may never reap them, and a
+group of zombies still answers signals. So /proc has the last word where there is one.
+
+Scanning /proc reads one file per process on the machine. That is blocking file I/O of a size
+the engine does not control, so it runs in a worker thread, never on the event loop; the cheap
+checks (a signal 0, one process's stat file) stay inline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from core.process.spec import Launched
+
+KILL_SETTLE = 5.0  # after SIGKILL, how long to wait for the kernel to take the group down
+
+PROC = Path("/proc")
+HAVE_PROC = (PROC / "self" / "stat").exists()
+
+
+async def terminate_group(
+    pgid: int, grace: float, reap: Callable[[], object] | None = None
+) -> bool:
+    """TERM, wait up to `grace`, KILL. `reap` collects our own dead child, whose zombie would
+    otherwise keep the group looking alive. Returns whether SIGKILL was needed.
+
+    Holds nothing shared between groups, so many can be terminated concurrently, all within one
+    grace period."""
+    if not signal_group(pgid, signal.SIGTERM):
+        return False
+    if await wait_group_gone(pgid, grace, reap):
+        return False
+    signal_group(pgid, signal.SIGKILL)
+    await wait_group_gone(pgid, KILL_SETTLE, reap)
+    return True
+
+
+async def wait_group_gone(pgid: int, limit: float, reap: Callable[[], object] | None) -> bool:
+    """Whether every member of the group ended within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    delay = 0.01
+    while True:
+        if reap is not None:
+            reap()
+        if not await group_running(pgid):
+            if reap is not None:
+                reap()  # the leader may have died after the first reap: leave no zombie of ours
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await anyio.sleep(min(delay, left))
+        delay = min(delay * 2, 0.1)
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def group_running(pgid: int) -> bool:
+    """Some member of the group still runs (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False  # the common end of a kill: no thread needed to learn it
+    except PermissionError:
+        return True
+    if not HAVE_PROC:
+        return True
+    # killpg() also succeeds for a group of zombies nobody reaps, so ask /proc.
+    return await anyio.to_thread.run_sync(scan_group, pgid)
+
+
+def scan_group(pgid: int) -> bool:
+    """Whether /proc shows a live member of the group. Blocking: call it from a worker thread."""
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat[1] == pgid and not is_dead_state(stat[0]):
+                return True
+    return False
+
+
+def alive(launched: Launched) -> bool:
+    """The process still runs and still leads the group we started (so it is not a reused pid)."""
+    try:
+        os.kill(launched.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else: the pgid check below settles it
+    try:
+        if os.getpgid(launched.pid) != launched.pgid:
+            return False
+    except ProcessLookupError:
+        return False
+    stat = proc_stat(launched.pid)
+    return stat is None or (stat[1] == launched.pgid and not is_dead_state(stat[0]))
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, pgrp) from /proc/<pid>/stat, or None where there is no /proc or no such pid."""
+    if not HAVE_PROC:
+        return None
+    try:
+        data = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain anything, so split after the last ")".
+    fields = data.rpartition(b")")[2].split()
+    return fields[0].decode(), int(fields[2])
+
+
+def is_dead_state(state: str) -> bool:
+    return state in ("Z", "X", "x")

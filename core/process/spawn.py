@@ -1,0 +1,79 @@
+"""Starting an attempt: the log file, the environment, the process group, and why a start failed.
+
+The log is opened here (append, binary, unbuffered) and handed to the child as stdout and stderr,
+so the kernel writes output straight to disk: the engine never carries it, and the file keeps
+filling while the engine is down. `start_new_session=True` makes the job lead a new process
+group, which is what lets a kill reach its grandchildren.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+
+from core.process.attempt import Attempt
+from core.process.logfile import note
+from core.process.spec import TAG_VAR, AttemptSpec, Launched
+
+
+class LaunchError(OSError):
+    """The attempt could not start: nothing ran. Says why in operator's words."""
+
+
+async def start(spec: AttemptSpec) -> Attempt:
+    """Spawn the attempt. Returns as soon as it runs; await `Attempt.wait()` for the end.
+
+    There is no checkpoint after the spawn, so a cancelled caller either gets no process or gets
+    the Attempt (and with it the duty to journal or kill it).
+    """
+    await anyio.lowlevel.checkpoint()
+    env = {**os.environ, **spec.env}
+    if spec.tag:
+        env[TAG_VAR] = spec.tag
+    log_path = spec.log_path
+    with _open_log(log_path) as log:
+        # Both clocks at once: the wall clock is journaled, the monotonic one anchors deadlines.
+        started_at, started_mono = time.time(), time.monotonic()
+        # No shell: argv runs as given, PATH searched in the job's own environment.
+        try:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=spec.cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            why = _launch_problem(spec, exc)
+            note(log_path, f"could not start: {why}")
+            raise LaunchError(why) from exc
+    # setsid() made the job the leader of a new group whose id is its pid.
+    launched = Launched(proc.pid, proc.pid, started_at, log_path)
+    return Attempt(launched, spec, proc=proc, started_mono=started_mono)
+
+
+def _open_log(log_path: Path) -> BinaryIO:
+    """Append, creating the folders on first use (the common case costs one open, no mkdir)."""
+    try:
+        return open(log_path, "ab", buffering=0)
+    except FileNotFoundError:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        return open(log_path, "ab", buffering=0)
+
+
+def _launch_problem(spec: AttemptSpec, exc: OSError) -> str:
+    """What went wrong, in the words an operator would look for in the config."""
+    if isinstance(exc, FileNotFoundError) and not spec.cwd.is_dir():
+        return f"working directory {spec.cwd} does not exist"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {spec.argv[0]}"
+    if isinstance(exc, PermissionError):
+        return f"not executable: {spec.argv[0]}"
+    return f"{spec.argv[0]}: {exc.strerror or exc}"

@@ -1,0 +1,98 @@
+"""Starting attempts and letting them end on their own: exit codes, logs, env, cwd, argv."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import process
+from tests.process.support import py, spec
+
+
+@pytest.mark.anyio
+async def test_exit_zero_logs_both_streams_and_records_the_status(tmp_path):
+    job = py("import sys; print('to stdout'); print('to stderr', file=sys.stderr)")
+    attempt = await process.start(spec(tmp_path, job))
+    assert attempt.launched.pgid == attempt.launched.pid
+
+    outcome = await attempt.wait()
+
+    assert (outcome.exit_code, outcome.reason, outcome.ok) == (0, "exit", True)
+    assert 0 < outcome.duration < 10
+    assert set(outcome.tail) == {"to stdout", "to stderr"}
+    log = attempt.launched.log_path.read_text()
+    assert "to stdout\n" in log and "to stderr\n" in log
+    assert await attempt.wait() is outcome  # a second wait gets the same answer
+
+
+@pytest.mark.anyio
+async def test_nonzero_exit_is_not_ok_and_keeps_the_code(tmp_path):
+    attempt = await process.start(spec(tmp_path, ["sh", "-c", "echo boom >&2; exit 3"]))
+    outcome = await attempt.wait()
+    assert (outcome.exit_code, outcome.reason, outcome.ok) == (3, "exit", False)
+    assert outcome.tail == ("boom",)
+
+
+@pytest.mark.anyio
+async def test_megabytes_of_output_go_to_the_file_and_tail_is_the_last_lines(tmp_path):
+    job = py(
+        """
+        import sys
+        line = "x" * 60
+        for i in range(20000):
+            sys.stdout.write(f"{i:05d} {line}\\n")
+        """
+    )
+    attempt = await process.start(spec(tmp_path, job))
+    outcome = await attempt.wait()
+    assert outcome.ok
+    assert attempt.launched.log_path.stat().st_size > 1_000_000
+    assert len(outcome.tail) == 20
+    assert outcome.tail[0].startswith("19980 ") and outcome.tail[-1].startswith("19999 ")
+
+
+@pytest.mark.anyio
+async def test_a_program_that_cannot_start_says_why_in_the_error_and_the_log(tmp_path):
+    (tmp_path / "not-executable.sh").write_text("echo hi\n")
+    cases = [
+        ("definitely-not-a-command-zz9", "command not found: definitely-not-a-command-zz9"),
+        ("./missing-job.sh", "command not found: ./missing-job.sh"),
+        ("./not-executable.sh", "not executable: ./not-executable.sh"),
+    ]
+    for program, why in cases:
+        log_path = tmp_path / "logs" / f"{program.strip('./')}.log"
+        with pytest.raises(process.LaunchError) as caught:
+            await process.start(spec(tmp_path, [program, "--x"], log_path=log_path))
+        assert str(caught.value) == why
+        assert process.read_tail(log_path) == (f"[backfill] could not start: {why}",)
+
+
+@pytest.mark.anyio
+async def test_env_is_merged_cwd_honoured_and_args_are_not_shell_parsed(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKFILL_FROM_PARENT", "inherited")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    job = py(
+        """
+        import os, sys
+        print(os.environ["BACKFILL_FROM_PARENT"], os.environ["BACKFILL_OVERRIDE"])
+        print("cwd", os.getcwd())
+        print("args", sys.argv[1:])
+        """,
+        "$HOME; echo pwned",
+        "*",
+    )
+    env = {"BACKFILL_OVERRIDE": "given"}
+    outcome = await (await process.start(spec(tmp_path, job, env=env, cwd=workdir))).wait()
+    assert outcome.ok
+    assert outcome.tail == (
+        "inherited given",
+        f"cwd {workdir}",
+        "args ['$HOME; echo pwned', '*']",
+    )
+
+
+@pytest.mark.anyio
+async def test_a_name_shadowed_by_a_shell_builtin_runs_the_real_program(tmp_path):
+    # dash's builtin echo would turn \t into a tab; /bin/echo prints it as is.
+    outcome = await (await process.start(spec(tmp_path, ["echo", "a\\tb"]))).wait()
+    assert outcome.tail == ("a\\tb",)
