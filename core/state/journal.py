@@ -1,0 +1,599 @@
+"""Durable engine state under state_dir: runs, work items, attempts, events (SQLite, WAL).
+
+Every transition is committed before the engine acts on it, so after a crash (even `kill -9`) the
+next engine knows what was running, which process to adopt and what is already done.
+
+Each thread has its own connection, opened on its first use: a thread reads only what is
+committed, plus its own open transaction, never another thread's half-done one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from core.calendar import ExpectedCalendar
+from core.config import Config
+from core.coverage import Coverage, assemble
+from core.errors import UserError
+from core.state.migrations import migrate
+
+JOURNAL_FILE = "journal.sqlite"
+BUSY_TIMEOUT_MS = 10_000
+
+# What SQLite says of a file that is not (or no longer) a whole database.
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    created_at: float
+    status: str
+    start: date
+    end: date
+    request: dict[str, Any]
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    id: int
+    run_id: int
+    processor: str
+    phase: str
+    dates: tuple[date, ...]
+    state: str
+    attempts: int
+    not_before: float
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    id: int
+    item_id: int
+    number: int
+    argv: tuple[str, ...]
+    log_path: Path
+    pid: int | None
+    pgid: int | None
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    reason: str | None
+    outcome: str | None
+    duration: float | None
+    tail: tuple[str, ...]
+
+
+@dataclass
+class _Connection:
+    """One thread's connection, and how deep its transaction() blocks are nested."""
+
+    conn: sqlite3.Connection
+    thread: threading.Thread  # whose it is: once that thread has ended, it is closed
+    depth: int = 0
+
+
+_RUN_COLUMNS = "id, created_at, status, range_start, range_end, request, ended_at"
+_ITEM_COLUMNS = "i.id, i.run_id, i.processor, i.phase, i.state, i.attempts, i.not_before, i.reason"
+_ATTEMPT_COLUMNS = (
+    "id, item_id, number, argv, log_path, pid, pgid, started_at, ended_at, exit_code,"
+    " reason, outcome, duration, tail"
+)
+
+
+class Journal:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / JOURNAL_FILE
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _connections, which threads of any kind open
+        self._connections: list[_Connection] = []
+        self._closed = False
+        try:
+            with self._guarded():
+                migrate(self._connection().conn, self.path)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open_if_exists(cls, state_dir: Path) -> Journal | None:
+        """For readers (status, logs): no journal yet means no run ever happened."""
+        return cls(state_dir) if (state_dir / JOURNAL_FILE).exists() else None
+
+    def close(self) -> None:
+        """Closes every thread's connection (one open in a transaction rolls back)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._closed = True
+        for connection in connections:
+            connection.conn.close()
+        self._local = threading.local()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The calling thread's connection: for a look at the raw tables (tests, benchmarks)."""
+        return self._connection().conn
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connection(self) -> _Connection:
+        connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        if self._closed:
+            raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
+        # check_same_thread is off only so that close() and the sweep below can close another
+        # thread's connection; each is used by its own thread alone, reached via self._local.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a crash of this process (kill -9); only an OS crash
+            # can lose the last transactions, and coverage in the warehouse remains the truth.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        connection = _Connection(conn, threading.current_thread())
+        # Threads come and go (a dashboard refresh, a worker pool): the connections of those
+        # that have ended are closed here, so they never pile up.
+        with self._lock:
+            ended = [c for c in self._connections if not c.thread.is_alive()]
+            self._connections = [c for c in self._connections if c.thread.is_alive()]
+            self._connections.append(connection)
+        for old in ended:
+            old.conn.close()
+        self._local.connection = connection
+        return connection
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """A damaged file is the user's to deal with: one line naming it, not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _DAMAGED:
+                raise
+            raise UserError(
+                f"{self.path} is damaged ({exc}); move it aside to start afresh — run history "
+                f"and logs in {self.path.parent / 'logs'} stay"
+            ) from None
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._guarded():
+            return self._connection().conn.execute(sql, args)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._guarded():
+            self._connection().conn.executemany(sql, rows)
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._guarded():
+            return self._connection().conn.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        with self._guarded():
+            return self._connection().conn.execute(sql, args).fetchone()
+
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self._execute(sql, args).lastrowid or 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together, or not at all; nested, the outermost one commits.
+        One commit per transition, not per row, is most of what an attempt costs the journal.
+
+        The write lock is taken at the start (IMMEDIATE): with one connection per thread, a
+        transaction that read first and wrote later could find another thread's commit in
+        between and fail at once instead of waiting for the lock."""
+        connection = self._connection()
+        if connection.depth == 0:
+            self._execute("BEGIN IMMEDIATE")
+        connection.depth += 1
+        try:
+            yield
+        except BaseException:
+            connection.depth -= 1
+            if connection.depth == 0:
+                self._end(connection, "ROLLBACK")
+            raise
+        connection.depth -= 1
+        if connection.depth == 0:
+            self._end(connection, "COMMIT")
+
+    def _end(self, connection: _Connection, statement: str) -> None:
+        try:
+            self._execute(statement)
+        except BaseException:
+            # Never leave the connection inside a transaction the next BEGIN would trip on.
+            if connection.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.conn.execute("ROLLBACK")
+            raise
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, start: date, end: date, request: dict[str, Any]) -> int:
+        with self.transaction():
+            run_id = self._write(
+                "INSERT INTO runs (created_at, status, range_start, range_end, request)"
+                " VALUES (?, 'running', ?, ?, ?)",
+                (
+                    time.time(),
+                    start.isoformat(),
+                    end.isoformat(),
+                    json.dumps(request, sort_keys=True),
+                ),
+            )
+            self.event("run_started", run_id=run_id, start=start.isoformat(), end=end.isoformat())
+        return run_id
+
+    def start_run_with_items(
+        self,
+        start: date,
+        end: date,
+        request: dict[str, Any],
+        items: Sequence[tuple[str, str, Sequence[date]]],
+    ) -> tuple[int, list[int]]:
+        """The run and its whole plan in one commit: a crash never leaves a run with part of
+        its items. Returns the run's id and the items' ids, in the order given."""
+        with self.transaction():
+            run_id = self.start_run(start, end, request)
+            return run_id, self.add_items(run_id, items)
+
+    def end_run(self, run_id: int, status: str) -> None:
+        with self.transaction():
+            self._write(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?",
+                (status, time.time(), run_id),
+            )
+            self.event("run_ended", run_id=run_id, status=status)
+
+    def unfinished_run(self) -> RunRow | None:
+        row = self._one(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id DESC LIMIT 1"
+        )
+        return None if row is None else _run(row)
+
+    def runs(self, limit: int = 50) -> list[RunRow]:
+        """The latest runs, newest first."""
+        rows = self._all(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [_run(row) for row in rows]
+
+    # -- items ----------------------------------------------------------------------------
+
+    def add_items(self, run_id: int, items: Sequence[tuple[str, str, Sequence[date]]]) -> list[int]:
+        """(processor, phase, dates) items of a run, pending, in one commit; their ids in the
+        order given."""
+        if not items:
+            return []
+        now = time.time()
+        with self.transaction():
+            # Ids are chosen here, not left to SQLite, so that they are known without reading
+            # them back; no other connection can insert meanwhile: transaction() holds the
+            # write lock.
+            first = self._one("SELECT COALESCE(MAX(id), 0) + 1 FROM items")[0]
+            ids = list(range(first, first + len(items)))
+            self._executemany(
+                "INSERT INTO items (id, run_id, processor, phase, state, updated_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?)",
+                [
+                    (item_id, run_id, processor, phase, now)
+                    for item_id, (processor, phase, _) in zip(ids, items, strict=True)
+                ],
+            )
+            self._executemany(
+                "INSERT INTO item_dates (item_id, processor, day) VALUES (?, ?, ?)",
+                [
+                    (item_id, processor, day.isoformat())
+                    for item_id, (processor, _, dates) in zip(ids, items, strict=True)
+                    for day in dates
+                ],
+            )
+        return ids
+
+    def items(self, run_id: int) -> list[ItemRow]:
+        """Every item of a run with its dates, in id order: one query, one snapshot."""
+        return _items(
+            self._all(
+                f"SELECT {_ITEM_COLUMNS}, d.day FROM items i"
+                " LEFT JOIN item_dates d ON d.item_id = i.id"
+                " WHERE i.run_id = ? ORDER BY i.id, d.day",
+                (run_id,),
+            )
+        )
+
+    def item(self, item_id: int) -> ItemRow:
+        rows = _items(
+            self._all(
+                f"SELECT {_ITEM_COLUMNS}, d.day FROM items i"
+                " LEFT JOIN item_dates d ON d.item_id = i.id"
+                " WHERE i.id = ? ORDER BY d.day",
+                (item_id,),
+            )
+        )
+        if not rows:
+            raise KeyError(f"no item {item_id} in {self.path}")
+        return rows[0]
+
+    def update_item(self, item_id: int, **fields: Any) -> None:
+        """Sets any of state, attempts, not_before, reason and dates (which rewrites the
+        item's cells in item_dates)."""
+        unknown = set(fields) - {"state", "attempts", "not_before", "reason", "dates"}
+        if unknown:
+            raise TypeError(f"update_item: no such field {', '.join(sorted(unknown))}")
+        dates: Sequence[date] | None = fields.pop("dates", None)
+        sets = "".join(f"{name} = ?, " for name in fields)
+        with self.transaction():
+            self._execute(
+                f"UPDATE items SET {sets}updated_at = ? WHERE id = ?",
+                (*fields.values(), time.time(), item_id),
+            )
+            if dates is not None:
+                processor = self._one("SELECT processor FROM items WHERE id = ?", (item_id,))[0]
+                self._execute("DELETE FROM item_dates WHERE item_id = ?", (item_id,))
+                self._executemany(
+                    "INSERT INTO item_dates (item_id, processor, day) VALUES (?, ?, ?)",
+                    [(item_id, processor, day.isoformat()) for day in dates],
+                )
+
+    def set_item_state(
+        self, run_id: int | None, item_id: int, state: str, reason: str | None
+    ) -> None:
+        """A state transition and its event, in one transaction (one commit per transition)."""
+        now = time.time()
+        detail = json.dumps({"state": state, "reason": reason})
+        with self.transaction():
+            self._execute(
+                "UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, now, item_id),
+            )
+            self._execute(
+                "INSERT INTO events (at, run_id, item_id, kind, detail)"
+                " VALUES (?, ?, ?, 'item_state', ?)",
+                (now, run_id, item_id, detail),
+            )
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def start_attempt(
+        self, item_id: int, number: int, argv: Sequence[str], log_path: Path
+    ) -> AttemptRow:
+        started_at = time.time()
+        attempt_id = self._write(
+            "INSERT INTO attempts (item_id, number, argv, log_path, started_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (item_id, number, json.dumps(list(argv)), str(log_path), started_at),
+        )
+        # What was just written, without reading it back (once per attempt, thousands a run).
+        return AttemptRow(
+            attempt_id, item_id, number, tuple(argv), log_path, None, None, started_at,
+            None, None, None, None, None, (),
+        )  # fmt: skip
+
+    def attempt_launched(self, attempt_id: int, pid: int, pgid: int, started_at: float) -> None:
+        self._write(
+            "UPDATE attempts SET pid = ?, pgid = ?, started_at = ? WHERE id = ?",
+            (pid, pgid, started_at, attempt_id),
+        )
+
+    def end_attempt(
+        self,
+        attempt: AttemptRow,
+        *,
+        exit_code: int | None,
+        reason: str,
+        outcome: str,
+        duration: float,
+        tail: Iterable[str],
+    ) -> AttemptRow:
+        """Records the end; returns the attempt as now journaled."""
+        ended = replace(
+            attempt,
+            ended_at=time.time(),
+            exit_code=exit_code,
+            reason=reason,
+            outcome=outcome,
+            duration=duration,
+            tail=tuple(tail),
+        )
+        self._write(
+            "UPDATE attempts SET ended_at = ?, exit_code = ?, reason = ?, outcome = ?,"
+            " duration = ?, tail = ? WHERE id = ?",
+            (
+                ended.ended_at,
+                exit_code,
+                reason,
+                outcome,
+                duration,
+                json.dumps(list(ended.tail)),
+                attempt.id,
+            ),
+        )
+        return ended
+
+    def _attempts(self, where: str, args: Sequence[Any]) -> list[AttemptRow]:
+        return [
+            _attempt(row)
+            for row in self._all(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE {where}", args)
+        ]
+
+    def attempts_of_item(self, item_id: int) -> list[AttemptRow]:
+        return self._attempts("item_id = ? ORDER BY number", (item_id,))
+
+    def last_attempts(self, run_id: int) -> dict[int, AttemptRow]:
+        """item id -> its latest attempt, for every item of the run that has one."""
+        attempts = self._attempts(
+            "id IN (SELECT MAX(a.id) FROM attempts a JOIN items i ON i.id = a.item_id"
+            " WHERE i.run_id = ? GROUP BY a.item_id)",
+            (run_id,),
+        )
+        return {attempt.item_id: attempt for attempt in attempts}
+
+    def open_attempts(self, run_id: int) -> list[AttemptRow]:
+        return self._attempts(
+            "ended_at IS NULL AND item_id IN (SELECT id FROM items WHERE run_id = ?) ORDER BY id",
+            (run_id,),
+        )
+
+    def attempts_for_cell(self, processor: str, day: date) -> list[AttemptRow]:
+        """Every attempt, of any run, whose item covered that processor and date, oldest first."""
+        return self._attempts(
+            "item_id IN (SELECT item_id FROM item_dates WHERE processor = ? AND day = ?)"
+            " ORDER BY started_at, id",
+            (processor, day.isoformat()),
+        )
+
+    def durations(self, processor: str, limit: int = 50) -> list[tuple[float, int]]:
+        """(seconds, dates) of the latest successful attempts of a processor, for ETAs."""
+        rows = self._all(
+            "SELECT a.duration, (SELECT COUNT(*) FROM item_dates d WHERE d.item_id = a.item_id)"
+            " FROM attempts a JOIN items i ON i.id = a.item_id"
+            " WHERE i.processor = ? AND a.outcome = 'ok' ORDER BY a.id DESC LIMIT ?",
+            (processor, limit),
+        )
+        return [(duration, dates) for duration, dates in rows]
+
+    def failed_cells(self, start: date, end: date) -> set[tuple[str, date]]:
+        """Cells whose latest attempt failed: the coverage overlay that makes them 'failed'."""
+        rows = self._all(
+            """
+            SELECT d.processor, d.day, a.outcome FROM item_dates d
+            JOIN attempts a ON a.item_id = d.item_id
+            WHERE d.day BETWEEN ? AND ? AND a.ended_at IS NOT NULL
+            ORDER BY a.ended_at, a.id
+            """,
+            (start.isoformat(), end.isoformat()),
+        )
+        latest: dict[tuple[str, date], str] = {}
+        for processor, day, outcome in rows:
+            latest[processor, date.fromisoformat(day)] = outcome
+        return {cell for cell, outcome in latest.items() if outcome in ("failed", "incomplete")}
+
+    # -- last known coverage: shown at once while a slow warehouse refreshes ----------------
+
+    def save_coverage(self, coverage: Coverage) -> None:
+        cal = coverage.calendar
+        payload = {
+            "expected": {d.isoformat(): n for d, n in cal.expected.items()},
+            "rows": {
+                name: {d.isoformat(): n for d, n in per.items()}
+                for name, per in coverage.rows.items()
+            },
+            "absent": sorted(coverage.absent_tables),
+        }
+        self._write(
+            "INSERT OR REPLACE INTO coverage_cache VALUES (1, ?, ?, ?, ?)",
+            (
+                coverage.measured_at.isoformat(),
+                cal.start.isoformat(),
+                cal.end.isoformat(),
+                json.dumps(payload),
+            ),
+        )
+
+    def load_coverage(self, config: Config) -> Coverage | None:
+        """The last refresh, if it covers this config's processors; else None."""
+        row = self._one("SELECT measured_at, range_start, range_end, payload FROM coverage_cache")
+        if row is None:
+            return None
+        payload = json.loads(row[3])
+        if set(payload["rows"]) != {p.name for p in config.processors}:
+            return None  # the config changed since: the cache would mislead
+        calendar = ExpectedCalendar(
+            date.fromisoformat(row[1]),
+            date.fromisoformat(row[2]),
+            {date.fromisoformat(d): n for d, n in payload["expected"].items()},
+        )
+        rows = {
+            name: {date.fromisoformat(d): n for d, n in per.items()}
+            for name, per in payload["rows"].items()
+        }
+        return assemble(
+            config, calendar, rows, frozenset(payload["absent"]), datetime.fromisoformat(row[0])
+        )
+
+    # -- events ---------------------------------------------------------------------------
+
+    def event(
+        self, kind: str, *, run_id: int | None = None, item_id: int | None = None, **detail: Any
+    ) -> None:
+        self._write(
+            "INSERT INTO events (at, run_id, item_id, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), run_id, item_id, kind, json.dumps(detail, default=str)),
+        )
+
+    def events(self, run_id: int) -> list[tuple[float, int | None, str, dict[str, Any]]]:
+        rows = self._all(
+            "SELECT at, item_id, kind, detail FROM events WHERE run_id = ? ORDER BY id", (run_id,)
+        )
+        return [(at, item_id, kind, json.loads(detail)) for at, item_id, kind, detail in rows]
+
+    def latest_event(self, run_id: int) -> tuple[float, str, dict[str, Any]] | None:
+        """The run's latest event other than an item's state change (there are thousands of
+        those): what `backfill status` shows as "last"."""
+        row = self._one(
+            "SELECT at, kind, detail FROM events WHERE run_id = ? AND kind != 'item_state'"
+            " ORDER BY id DESC LIMIT 1",
+            (run_id,),
+        )
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+
+def _run(row: Sequence[Any]) -> RunRow:
+    return RunRow(
+        row[0],
+        row[1],
+        row[2],
+        date.fromisoformat(row[3]),
+        date.fromisoformat(row[4]),
+        json.loads(row[5]),
+        row[6],
+    )
+
+
+def _items(rows: Iterable[Sequence[Any]]) -> list[ItemRow]:
+    """Items from rows of (item columns..., day), one per date (day NULL: an item without
+    dates), ordered by item and day."""
+    items: list[ItemRow] = []
+    current: Sequence[Any] | None = None
+    days: list[date] = []
+    for row in rows:
+        if current is None or row[0] != current[0]:
+            if current is not None:
+                items.append(_item(current, days))
+            current, days = row, []
+        if row[8] is not None:
+            days.append(date.fromisoformat(row[8]))
+    if current is not None:
+        items.append(_item(current, days))
+    return items
+
+
+def _item(row: Sequence[Any], days: list[date]) -> ItemRow:
+    return ItemRow(row[0], row[1], row[2], row[3], tuple(days), *row[4:8])
+
+
+def _attempt(r: Sequence[Any]) -> AttemptRow:
+    return AttemptRow(
+        r[0],
+        r[1],
+        r[2],
+        tuple(json.loads(r[3])),
+        Path(r[4]),
+        *r[5:13],
+        tuple(json.loads(r[13])) if r[13] else (),
+    )
