@@ -1,28 +1,50 @@
-"""The work queue: one row per item, diffed in place so the cursor and scroll survive every tick.
+"""The work queue: one line per item, drawn through the Line API so only the rows on screen cost.
 
-The dashboard refreshes the queue about twice a second with fresh `ItemView`s, and a backfill can
-hold thousands of items. Clearing and refilling a `DataTable` per tick would lose the operator's
-cursor and scroll position and re-measure every cell, so `update_items` applies a keyed diff
-instead: rows are keyed by item id, only cells whose text changed get `update_cell`, rows come and
-go with `add_row`/`remove_row`, and the table is re-sorted only when some row's place changed.
+A backfill can hold tens of thousands of items and the dashboard refreshes the queue about twice
+a second. A `DataTable` keeps a renderable per cell and re-sorts or re-indexes every row when one
+moves, so a tick cost grew with the queue. Here the queue is a model, `QueueModel`: the items by
+id and their order keys, (state rank, first date, id), in sorted lists. `apply` moves a changed
+item with `bisect` (a memmove at worst), and `render_line` draws only the lines Textual asks for,
+from strips cached per item, so a tick costs what the changes and the screen cost, not the queue.
+
+Layout: a header line that never scrolls vertically (it does scroll horizontally, with the
+columns), then one line per shown item. Rows are in (state rank, first date, id) order: what needs
+the operator's eyes first (running, then failed) comes first, finished work last.
+
+Cursor: it is an item id, not a row index, so it stays on its item while rows move around it; the
+row it sits on is found by bisecting the item's order key. When rows move the view does not
+scroll (the operator's place on screen stays put); only the operator's own moves scroll the
+cursor into view. When the cursor's item goes away (removed, filtered out) the cursor lands on
+the item that now takes its place in the order.
+
+Text: every cell is drawn as typed, never parsed as markup (segments are built directly), and
+control characters are removed so a job's terminal escape codes cannot reach the terminal.
+
+Keys: up/down (k/j), pageup/pagedown, home/g (first row), end/G (last row), enter (choose). A
+click moves the cursor; a click on the cursor row chooses it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
-from itertools import pairwise
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
-from textual import on
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from core.engine import ItemState, ItemView
+from core.engine.api import ItemState, ItemView
 from core.progress import format_duration
 
 #: Row order by state: what needs the operator's eyes first, finished work last.
@@ -35,11 +57,9 @@ STATE_RANK: dict[ItemState, int] = {
     ItemState.DONE: 5,
 }
 
-#: (label, key, fixed width or None for auto). Columns whose text changes while a row lives get a
-#: fixed width: an auto-width column re-measures *every* cell of the column whenever one of its
-#: cells shrinks, which at 3,000 rows and 2 ticks/s would cost more than the diff saves.
-#: What an operator reads first comes first, so a narrow terminal cuts the least useful: the
-#: phase is implied by the processor.
+#: (label, key, fixed width or None for "as wide as the widest value"). What an operator reads
+#: first comes first, so a narrow terminal cuts the least useful: the phase is implied by the
+#: processor.
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("State", "state", 9),
     ("Processor", "processor", None),
@@ -52,17 +72,32 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(key for _, key, _ in COLUMNS)
 REASON_WIDTH = 36
+#: A pathological processor or phase name must not push every other column off screen.
+MAX_AUTO_WIDTH = 40
+#: One blank cell each side of a value, as DataTable's default cell padding.
+PADDING = 1
 
-#: Above this many removals at once (typically a filter being typed), rebuilding the table is
-#: cheaper: `DataTable.remove_row` re-indexes every remaining row, so n removals cost O(n * rows).
-REBUILD_AFTER_REMOVALS = 64
+#: Above 1/REBUILD_SHARE of the queue (and REBUILD_MIN items) changed at once, the order is
+#: sorted again from scratch: n moves of O(log n + memmove) each would cost more than one sort
+#: (the first snapshot of a run, for one, carries every item).
+REBUILD_SHARE = 8
+REBUILD_MIN = 64
 
 Order = tuple[int, date, int]
 
+# C0 controls, DEL and the C1 controls: ESC starts a terminal escape sequence, and so does a lone
+# C1 CSI (0x9b) on terminals that honour 8-bit controls.
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
+
 
 def item_order(item: ItemView) -> Order:
-    """Sort key: state rank, then first date, then id (ids break ties deterministically)."""
+    """Sort key: state rank, then first date, then id (ids break ties, so keys are unique)."""
     return (STATE_RANK.get(item.state, len(STATE_RANK)), min(item.dates, default=date.max), item.id)
+
+
+def strip_controls(text: str) -> str:
+    """`text` without control characters (tabs and newlines included)."""
+    return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
 def format_dates(dates: Sequence[date]) -> str:
@@ -75,28 +110,43 @@ def format_dates(dates: Sequence[date]) -> str:
     return f"{first.isoformat()}..{last.isoformat()} ({len(dates)})"
 
 
+def _dates_width(count: int) -> int:
+    """The cell width of `format_dates` for `count` dates, without formatting them."""
+    return 0 if count == 0 else 10 if count == 1 else 25 + len(str(count))
+
+
 def format_reason(item: ItemView, width: int = REASON_WIDTH) -> str:
     """The engine's reason (it already says "exit 1; retry in 30s", "killed: stall", ...), else
-    the exit code of a failed attempt; first line only, shortened to fit its column."""
+    the exit code of a failed attempt; first line only, control characters removed, shortened
+    to fit its column."""
     text = item.reason or ""
     if not text and item.exit_code not in (None, 0):
         text = f"exit {item.exit_code}"
-    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = strip_controls(text.strip().splitlines()[0]).strip() if text.strip() else ""
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_cells(item: ItemView) -> tuple[str, ...]:
-    """The row's display text per column, in COLUMNS order (pure: what the diff compares)."""
+def item_duration(item: ItemView, now: float) -> float | None:
+    """How long the last attempt took, or for a running item how long it has been running."""
+    if item.state is ItemState.RUNNING and item.started_at is not None:
+        return max(0.0, now - item.started_at)
+    return item.duration
+
+
+def render_cells(item: ItemView, now: float | None = None) -> tuple[str, ...]:
+    """The row's display text per column, in COLUMNS order; `now` (default: the clock) is what
+    a running item's duration counts up to."""
+    duration = item_duration(item, time.time() if now is None else now)
     text = {
         "state": item.state.value,
-        "phase": item.phase,
-        "processor": item.processor,
+        "phase": strip_controls(item.phase),
+        "processor": strip_controls(item.processor),
         "dates": format_dates(item.dates),
         "attempt": str(item.attempt) if item.attempt else "",
         "started": time.strftime("%H:%M:%S", time.localtime(item.started_at))
         if item.started_at is not None
         else "",
-        "duration": format_duration(item.duration) if item.duration is not None else "",
+        "duration": format_duration(duration) if duration is not None else "",
         "reason": format_reason(item),
     }
     return tuple(text[key] for key in COLUMN_KEYS)
@@ -110,53 +160,303 @@ def filter_text(item: ItemView) -> str:
     return " ".join(parts).lower()
 
 
-class _StateCell(Text):
-    """The State cell, carrying its row's sort key.
-
-    `DataTable.sort` hands its key function cell values, never row keys, so the (state, first
-    date, id) order has to ride on a cell; the State cell is the one that changes with the order.
-    """
-
-    __slots__ = ("order",)
-
-    def __init__(self, label: str, style: Style | str, order: Order) -> None:
-        super().__init__(label, style=style, end="", no_wrap=True, overflow="ellipsis")
-        self.order = order
-
-
-def _by_order(cell: Any) -> Order:
-    return cell.order
+def _fit(text: str, width: int) -> str:
+    """`text` padded or cut (with an ellipsis) to exactly `width` cells."""
+    if text.isascii():
+        size = len(text)
+        if size <= width:
+            return text + " " * (width - size)
+        return text[: width - 1] + "…"
+    size = cell_len(text)
+    if size <= width:
+        return text + " " * (width - size)
+    return set_cell_size(text, width - 1) + "…"
 
 
-def _plain(text: str) -> Text:
-    """A Text, never a str: DataTable parses str cells as markup, and a reason like
-    "[Errno 2] ..." or a processor named "[x]" must show as typed."""
-    return Text(text, end="", no_wrap=True, overflow="ellipsis")
+# ------------------------------------------------------------------------------------- model
 
 
 @dataclass
-class _Row:
-    """What a shown row currently displays, to diff the next view against."""
+class Delta:
+    """What a model change did to the shown rows, so the widget repaints only that."""
+
+    #: the first row index whose item changed place: rows from here down may show other items
+    moved_from: int | None = None
+    #: ids whose row kept its place but whose content changed
+    updated: list[int] = field(default_factory=list)
+    #: the items that are new or changed (for column widths)
+    changed: list[ItemView] = field(default_factory=list)
+    #: the shown rows were rebuilt from scratch (a new filter, a new queue)
+    rebuilt: bool = False
+    #: the column widths must be measured over every item again (a new queue)
+    remeasure: bool = False
+
+    def moved(self, row: int) -> None:
+        if self.moved_from is None or row < self.moved_from:
+            self.moved_from = row
+
+    def __bool__(self) -> bool:
+        return self.rebuilt or self.moved_from is not None or bool(self.updated or self.changed)
+
+
+class QueueModel:
+    """Every item by id, plus the order keys of all items and of the shown (filtered) ones, sorted.
+
+    Order keys are unique (the id is in them), so an item's row is `bisect_left` of its key, and
+    its id is the key's last element: no id -> row map to keep in step."""
+
+    def __init__(self) -> None:
+        self.items: dict[int, ItemView] = {}
+        #: order keys of every item, sorted
+        self._all: list[Order] = []
+        #: order keys of the items the filter shows: `_all` itself when there is no filter
+        self._shown: list[Order] = self._all
+        self._filter = ""
+        #: filter_text per item, built on first use and dropped when the item changes
+        self._haystack: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._shown)
+
+    @property
+    def filter(self) -> str:
+        return self._filter
+
+    def id_at(self, row: int) -> int:
+        return self._shown[row][2]
+
+    def row_of(self, item_id: int | None) -> int | None:
+        """The row showing this item, or None (unknown or filtered out): O(log n)."""
+        item = self.items.get(item_id) if item_id is not None else None
+        return None if item is None else self.row_of_key(item_order(item))
+
+    def row_of_key(self, key: Order) -> int | None:
+        row = bisect_left(self._shown, key)
+        return row if row < len(self._shown) and self._shown[row] == key else None
+
+    def row_at_or_after(self, key: Order) -> int:
+        """Where `key` is or would be among the shown rows."""
+        return bisect_left(self._shown, key)
+
+    def count_before(self, key: tuple[int, ...]) -> int:
+        """Shown rows ordered before `key` (e.g. `(1,)`: how many are running)."""
+        return bisect_left(self._shown, key)
+
+    def _matches(self, item: ItemView) -> bool:
+        if not self._filter:
+            return True
+        haystack = self._haystack.get(item.id)
+        if haystack is None:
+            haystack = self._haystack[item.id] = filter_text(item)
+        return self._filter in haystack
+
+    def _filtered(self) -> bool:
+        return self._shown is not self._all
+
+    # -- changes --------------------------------------------------------------------------
+
+    def replace(self, items: Iterable[ItemView]) -> Delta:
+        """The whole queue: a delta of the items that differ (by value), plus removals; or a
+        rebuild when a large share changed."""
+        new = {item.id: item for item in items}
+        old = self.items
+        changed = [
+            item
+            for item_id, item in new.items()
+            if (prev := old.get(item_id)) is not item and prev != item
+        ]
+        removed = [item_id for item_id in old if item_id not in new]
+        if self._many(len(changed) + len(removed)):
+            self.items = new
+            self._haystack.clear()
+            self._resort()
+            return Delta(rebuilt=True, remeasure=True)
+        delta = self.remove(removed)
+        return self.apply(changed, delta)
+
+    def _many(self, changes: int) -> bool:
+        return changes > max(REBUILD_MIN, len(self.items) // REBUILD_SHARE)
+
+    def _resort(self) -> None:
+        self._all = sorted(map(item_order, self.items.values()))
+        self._shown = self._all
+        self._refilter()
+
+    def remove(self, ids: Iterable[int], delta: Delta | None = None) -> Delta:
+        delta = delta if delta is not None else Delta()
+        for item_id in ids:
+            item = self.items.pop(item_id, None)
+            if item is None:
+                continue
+            self._haystack.pop(item_id, None)
+            key = item_order(item)
+            row = self._discard(self._shown, key)
+            if row is not None:
+                delta.moved(row)
+            if self._filtered():
+                self._discard(self._all, key)
+        return delta
+
+    def apply(self, changed: Iterable[ItemView], delta: Delta | None = None) -> Delta:
+        """Add or update these items: O(log n) plus a memmove per item that moves (one sort
+        instead when they are a large share of the queue)."""
+        delta = delta if delta is not None else Delta()
+        changed = list(changed)
+        if self._many(len(changed)):
+            return self._apply_many(changed)
+        filtered = self._filtered()
+        for item in changed:
+            prev = self.items.get(item.id)
+            if prev is item or prev == item:
+                continue
+            self.items[item.id] = item
+            self._haystack.pop(item.id, None)
+            delta.changed.append(item)
+            key = item_order(item)
+            old_key = item_order(prev) if prev is not None else None
+            if old_key == key:
+                # Same place in the order; it may only enter or leave the filtered rows.
+                row = self.row_of_key(key)
+                show = self._matches(item)
+                if row is not None and show:
+                    delta.updated.append(item.id)
+                elif row is not None:
+                    del self._shown[row]
+                    delta.moved(row)
+                elif show:
+                    delta.moved(self._insert(self._shown, key))
+                continue
+            if old_key is not None:
+                row = self._discard(self._shown, old_key)
+                if row is not None:
+                    delta.moved(row)
+                if filtered:
+                    self._discard(self._all, old_key)
+            if filtered:
+                insort(self._all, key)
+            if not filtered or self._matches(item):
+                delta.moved(self._insert(self._shown, key))
+        return delta
+
+    def _apply_many(self, changed: list[ItemView]) -> Delta:
+        items = self.items
+        fresh = [i for i in changed if (prev := items.get(i.id)) is not i and prev != i]
+        if not fresh:
+            return Delta()
+        for item in fresh:
+            items[item.id] = item
+            self._haystack.pop(item.id, None)
+        self._resort()
+        return Delta(rebuilt=True, changed=fresh)
+
+    def set_filter(self, text: str) -> bool:
+        """Show only items whose filter_text contains `text` (lower-cased); True if it changed."""
+        text = text.strip().lower()
+        if text == self._filter:
+            return False
+        self._filter = text
+        self._refilter()
+        return True
+
+    def _refilter(self) -> None:
+        # One pass over the sorted keys keeps them sorted: no re-sort per keystroke.
+        if not self._filter:
+            self._shown = self._all
+            return
+        items = self.items
+        self._shown = [key for key in self._all if self._matches(items[key[2]])]
+
+    @staticmethod
+    def _insert(keys: list[Order], key: Order) -> int:
+        row = bisect_left(keys, key)
+        keys.insert(row, key)
+        return row
+
+    @staticmethod
+    def _discard(keys: list[Order], key: Order) -> int | None:
+        row = bisect_left(keys, key)
+        if row < len(keys) and keys[row] == key:
+            del keys[row]
+            return row
+        return None
+
+
+# ------------------------------------------------------------------------------------ widget
+
+
+@dataclass(frozen=True)
+class _Styles:
+    base: Style
+    header: Style
+    cursor: Style
+    states: dict[str, Style]
+    cursor_states: dict[str, Style]
+
+
+@dataclass(frozen=True)
+class _CachedRow:
+    """A drawn row and what it was drawn from: reused while all of it still holds."""
 
     item: ItemView
-    cells: tuple[str, ...]
-    order: Order
+    cursor: bool
+    #: a running item's duration text (it counts up with the clock); "" otherwise
+    clock_text: str
+    width: int
+    generation: int
+    strip: Strip
 
 
-class QueueTable(DataTable[Text]):
-    """Every item of the run, worst news first; `update_items` is cheap enough to call per tick."""
+class QueueTable(ScrollView, can_focus=True):
+    """Every item of the run, worst news first; `apply` costs what changed, not the queue."""
+
+    ALLOW_SELECT = False
 
     DEFAULT_CSS = """
-    QueueTable { height: 1fr; }
-    QueueTable > .queue-table--running { color: $accent; text-style: bold; }
-    QueueTable > .queue-table--failed { color: $error; text-style: bold; }
-    QueueTable > .queue-table--pending { color: $text-muted; }
-    QueueTable > .queue-table--blocked { color: $warning; }
-    QueueTable > .queue-table--cancelled { color: $text-muted; text-style: italic; }
-    QueueTable > .queue-table--done { color: $success; }
+    QueueTable {
+        height: 1fr;
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .queue-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .queue-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .queue-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .queue-table--running { color: $accent; text-style: bold; }
+        & > .queue-table--failed { color: $error; text-style: bold; }
+        & > .queue-table--pending { color: $text-muted; }
+        & > .queue-table--blocked { color: $warning; }
+        & > .queue-table--cancelled { color: $text-muted; text-style: italic; }
+        & > .queue-table--done { color: $success; }
+    }
     """
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {f"queue-table--{state.value}" for state in ItemState}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "queue-table--header",
+        "queue-table--cursor",
+        *(f"queue-table--{state.value}" for state in ItemState),
+    }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "choose", "Open item", show=False, id="queue.choose"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="queue.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="queue.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="queue.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="queue.page_down"),
+        Binding("home,g", "first_row", "First row", show=False, id="queue.top"),
+        Binding("end,G", "last_row", "Last row", show=False, id="queue.bottom"),
+    ]
+
+    #: the header line above the rows
+    HEADER_HEIGHT = 1
 
     class ItemHighlighted(Message):
         """The cursor moved to another item (not sent again while it stays on the same item)."""
@@ -180,183 +480,356 @@ class QueueTable(DataTable[Text]):
         classes: str | None = None,
         disabled: bool = False,
     ) -> None:
-        super().__init__(
-            cursor_type="row",
-            zebra_stripes=False,
-            name=name,
-            id=id,
-            classes=classes,
-            disabled=disabled,
-        )
-        #: every item of the last update, shown or filtered out
-        self._items: dict[int, ItemView] = {}
-        #: the rows currently in the table
-        self._shown: dict[int, _Row] = {}
-        self._filter = ""
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._model = QueueModel()
+        #: the item under the cursor (an id, so it follows its item when rows move)
+        self._cursor: int | None = None
+        #: the item last announced with ItemHighlighted
         self._highlighted: int | None = None
-        self._state_styles: dict[str, Style] = {}
-        self._ready = False
+        #: column widths in COLUMNS order (auto columns grow to their widest value)
+        self._widths: tuple[int, ...] = self._measure(())
+        self._rows: LRUCache[int, _CachedRow] = LRUCache(1024)
+        self._styles: _Styles | None = None
+        self._previous_styles: _Styles | None = None
+        #: bumped when the styles or the column widths change: every cached row is stale
+        self._generation = 0
+        #: what a running item's duration counts up to (tests and benchmarks freeze it)
+        self.clock: Callable[[], float] = time.time
+        self._update_virtual_size()
 
-    def on_mount(self) -> None:
-        for label, key, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
-        self._state_styles = self._resolve_state_styles()
-        self._ready = True
-        if self._items:
-            self._apply()
+    # -- public API ---------------------------------------------------------------------------
 
-    # -- public API -------------------------------------------------------------------------
+    @property
+    def row_count(self) -> int:
+        """Rows shown (after the filter)."""
+        return len(self._model)
+
+    @property
+    def cursor_row(self) -> int | None:
+        """The row index of the cursor's item, or None when nothing is shown."""
+        return self._model.row_of(self._cursor)
+
+    @property
+    def filter(self) -> str:
+        """The filter in effect, lower-cased ("" shows every item)."""
+        return self._model.filter
 
     def update_items(self, items: Iterable[ItemView]) -> None:
-        """Show these items (the whole queue, not a delta): rows are added, removed and updated by
-        item id, only changed cells are touched, and the cursor stays on the same item."""
-        self._items = {item.id: item for item in items}
-        if self._ready:
-            self._apply()
+        """Show these items (the whole queue, not a delta): items not in it are removed. Costs a
+        comparison per item plus what `apply` costs for the changed ones."""
+        self._changed(lambda: self._model.replace(items))
+
+    def apply(self, changed: Iterable[ItemView]) -> None:
+        """Add or update just these items (a delta): cost proportional to how many changed."""
+        self._changed(lambda: self._model.apply(changed))
 
     def set_filter(self, text: str) -> None:
         """Show only items whose processor, phase, dates, state or reason contain `text` (case
         insensitive); an empty text shows everything again."""
-        text = text.strip().lower()
-        if text == self._filter:
-            return
-        self._filter = text
-        if self._ready:
-            self._apply()
+        self._changed(lambda: Delta(rebuilt=self._model.set_filter(text)))
 
     def selected_item_id(self) -> int | None:
         """The item under the cursor, or None when the table is empty."""
-        if not self._shown or not self.is_valid_row_index(self.cursor_row):
-            return None
-        row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return int(row_key.value) if row_key.value is not None else None
+        return self._cursor
 
-    # -- diffing ----------------------------------------------------------------------------
+    def item_id_at(self, row: int) -> int:
+        """The id of the item shown on this row (0 is the first row under the header)."""
+        return self._model.id_at(row)
 
-    def _visible(self) -> dict[int, ItemView]:
-        if not self._filter:
-            return self._items
-        needle = self._filter
-        return {i: item for i, item in self._items.items() if needle in filter_text(item)}
+    def row_of(self, item_id: int) -> int | None:
+        """The row showing this item, or None when it is unknown or filtered out."""
+        return self._model.row_of(item_id)
 
-    def _state_cell(self, state: str, order: Order) -> _StateCell:
-        return _StateCell(state, self._state_styles.get(state, ""), order)
-
-    def _row_values(self, cells: tuple[str, ...], order: Order) -> list[Text]:
-        return [self._state_cell(cells[0], order), *map(_plain, cells[1:])]
-
-    def _apply(self) -> None:
-        """Bring the table in line with `_items` and the filter, touching as little as possible."""
-        cursor_item = self.selected_item_id()
-        visible = self._visible()
-        removed = [i for i in self._shown if i not in visible]
-        with self.app.batch_update():
-            if len(removed) > REBUILD_AFTER_REMOVALS:
-                self._rebuild(visible)
-            else:
-                self._diff(visible, removed)
-            if cursor_item is not None and cursor_item in self._shown:
-                index = self.get_row_index(str(cursor_item))
-                if index != self.cursor_row:
-                    self.move_cursor(row=index, scroll=False)
+    def move_cursor(self, *, row: int, scroll: bool = True) -> None:
+        """Put the cursor on a row (clamped to the rows shown); `scroll` brings it into view."""
+        if not len(self._model):
+            return
+        row = min(max(row, 0), len(self._model) - 1)
+        self._set_cursor(self._model.id_at(row))
+        if scroll:
+            self._scroll_to_row(row)
         self._announce_highlight()
 
-    def _diff(self, visible: dict[int, ItemView], removed: list[int]) -> None:
-        reorder = False
-        for item_id in removed:
-            self.remove_row(str(item_id))
-            del self._shown[item_id]
-        added: list[ItemView] = []
-        for item_id, item in visible.items():
-            row = self._shown.get(item_id)
-            if row is None:
-                added.append(item)
-                continue
-            if row.item == item:
-                continue
-            cells = render_cells(item)
-            order = item_order(item)
-            key = str(item_id)
-            for column, old, new in zip(COLUMN_KEYS, row.cells, cells, strict=True):
-                if column == "state":
-                    if old != new or order != row.order:
-                        self.update_cell(key, column, self._state_cell(new, order))
-                elif old != new:
-                    self.update_cell(key, column, _plain(new))
-            reorder = reorder or order != row.order
-            row.item, row.cells, row.order = item, cells, order
-        for item in sorted(added, key=item_order):
-            self._add(item)
-        if (reorder or added) and self._out_of_order():
-            self.sort("state", key=_by_order)
+    # -- model changes ------------------------------------------------------------------------
 
-    def _add(self, item: ItemView) -> None:
-        cells = render_cells(item)
-        order = item_order(item)
-        self.add_row(*self._row_values(cells, order), key=str(item.id))
-        self._shown[item.id] = _Row(item, cells, order)
+    def _changed(self, change: Callable[[], Delta]) -> None:
+        """Run a model change and repaint what it touched: keeps the cursor on its item."""
+        cursor_key = self._cursor_key()
+        delta = change()
+        if not delta:
+            return
+        if delta.remeasure:
+            grew = self._set_widths(self._measure(self._model.items.values()))
+        else:
+            grew = self._set_widths(self._measure(delta.changed, self._widths))
+        previous = self._cursor
+        self._follow_cursor(cursor_key)
+        self._update_virtual_size()
+        if not self.is_mounted:
+            return
+        if delta.rebuilt or grew:
+            self.refresh()
+        else:
+            self._refresh_delta(delta)
+            if self._cursor != previous:
+                self._refresh_item(previous)
+                self._refresh_item(self._cursor)
+        self._announce_highlight()
 
-    def _out_of_order(self) -> bool:
-        """Whether the rows on screen are not in (state, first date, id) order."""
-        shown = self._shown
-        orders = [shown[int(row.key.value)].order for row in self.ordered_rows if row.key.value]
-        return any(a > b for a, b in pairwise(orders))
+    def _cursor_key(self) -> Order | None:
+        item = self._model.items.get(self._cursor) if self._cursor is not None else None
+        return item_order(item) if item is not None else None
 
-    def _rebuild(self, visible: dict[int, ItemView]) -> None:
-        """Refill in order: for a filter change, O(rows) instead of O(rows²) removals."""
-        scroll_y = self.scroll_y
-        self.clear()
-        self._shown.clear()
-        for item in sorted(visible.values(), key=item_order):
-            self._add(item)
-        # The new rows are measured on idle; scroll back once the table has its height again.
-        self.call_after_refresh(self.scroll_to, y=scroll_y, animate=False)
+    def _follow_cursor(self, old_key: Order | None) -> None:
+        """Keep the cursor on its item; if that is gone, on the row that took its place."""
+        model = self._model
+        if not len(model):
+            self._cursor = None
+        elif self._cursor is None or model.row_of(self._cursor) is None:
+            row = 0 if old_key is None else min(model.row_at_or_after(old_key), len(model) - 1)
+            self._cursor = model.id_at(row)
+
+    def _refresh_delta(self, delta: Delta) -> None:
+        top, bottom = self._visible_rows()
+        if delta.moved_from is not None and delta.moved_from < bottom:
+            # Every row from the first moved one shows another item now (or blank, if rows were
+            # removed); their strips are cached per item, so this is mostly crops.
+            first = max(delta.moved_from, top)
+            self.refresh_lines(first + self.HEADER_HEIGHT, bottom - first)
+        for item_id in delta.updated:
+            self._refresh_item(item_id)
+
+    def _refresh_item(self, item_id: int | None) -> None:
+        row = self._model.row_of(item_id)
+        top, bottom = self._visible_rows()
+        if row is not None and top <= row < bottom:
+            self.refresh_line(row + self.HEADER_HEIGHT)
+
+    def _visible_rows(self) -> tuple[int, int]:
+        """First row on screen and one past the last line of the screen (rows or not)."""
+        top = self.scroll_offset.y
+        return top, top + self._body_height()
+
+    def _body_height(self) -> int:
+        return max(0, self.size.height - self.HEADER_HEIGHT)
+
+    def _update_virtual_size(self) -> None:
+        size = Size(self._line_width(), len(self._model) + self.HEADER_HEIGHT)
+        if size != self.virtual_size:
+            self.virtual_size = size
+
+    # -- column widths ------------------------------------------------------------------------
+
+    @staticmethod
+    def _measure(items: Iterable[ItemView], start: Sequence[int] = ()) -> tuple[int, ...]:
+        """Column widths fitting `items` (and at least `start`): auto columns take their widest
+        value, capped; fixed ones keep their width."""
+        widths = list(start) or [len(label) if w is None else w for label, _, w in COLUMNS]
+        auto = {key: i for i, (_, key, w) in enumerate(COLUMNS) if w is None}
+        processor, phase, dates = auto["processor"], auto["phase"], auto["dates"]
+        names: set[str] = set()
+        phases: set[str] = set()
+        most_dates = 0
+        for item in items:
+            names.add(item.processor)
+            phases.add(item.phase)
+            most_dates = max(most_dates, len(item.dates))
+        for column, values in ((processor, names), (phase, phases)):
+            for value in values:
+                widths[column] = max(widths[column], cell_len(strip_controls(value)))
+            widths[column] = min(widths[column], MAX_AUTO_WIDTH)
+        widths[dates] = max(widths[dates], _dates_width(most_dates))
+        return tuple(widths)
+
+    def _set_widths(self, widths: tuple[int, ...]) -> bool:
+        """Adopt new column widths; True if they changed (every cached row is then stale)."""
+        if widths == self._widths:
+            return False
+        self._widths = widths
+        self._generation += 1
+        return True
+
+    def _line_width(self) -> int:
+        return sum(width + 2 * PADDING for width in self._widths)
+
+    # -- cursor and keys ----------------------------------------------------------------------
+
+    def _set_cursor(self, item_id: int | None) -> None:
+        previous = self._cursor
+        if item_id == previous:
+            return
+        self._cursor = item_id
+        self._refresh_item(previous)
+        self._refresh_item(item_id)
+
+    def _scroll_to_row(self, row: int) -> None:
+        top, height = self.scroll_offset.y, self._body_height()
+        if height <= 0:
+            return
+        if row < top:
+            self.scroll_to(y=row, animate=False)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False)
 
     def _announce_highlight(self) -> None:
-        """Post ItemHighlighted if the item under the cursor changed (rows added under an untouched
-        cursor, the cursor's item filtered out or removed, ...)."""
-        current = self.selected_item_id()
-        if current is not None and current != self._highlighted:
+        """Post ItemHighlighted if the item under the cursor changed."""
+        current = self._cursor
+        if current is not None and current != self._highlighted and self.is_mounted:
             self._highlighted = current
             self.post_message(self.ItemHighlighted(current))
         elif current is None:
             self._highlighted = None
 
-    # -- events -----------------------------------------------------------------------------
+    def _move(self, rows: int) -> None:
+        row = self.cursor_row
+        if row is not None:
+            self.move_cursor(row=row + rows)
 
-    @on(DataTable.RowHighlighted)
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        # Read the cursor now rather than the event's row: during a diff the cursor may pass
-        # through other rows before it is put back on its item, and those are not news.
-        if event.data_table is self:
-            self._announce_highlight()
+    def action_cursor_up(self) -> None:
+        self._move(-1)
 
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table is self and event.row_key.value is not None:
-            self.post_message(self.ItemChosen(int(event.row_key.value)))
+    def action_cursor_down(self) -> None:
+        self._move(1)
 
-    # -- theme ------------------------------------------------------------------------------
+    def action_page_up(self) -> None:
+        self._move(-max(1, self._body_height()))
 
-    def _resolve_state_styles(self) -> dict[str, Style]:
-        return {
-            state.value: self.get_component_rich_style(f"queue-table--{state.value}", partial=True)
-            for state in ItemState
-        }
+    def action_page_down(self) -> None:
+        self._move(max(1, self._body_height()))
+
+    def action_first_row(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(row=len(self._model) - 1)
+
+    def action_choose(self) -> None:
+        if self._cursor is not None:
+            self.post_message(self.ItemChosen(self._cursor))
+
+    def on_mount(self) -> None:
+        # A running item's duration counts up with the clock; the engine need not send a view
+        # per second for it.
+        self.set_interval(1.0, self._refresh_running)
+        self._announce_highlight()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < self.HEADER_HEIGHT:
+            return
+        row = offset.y - self.HEADER_HEIGHT + self.scroll_offset.y
+        if row >= len(self._model):
+            return
+        if self._model.id_at(row) == self._cursor:
+            self.action_choose()
+        else:
+            self.move_cursor(row=row)
+
+    def _refresh_running(self) -> None:
+        """Repaint the running rows on screen whose duration text moved on."""
+        model = self._model
+        top, bottom = self._visible_rows()
+        # Running items sort first, so they are the rows before the first (rank 1, ...) key.
+        end = min(bottom, model.count_before((STATE_RANK[ItemState.RUNNING] + 1,)))
+        now = self.clock()
+        for row in range(top, end):
+            item_id = model.id_at(row)
+            cached = self._rows.get(item_id)
+            if cached is None or cached.clock_text != self._clock_text(model.items[item_id], now):
+                self.refresh_line(row + self.HEADER_HEIGHT)
+
+    # -- styles -------------------------------------------------------------------------------
 
     def notify_style_update(self) -> None:
-        """A theme change restyles the State cells (their Rich styles are resolved from CSS)."""
         super().notify_style_update()
-        if self._ready:
-            # The component styles are updated after this node's own: look them up once the
-            # stylesheet pass is over.
-            self.call_later(self._restyle_states)
+        # Looked up again lazily; only a real change (theme, focus) bumps the generation there.
+        self._styles = None
 
-    def _restyle_states(self) -> None:
-        styles = self._resolve_state_styles()
-        if styles == self._state_styles:
-            return
-        self._state_styles = styles
-        with self.app.batch_update():
-            for item_id, row in self._shown.items():
-                self.update_cell(str(item_id), "state", self._state_cell(row.cells[0], row.order))
+    def _get_styles(self) -> _Styles:
+        styles = self._styles
+        if styles is not None:
+            return styles
+        base = self.rich_style
+        component = self.get_component_rich_style
+        cursor = component("queue-table--cursor")
+        states = {
+            state.value: base + component(f"queue-table--{state.value}") for state in ItemState
+        }
+        styles = _Styles(
+            base=base,
+            header=base + component("queue-table--header"),
+            cursor=base + cursor,
+            states=states,
+            cursor_states={state: style + cursor for state, style in states.items()},
+        )
+        if self._previous_styles is not None and self._previous_styles != styles:
+            self._generation += 1
+        self._previous_styles = self._styles = styles
+        return styles
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def _clock_text(self, item: ItemView, now: float) -> str:
+        if item.state is not ItemState.RUNNING or item.started_at is None:
+            return ""
+        return format_duration(max(0.0, now - item.started_at))
+
+    def render_line(self, y: int) -> Strip:
+        styles = self._get_styles()
+        width = self.size.width
+        scroll_x, scroll_y = self.scroll_offset
+        line_width = max(self._line_width(), width)
+        if y < self.HEADER_HEIGHT:
+            return self._header_strip(line_width, styles).crop_extend(
+                scroll_x, scroll_x + width, styles.base
+            )
+        row = y - self.HEADER_HEIGHT + scroll_y
+        model = self._model
+        if row >= len(model):
+            return Strip.blank(width, styles.base)
+        item_id = model.id_at(row)
+        item = model.items[item_id]
+        cursor = item_id == self._cursor
+        now = self.clock()
+        clock_text = self._clock_text(item, now)
+        cached = self._rows.get(item_id)
+        if (
+            cached is None
+            or cached.item is not item
+            or cached.cursor != cursor
+            or cached.clock_text != clock_text
+            or cached.width != line_width
+            or cached.generation != self._generation
+        ):
+            strip = self._row_strip(item, cursor, now, line_width, styles)
+            cached = _CachedRow(item, cursor, clock_text, line_width, self._generation, strip)
+            # LRUCache.set keeps the value of a key it already holds: drop the stale one first.
+            self._rows.discard(item_id)
+            self._rows[item_id] = cached
+        return cached.strip.crop_extend(scroll_x, scroll_x + width, styles.base)
+
+    def _row_strip(
+        self, item: ItemView, cursor: bool, now: float, line_width: int, styles: _Styles
+    ) -> Strip:
+        """One row at full width: the State cell in its state's colour, the rest plain."""
+        pad = " " * PADDING
+        cells = [
+            pad + _fit(text, width) + pad
+            for text, width in zip(render_cells(item, now), self._widths, strict=True)
+        ]
+        state = item.state.value
+        state_style = (styles.cursor_states if cursor else styles.states).get(state, styles.base)
+        row_style = styles.cursor if cursor else styles.base
+        rest = "".join(cells[1:])
+        used = self._line_width()
+        if used < line_width:
+            rest += " " * (line_width - used)
+        return Strip([Segment(cells[0], state_style), Segment(rest, row_style)], line_width)
+
+    def _header_strip(self, line_width: int, styles: _Styles) -> Strip:
+        pad = " " * PADDING
+        text = "".join(
+            pad + _fit(label, width) + pad
+            for (label, _, _), width in zip(COLUMNS, self._widths, strict=True)
+        )
+        return Strip([Segment(text.ljust(line_width), styles.header)], line_width)
