@@ -5,10 +5,11 @@ Bad input of any kind exits 2 with one line naming what and where; nothing print
 
 from __future__ import annotations
 
-import importlib
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ import click
 from core.config import Config, load_config
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
+from core.engine.api import (
+    CancelAll,
+    CancelItem,
+    Command,
+    Pause,
+    Reply,
+    Resume,
+    Retry,
+    SetConcurrency,
+    Stop,
+)
 from core.errors import UserError
 from core.planner import REPROCESS_CHOICES, make_plan
 from core.report_text import render_plan, render_status
@@ -129,10 +141,11 @@ def cli(ctx: click.Context) -> None:
 def tui(config_path: Path, read_only: bool) -> None:
     """Open the dashboard on the pipeline."""
     config = _load(config_path)
-    # The one place core reaches the UI layer: loaded on demand, so headless commands (and
-    # core's import-hygiene test) never pull in Textual.
-    dashboard = importlib.import_module("tui.app")
-    dashboard.run_dashboard(config, read_only=read_only)
+    # The one place core reaches the UI layer: imported here, on demand, so headless commands
+    # never pull in Textual (an import-linter contract allows this import and no other).
+    from tui.app import run_dashboard
+
+    run_dashboard(config, read_only=read_only)
 
 
 @cli.command()
@@ -141,24 +154,60 @@ def tui(config_path: Path, read_only: bool) -> None:
 @click.option("--end", type=DATE, help="Last date (default: calendar.end).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--verbose", is_flag=True, help="Also what a refresh scans (BigQuery bytes).")
+@click.option("--watch", is_flag=True, help="Refresh in place every few seconds (Ctrl-C ends).")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True, hidden=True
+)
 def status(
-    config_path: Path, start: date | None, end: date | None, as_json: bool, verbose: bool
+    config_path: Path,
+    start: date | None,
+    end: date | None,
+    as_json: bool,
+    verbose: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
-    """Coverage per phase, processor and season."""
-    from core.journal import Journal
+    """The live or unfinished run, then coverage per phase, processor and season."""
+    import time
 
     config = _load(config_path)
     start, end = _range(config, start, end)
+    if watch and as_json:
+        raise click.UsageError("--watch redraws a screen: use it without --json")
+    while True:
+        text = _status_once(config, start, end, as_json=as_json, verbose=verbose)
+        if not watch:
+            click.echo(text)
+            return
+        # Home, clear: the report redrawn in place, as `watch` does.
+        click.echo(f"\x1b[H\x1b[2J{time.strftime('%H:%M:%S')} · every {interval:g}s\n{text}")
+        time.sleep(interval)
+
+
+def _status_once(config: Config, start: date, end: date, *, as_json: bool, verbose: bool) -> str:
+    import anyio
+
+    from core.service.run_status import run_status
+    from core.state import Journal
+
+    run = anyio.run(run_status, config.state_path)
     journal = Journal.open_if_exists(config.state_path)
-    failed = journal.failed_cells(start, end) if journal else set()
+    try:
+        failed = journal.failed_cells(start, end) if journal else set()
+    finally:
+        if journal is not None:
+            journal.close()
     coverage, scan_bytes = _coverage(config, start, end, cost=verbose)
     report = status_report(coverage, failed)
     if as_json:
-        _emit_json(to_json(report) | ({"refresh_bytes": scan_bytes} if verbose else {}))
-    else:
-        click.echo(render_status(report))
-        if verbose:
-            click.echo(f"\n{config.warehouse.label}: {describe_scan_cost(scan_bytes)}")
+        data = {"run": run.to_json() if run else None} | to_json(report)
+        return json.dumps(data | ({"refresh_bytes": scan_bytes} if verbose else {}), indent=2)
+    text = render_status(report)
+    if run is not None:
+        text = f"{run.render()}\n\n{text}"
+    if verbose:
+        text += f"\n\n{config.warehouse.label}: {describe_scan_cost(scan_bytes)}"
+    return text
 
 
 @cli.command()
@@ -210,7 +259,12 @@ def plan(
 @click.argument("start", type=DATE)
 @click.argument("end", type=DATE, required=False)
 @config_option
-@click.option("--headless", is_flag=True, help="Run without the dashboard, printing progress.")
+@click.option("--headless", is_flag=True, help="Run in the foreground, printing progress.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background (own session, no terminal); returns once the run is on.",
+)
 @click.option("--phase", "phases", multiple=True, help="Only this phase (repeatable).")
 @click.option("--processor", "processors", multiple=True, help="Only this processor (repeatable).")
 @click.option(
@@ -228,41 +282,192 @@ def plan(
     is_flag=True,
     help="Start even if a preflight check fails (the override is journaled).",
 )
+# The engine process that --detach (or the dashboard) starts: never typed by an operator.
+@click.option("--detached-child", is_flag=True, hidden=True)
+@click.option("--preflight-record", hidden=True)
 def run(
     start: date,
     end: date | None,
     config_path: Path,
     headless: bool,
+    detach: bool,
     phases: tuple[str, ...],
     processors: tuple[str, ...],
     reprocess: str,
     max_parallel: int | None,
     ignore_preflight: bool,
+    detached_child: bool,
+    preflight_record: str | None,
 ) -> None:
     """Run the plan to the end. Exit 0 only if every targeted cell ends complete or skipped."""
     import anyio
 
-    from core.engine import RunRequest
-    from core.headless import run_headless
+    from core.engine.api import RunRequest
 
-    if not headless:
+    if headless == detach:
         raise click.UsageError(
-            "add --headless to run from the command line; `backfill` opens the dashboard, "
-            "where s starts a run"
+            "add --headless to run in the foreground, or --detach to run in the background; "
+            "`backfill` opens the dashboard, where s starts a run"
         )
     config = _load(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
+    if detach:
+        args = [start.isoformat(), end.isoformat(), "--reprocess", reprocess]
+        args += [f"--phase={p}" for p in phases] + [f"--processor={p}" for p in processors]
+        args += [f"--max-parallel={max_parallel}"] if max_parallel else []
+        args += ["--ignore-preflight"] if ignore_preflight else []
+        _detach(config, args)
+        return
+    from core.headless import run_headless
+
+    if detached_child:
+        # No terminal to hang up on us; a stray SIGHUP (a parent's session ending) changes
+        # nothing either.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     request = RunRequest(
         start,
         end,
         phases,
         processors,
-        reprocess,
-        max_parallel,  # type: ignore[arg-type]
+        reprocess,  # type: ignore[arg-type]  # click.Choice guarantees the literal
+        max_parallel,
     )
-    code = anyio.run(run_headless, config, request, click.echo, ignore_preflight)
+    record = json.loads(preflight_record) if preflight_record else None
+    code = anyio.run(run_headless, config, request, click.echo, ignore_preflight, record)
     raise click.exceptions.Exit(code)
+
+
+def _detach(config: Config, args: list[str]) -> None:
+    import anyio
+
+    from core.service.detach import DetachFailed, start_detached
+
+    try:
+        started = anyio.run(start_detached, config.state_path, config.path.absolute(), args)
+    except DetachFailed as exc:
+        click.echo(f"backfill: {exc}", err=True)
+        raise click.exceptions.Exit(exc.code) from None
+    flag = f" --config {config.path}" if config.path.name != "backfill.yaml" else ""
+    click.echo(
+        f"Run #{started.run_id} is running in the background: engine pid {started.pid} on "
+        f"{started.host}, log {started.log}.\n"
+        f"  watch:  backfill status --watch{flag}   ·   dashboard: backfill tui{flag}\n"
+        f"  pause:  backfill pause{flag}   ·   stop: backfill stop{flag}"
+    )
+
+
+# -- controlling a live run ------------------------------------------------------------------
+
+EXIT_NO_ENGINE = 3
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _control(config_path: Path, command: Command, as_json: bool) -> None:
+    """Send one command to the live engine of the config's state_dir and say what happened."""
+    import anyio
+
+    from core.engine.api import Who
+    from core.service.client import NoEngine, RemoteEngine
+
+    config = load_config(config_path)
+
+    async def send() -> tuple[Reply, int]:
+        engine = await RemoteEngine.connect(config.state_path, Who.me("cli"))
+        try:
+            return await engine.submit(command), engine.info.pid
+        finally:
+            await engine.aclose()
+
+    try:
+        reply, pid = anyio.run(send)
+    except NoEngine as exc:
+        if as_json:
+            _emit_json({"ok": False, "message": str(exc), "engine": None})
+        else:
+            click.echo(
+                f"backfill: {exc}: start one with `backfill run START END --detach`", err=True
+            )
+        raise click.exceptions.Exit(EXIT_NO_ENGINE) from None
+    if as_json:
+        _emit_json({**asdict(reply), "engine": {"pid": pid}})
+    else:
+        click.echo(reply.message if reply.ok else f"backfill: {reply.message}", err=not reply.ok)
+    raise click.exceptions.Exit(0 if reply.ok else EXIT_BAD_INPUT)
+
+
+@cli.command()
+@config_option
+@json_option
+def pause(config_path: Path, as_json: bool) -> None:
+    """No new dispatch in the live run; running attempts continue."""
+    _control(config_path, Pause(), as_json)
+
+
+@cli.command()
+@config_option
+@json_option
+def resume(config_path: Path, as_json: bool) -> None:
+    """Dispatch again in the live run."""
+    _control(config_path, Resume(), as_json)
+
+
+@cli.command()
+@click.argument("item_id", type=int, required=False)
+@click.option("--all", "everything", is_flag=True, help="Every open item (and stop the run).")
+@config_option
+@json_option
+def cancel(item_id: int | None, everything: bool, config_path: Path, as_json: bool) -> None:
+    """Cancel one item of the live run (its process group is killed), or --all."""
+    if (item_id is None) == (not everything):
+        raise click.UsageError("give an ITEM_ID (see the dashboard's queue) or --all, not both")
+    _control(config_path, CancelAll() if everything else CancelItem(item_id or 0), as_json)
+
+
+@cli.command()
+@click.option("--processor", help="Only this processor's failed cells.")
+@click.option("--dates", help="Only these dates: D1,D2,... (ISO).")
+@config_option
+@json_option
+def retry(processor: str | None, dates: str | None, config_path: Path, as_json: bool) -> None:
+    """Queue failed cells of the live run again, with their retries back."""
+    config = load_config(config_path)
+    if processor is not None and not config.has_processor(processor):
+        raise click.BadParameter(f"unknown processor {processor!r}", param_hint="--processor")
+    days = None
+    if dates:
+        try:
+            days = frozenset(parse_date(d.strip()) for d in dates.split(",") if d.strip())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dates") from None
+    _control(config_path, Retry(processor, days), as_json)
+
+
+@cli.command()
+@click.argument("phase")
+@click.argument("limit", metavar="N", type=click.IntRange(min=1))
+@config_option
+@json_option
+def parallel(phase: str, limit: int, config_path: Path, as_json: bool) -> None:
+    """Set PHASE's concurrency in the live run."""
+    config = load_config(config_path)
+    known = [ph.name for ph in config.phases]
+    if phase not in known:
+        raise click.BadParameter(
+            f"unknown phase {phase!r} (phases: {', '.join(known)})", param_hint="PHASE"
+        )
+    _control(config_path, SetConcurrency(phase, limit), as_json)
+
+
+@cli.command()
+@click.option("--cancel-running", is_flag=True, help="Cancel running attempts first.")
+@config_option
+@json_option
+def stop(cancel_running: bool, config_path: Path, as_json: bool) -> None:
+    """End the live run: no new dispatch, running attempts finish (or are cancelled), then the
+    engine exits. Starting the same run again resumes it."""
+    _control(config_path, Stop(cancel_running=cancel_running), as_json)
 
 
 @cli.command()
@@ -272,7 +477,7 @@ def run(
 @config_option
 def logs(processor: str, day: date, number: int | None, config_path: Path) -> None:
     """Print the log of the attempt that covered PROCESSOR on DATE."""
-    from core.journal import Journal
+    from core.state import Journal
 
     config = load_config(config_path)
     if not config.has_processor(processor):

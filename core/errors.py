@@ -17,3 +17,16 @@ class ConfigError(UserError):
         self.problem = problem
         where = f"{file}:{line}" if line else str(file)
         super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+class WarehouseError(UserError):
+    """The warehouse refused or failed; the message says what to do about it.
+
+    `transient`: asking again later may work (unreachable, throttled, a folder away for a
+    moment). A permanent error (permission denied, bad SQL, wrong project) will not go away by
+    waiting, so a verification gives up on it with its reason instead of retrying forever.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from core.coverage import CellState, Coverage, worst
+from core.coverage import WORST_FIRST, CellState, Coverage, worst
 
 CODES: tuple[CellState, ...] = tuple(CellState)
 CODE: dict[CellState, int] = {state: i for i, state in enumerate(CODES)}
 _SETTLED = (CellState.COMPLETE, CellState.SKIPPED, CellState.NOT_EXPECTED)
+#: a code's rank in WORST_FIRST, indexed by code: the worst of a column is a min() over bytes
+_RANK_OF_CODE = tuple(WORST_FIRST.index(state) for state in CODES)
 
 Overlay = Mapping[tuple[str, date], CellState]
 
@@ -48,8 +50,11 @@ class Grid:
 
 
 def cell_state(coverage: Coverage, overlay: Overlay, processor: str, day: date) -> CellState:
-    data = coverage.cell(coverage.config.processor(processor), day).state
     engine = overlay.get((processor, day))
+    if engine is CellState.QUEUED or engine is CellState.RUNNING:
+        # Work in flight shows as such on every expected date: no need to judge the rows.
+        return engine if coverage.calendar.is_expected(day) else CellState.NOT_EXPECTED
+    data = coverage.cell(coverage.config.processor(processor), day).state
     if engine is None:
         return data
     if data in _SETTLED and engine in (CellState.FAILED, CellState.BLOCKED):
@@ -107,8 +112,9 @@ def refresh_cells(
         members = [
             grid.codes[i] for i, r in enumerate(grid.rows) if r.phase == phase and not r.is_phase
         ]
+        rank = _RANK_OF_CODE.__getitem__
         for column in columns:
-            code = CODE[worst([CODES[m[column]] for m in members])]
+            code = min((m[column] for m in members), key=rank)
             if grid.codes[summary][column] != code:
                 grid.codes[summary][column] = code
                 changed.add(summary)

@@ -1,7 +1,12 @@
 """`backfill run --headless`: the engine with plain-text progress on stdout.
 
 One line per finished item, a summary line every SUMMARY_EVERY seconds, Ctrl-C once to stop
-dispatching and let running attempts finish, twice to cancel them.
+dispatching and let running attempts finish, twice to cancel them. An error the operator can act
+on (an unreachable warehouse, say) ends the run with one line and exit 2, never a traceback.
+
+The run is attachable: while it lasts it serves its socket under state_dir, so dashboards and
+the CLI's control commands reach it. `backfill run --detach` runs this very program in a session
+of its own, its output going to state_dir/engine.log.
 """
 
 from __future__ import annotations
@@ -9,23 +14,39 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 
 from core.config import Config
-from core.engine import Engine, EngineEvent, EngineSnapshot, ItemState, RunRequest
-from core.journal import EngineLock, Journal
+from core.engine.api import (
+    HEADER_ONLY,
+    CancelAll,
+    EngineEvent,
+    EngineSnapshot,
+    ItemState,
+    RunningEngine,
+    RunRequest,
+    Stop,
+    Who,
+    local_engine,
+)
+from core.errors import UserError
 from core.preflight import all_checks, gate_record, run_checks
 from core.progress import format_duration
+from core.service.server import EngineServer
+from core.state import EngineLock, Journal
 from core.warehouse import open_warehouse
 
 SUMMARY_EVERY = 15.0
+EXIT_ERROR = 2
 
 Echo = Callable[[str], None]
 
 
 def summary_line(snap: EngineSnapshot) -> str:
-    total = len(snap.items)
+    if snap.state == "measuring":
+        return "[measuring coverage and planning …]"
     rate = f"{snap.rate_per_hour:.0f} items/h" if snap.rate_per_hour else "rate --"
     phases = " · ".join(
         f"{name} {running}/{limit}"
@@ -33,9 +54,9 @@ def summary_line(snap: EngineSnapshot) -> str:
         if running
     )
     return (
-        f"[{snap.count(ItemState.DONE)}/{total} done · {snap.count(ItemState.RUNNING)} running · "
-        f"{snap.count(ItemState.PENDING)} queued · {snap.count(ItemState.FAILED)} failed · "
-        f"{snap.count(ItemState.BLOCKED)} blocked · {rate} · ETA "
+        f"[{snap.count(ItemState.DONE)}/{snap.total} done · {snap.count(ItemState.RUNNING)} "
+        f"running · {snap.count(ItemState.PENDING)} queued · {snap.count(ItemState.FAILED)} "
+        f"failed · {snap.count(ItemState.BLOCKED)} blocked · {rate} · ETA "
         f"{format_duration(snap.eta_seconds)}]" + (f" {phases}" if phases else "")
     )
 
@@ -45,11 +66,31 @@ def _stamp(text: str) -> str:
 
 
 async def run_headless(
-    config: Config, request: RunRequest, echo: Echo, ignore_preflight: bool = False
+    config: Config,
+    request: RunRequest,
+    echo: Echo,
+    ignore_preflight: bool = False,
+    preflight: dict[str, Any] | None = None,
 ) -> int:
+    """`preflight`: the checks' record, when the caller ran them already (the dashboard)."""
     lock = EngineLock(config.state_path)
     lock.acquire()
     journal = Journal(config.state_path)
+    try:
+        if preflight is None:
+            preflight = await _preflight(config, echo, ignore_preflight, journal)
+            if preflight is None:
+                return 1
+        return await _run(config, request, echo, preflight, journal)
+    finally:
+        journal.close()
+        lock.release()
+
+
+async def _preflight(
+    config: Config, echo: Echo, ignore_preflight: bool, journal: Journal
+) -> dict[str, Any] | None:
+    """The gate record, or None when a failed check refuses the run."""
     results = await run_checks(all_checks(config))
     failed = [r for r in results if r.status == "fail"]
     for r in results:
@@ -58,30 +99,42 @@ async def run_headless(
     gate = gate_record(results, overridden=ignore_preflight)
     if failed and not ignore_preflight:
         journal.event("run_refused", **gate)
-        journal.close()
-        lock.release()
         echo(
             f"Preflight failed ({', '.join(r.name for r in failed)}): not starting. Fix it, or "
             "start anyway with --ignore-preflight (the override is journaled)."
         )
-        return 1
+        return None
+    return gate
+
+
+async def _run(
+    config: Config, request: RunRequest, echo: Echo, gate: dict[str, Any], journal: Journal
+) -> int:
     warehouse = open_warehouse(config)
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(event.message))
 
-    engine = Engine(config, warehouse, request, journal=journal, on_event=on_event, preflight=gate)
+    engine = local_engine(
+        config, warehouse, request, journal=journal, on_event=on_event, preflight=gate
+    )
     try:
         async with anyio.create_task_group() as tg:
+            server = EngineServer(engine, config.state_path, group=config.group)
+            await tg.start(server.serve)
             tg.start_soon(_summaries, engine, echo)
             tg.start_soon(_signals, engine, echo)
             result = await engine.run()
             tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        problem = _user_error(group)
+        if problem is None:
+            raise
+        echo(f"backfill: {problem}")
+        return EXIT_ERROR
     finally:
         warehouse.close()
-        journal.close()
-        lock.release()
-    echo(_stamp(summary_line(engine.snapshot())))
+    echo(_stamp(summary_line(engine.snapshot(HEADER_ONLY))))
     if result.complete:
         echo(f"Run #{result.run_id} complete: every targeted cell is complete or skipped.")
         return 0
@@ -95,18 +148,29 @@ async def run_headless(
     return 1
 
 
-async def _summaries(engine: Engine, echo: Echo) -> None:
+def _user_error(group: BaseExceptionGroup[BaseException]) -> UserError | None:
+    """The error an operator can act on, if that is what ended the run."""
+    matched, rest = group.split(UserError)
+    if matched is None or rest is not None:
+        return None
+    exc: BaseException = matched
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, UserError) else None
+
+
+async def _summaries(engine: RunningEngine, echo: Echo) -> None:
     while True:
         await anyio.sleep(SUMMARY_EVERY)
-        echo(_stamp(summary_line(engine.snapshot())))
+        echo(_stamp(summary_line(engine.snapshot(HEADER_ONLY))))
 
 
-async def _signals(engine: Engine, echo: Echo) -> None:
+async def _signals(engine: RunningEngine, echo: Echo) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         count = 0
         async for _ in signals:
             count += 1
-            running = engine.snapshot().count(ItemState.RUNNING)
+            running = engine.snapshot(HEADER_ONLY).count(ItemState.RUNNING)
             if count == 1:
                 echo(
                     _stamp(
@@ -114,7 +178,7 @@ async def _signals(engine: Engine, echo: Echo) -> None:
                         "(Ctrl-C again cancels them)."
                     )
                 )
-                engine.stop()
+                await engine.submit(Stop(), by=Who.me("headless"))
             else:
                 echo(_stamp(f"Cancelling {running} running attempts."))
-                await engine.cancel_all()
+                await engine.submit(CancelAll(), by=Who.me("headless"))

@@ -9,7 +9,7 @@ order never runs a date before its upstream for that date.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -67,6 +67,8 @@ class ProcessorPlan:
     skipped: list[date] = field(default_factory=list)
     #: dates that will run
     targets: list[date] = field(default_factory=list)
+    #: the same, for membership tests (planning a decade must not scan lists per date)
+    target_set: set[date] = field(default_factory=set)
     #: dates that should run but cannot: date -> why (upstream names or a gate)
     blocked: dict[date, str] = field(default_factory=dict)
 
@@ -253,6 +255,7 @@ def make_plan(
                     plan.blocked[day] = why
                 else:
                     plan.targets.append(day)
+                    plan.target_set.add(day)
             plans[proc.name] = plan
         if phase.gate:
             outlook = _gate_outlook(coverage, plans, phase, expected)
@@ -273,7 +276,7 @@ def make_plan(
             env=plan.processor.env,
         )
         for plan in sorted(plans.values(), key=lambda p: step_of.get(p.processor.name, 0))
-        for chunk in _chunks(plan, coverage)
+        for chunk in chunk_dates(plan.processor, plan.phase, coverage, plan.targets)
     ]
     return Plan(
         config,
@@ -298,24 +301,31 @@ def _bucket(plan: ProcessorPlan, day: date, state: CellState) -> None:
     }.get(state, plan.missing).append(day)
 
 
+def unmet_upstreams(coverage: Coverage, proc: Processor, day: date) -> Iterator[Processor]:
+    """The upstreams of `proc` not complete (or skipped) on `day`: the one readiness rule the
+    planner (will the plan fill them?) and the engine (is work on them still open?) share."""
+    config = coverage.config
+    for dep in proc.depends_on:
+        upstream = config.processor(dep)
+        if coverage.cell(upstream, day).state not in DONE:
+            yield upstream
+
+
 def _upstream_gap(
     coverage: Coverage, plans: Mapping[str, ProcessorPlan], proc: Processor, day: date
 ) -> str | None:
     """Upstreams that are not complete that date and that this plan will not fill."""
-    config = coverage.config
     gaps = []
-    for dep in proc.depends_on:
-        if coverage.cell(config.processor(dep), day).state in DONE:
+    for upstream in unmet_upstreams(coverage, proc, day):
+        plan = plans.get(upstream.name)
+        if plan is not None and day in plan.target_set:
             continue
-        upstream = plans.get(dep)
-        if upstream is not None and day in upstream.targets:
-            continue
-        if config.processor(dep).is_source:
-            gaps.append(f"source {dep}")
-        elif upstream is None:
-            gaps.append(f"{dep} (not selected)")
+        if upstream.is_source:
+            gaps.append(f"source {upstream.name}")
+        elif plan is None:
+            gaps.append(f"{upstream.name} (not selected)")
         else:
-            gaps.append(f"{dep} (blocked)")
+            gaps.append(f"{upstream.name} (blocked)")
     return ", ".join(gaps) if gaps else None
 
 
@@ -329,7 +339,7 @@ def _gate_outlook(
     for day in due:
         done = [coverage.cell(p, day).state is CellState.COMPLETE for p in phase.processors]
         fillable = [
-            ok or (p.name in plans and day in plans[p.name].targets)
+            ok or (p.name in plans and day in plans[p.name].target_set)
             for p, ok in zip(phase.processors, done, strict=True)
         ]
         complete_now += all(done)
@@ -397,14 +407,17 @@ def _steps(
     return steps, step_of
 
 
-def _chunks(plan: ProcessorPlan, coverage: Coverage) -> list[list[date]]:
-    """Commands of up to `chunk_days` target dates. With {start}/{end} a chunk must not span a
-    date that should not run, so chunks follow runs of consecutive expected dates."""
-    size = plan.processor.chunk_days
-    if any("{dates}" in arg for arg in plan.processor.command or ()):
-        groups = [plan.targets]
+def chunk_dates(
+    processor: Processor, phase: Phase, coverage: Coverage, dates: Sequence[date]
+) -> list[list[date]]:
+    """Commands of up to `chunk_days` of these dates. With {start}/{end} a chunk must not span a
+    date that should not run, so chunks follow runs of consecutive expected dates; with {dates}
+    any dates may share one."""
+    size = processor.chunk_days
+    if any("{dates}" in arg for arg in processor.command or ()):
+        groups = [list(dates)]
     else:
-        skipped = coverage.skipped[plan.phase.name]
+        skipped = coverage.skipped[phase.name]
         sequence = [d for d in coverage.calendar.expected_dates if d not in skipped]
-        groups = runs(plan.targets, sequence)
+        groups = runs(dates, sequence)
     return [group[i : i + size] for group in groups for i in range(0, len(group), size)]

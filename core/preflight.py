@@ -35,8 +35,8 @@ from core.config.model import (
     QueryCheck,
 )
 from core.coverage import CellState, measure, refresh_scans
-from core.journal import EngineLock
 from core.planner import fill
+from core.state import EngineLock
 from core.warehouse import open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]

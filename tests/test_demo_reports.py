@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,7 +28,7 @@ WINDOW = ("2024-01-15", "2024-01-28")
 
 
 @pytest.fixture(scope="session")
-def seeded(tmp_path_factory) -> Path:
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo-seed") / "warehouse"
     seed_demo_warehouse(folder)
     return folder
@@ -182,7 +183,7 @@ _PRECOMPUTE = {
 }
 
 
-def _assert_dependency_order(plan: dict, truth: Truth) -> None:
+def _assert_dependency_order(plan: dict[str, Any], truth: Truth) -> None:
     position = {}
     for i, item in enumerate(plan["items"]):
         for day in item["dates"]:

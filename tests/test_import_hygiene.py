@@ -1,4 +1,7 @@
-"""core/ is the engine: it must run headless, so it never imports the UI layer."""
+"""core/ is the engine: it must run headless, so it never imports the UI layer.
+
+The one exception is `backfill tui`: the CLI imports the dashboard inside that command, on
+demand. import-linter (in .ci/run) holds the same contract over the whole import graph."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 UI = ("textual", "rich", "tui")
+#: the CLI's `tui` command opens the dashboard: its one import of the UI layer
+ALLOWED = {("core/cli.py", "tui.app")}
 
 
 def test_no_core_module_imports_the_ui_layer_statically():
@@ -20,10 +25,11 @@ def test_no_core_module_imports_the_ui_layer_statically():
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
+            where = str(path.relative_to(ROOT))
             offenders += [
-                f"{path.relative_to(ROOT)}:{node.lineno} {n}"
+                f"{where}:{node.lineno} {n}"
                 for n in names
-                if n.split(".")[0] in UI
+                if n.split(".")[0] in UI and (where, n) not in ALLOWED
             ]
     assert offenders == []
 

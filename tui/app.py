@@ -1,14 +1,15 @@
 """The dashboard App: renders engine snapshots and sends commands; never blocks its loop.
 
-Coverage loads in a thread (the journal's last known state is shown at once), the engine runs as
-an App-level worker on the same event loop, and a 4 Hz tick folds its snapshot into the widgets:
-only changed heatmap rows and queue cells are repainted.
+Coverage and its grid load in a thread (the journal's last known state is shown first), the
+engine runs as an App-level worker, and a 4 Hz tick folds what changed since the last snapshot
+into the widgets: only changed heatmap rows and queue rows are repainted.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -19,7 +20,21 @@ from textual.worker import Worker
 
 from core.config import Config
 from core.coverage import CellState, Coverage, worst
-from core.engine import EngineEvent, EngineSnapshot, ItemState, RunRequest
+from core.engine.api import (
+    CancelAll,
+    CancelItem,
+    Command,
+    Detach,
+    EngineClient,
+    EngineEvent,
+    ItemState,
+    Pause,
+    Resume,
+    Retry,
+    RunRequest,
+    SetConcurrency,
+    Stop,
+)
 from core.errors import UserError
 from core.preflight import Check, all_checks, gate_record, run_checks
 from core.warehouse import describe_scan_cost
@@ -29,7 +44,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
-from tui.session import Session, event_is_news
+from tui.session import Refreshed, Session, event_is_news
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
@@ -65,7 +80,6 @@ class BackfillApp(App[None]):
         self.read_only = read_only
         self.session = Session.open(config, read_only)
         self._engine_worker: Worker[None] | None = None
-        self._was_busy = False
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
         self.sub_title = f"{config.name} · {config.path}"
@@ -77,12 +91,9 @@ class BackfillApp(App[None]):
 
     @on(DashboardScreen.Ready)
     def _start_up(self) -> None:
-        cached = self.session.cached_coverage()
-        if cached is not None:
-            self._show_coverage(cached, note=f"cached {cached.measured_at:%H:%M:%S}")
         self._status().show(refreshing=True)
         self._offer_unfinished_run()
-        self._load_coverage()
+        self._load_coverage(cached=True)
         self.action_preflight(switch=False)
         self.set_interval(TICK_SECONDS, self._tick)
 
@@ -103,19 +114,33 @@ class BackfillApp(App[None]):
         self.session.close()
 
     @work(thread=True, exclusive=True, group="coverage")
-    def _load_coverage(self) -> None:
+    def _load_coverage(self, cached: bool = False) -> None:
+        if cached and (known := self.session.cached_coverage()) is not None:
+            note = f"cached {known.coverage.measured_at:%H:%M:%S}"
+            self.call_from_thread(self._show_coverage, known, note=note)
         try:
-            coverage = self.session.refresh_coverage()
+            fresh = self.session.refresh_coverage()
         except UserError as exc:
             self.call_from_thread(self._coverage_failed, str(exc))
             return
-        self.call_from_thread(self._show_coverage, coverage, note="", save=True)
+        self.call_from_thread(self._show_coverage, fresh, note="", save=True)
         try:
             scan_bytes = self.session.refresh_cost()
         except UserError:
             return  # the cost is a courtesy: coverage is on screen, errors were shown above
         if scan_bytes is not None:
             self.call_from_thread(self._show_cost, describe_scan_cost(scan_bytes))
+
+    @work(thread=True, exclusive=True, group="redraw")
+    def _redraw_grid(self) -> None:
+        fresh = self.session.redraw()
+        self.call_from_thread(self._show_redraw, fresh)
+
+    def _show_redraw(self, fresh: Refreshed) -> None:
+        grid = self.session.adopt_redraw(fresh)
+        seasons = [(s.name, s.start, s.end) for s in self.config.calendar.seasons]
+        self._heatmap().set_grid(grid, seasons)
+        self._describe_cursor()
 
     def _show_cost(self, text: str) -> None:
         self._status().show(scan_cost=text)
@@ -124,8 +149,9 @@ class BackfillApp(App[None]):
         self._status().show(refreshing=False, coverage_note="coverage unavailable")
         self.notify(message, title="Coverage refresh failed", severity="error", timeout=10)
 
-    def _show_coverage(self, coverage: Coverage, *, note: str, save: bool = False) -> None:
-        grid = self.session.adopt_coverage(coverage, save=save)
+    def _show_coverage(self, fresh: Refreshed, *, note: str, save: bool = False) -> None:
+        grid = self.session.adopt_refresh(fresh, save=save)
+        coverage = fresh.coverage
         heatmap = self._heatmap()
         seasons = [(s.name, s.start, s.end) for s in self.config.calendar.seasons]
         heatmap.set_grid(grid, seasons)
@@ -157,38 +183,29 @@ class BackfillApp(App[None]):
 
     # -- the engine ----------------------------------------------------------------------
 
-    def _snapshot(self) -> EngineSnapshot | None:
-        engine = self.session.engine
-        return engine.snapshot() if engine is not None else None
-
-    def _busy(self) -> bool:
-        snap = self._snapshot()
-        return bool(
-            snap
-            and snap.state != "finished"
-            and (snap.count(ItemState.RUNNING) or snap.count(ItemState.PENDING))
-        )
-
     def _tick(self) -> None:
-        snap = self._snapshot()
-        if snap is None:
+        session = self.session
+        if session.engine is None:
             return
         try:
             heatmap, queue, status = self._heatmap(), self._queue(), self._status()
         except NoMatches:  # quitting: the dashboard's widgets are already gone
             return
-        rows = self.session.apply_snapshot(snap)
+        was_busy = session.snapshot is not None and session.snapshot.busy
+        rows, taken = session.poll()
+        snap = session.snapshot
+        assert snap is not None
         if rows:
             heatmap.refresh_rows(rows)
-        queue.update_items(snap.items)
-        if not queue.has_focus and queue.row_count:
-            # Until the operator works in the queue, it shows the top: running items first,
-            # and the log pane follows the first of them.
-            queue.move_cursor(row=0, scroll=False)
-            queue.scroll_home(animate=False)
+        if session.grid_stale:
+            session.grid_stale = False
+            self._redraw_grid()
+        if taken:
+            queue.apply(taken)
         status.show(snap)
-        busy = self._busy()
-        if self._was_busy and not busy:
+        if snap.state == "failed":
+            self._show_banner(f"The engine stopped: {snap.error}", error=True)
+        elif was_busy and not snap.busy:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
             self.notify(
                 f"Run #{snap.run_id}: nothing left to run"
@@ -196,12 +213,17 @@ class BackfillApp(App[None]):
                 severity="warning" if failed else "information",
                 timeout=8,
             )
-        self._was_busy = busy
+
+    def _show_banner(self, text: str, *, error: bool) -> None:
+        banner = self._dashboard().query_one("#banner", Static)
+        banner.update(Text(text))
+        banner.set_class(error, "-error")
+        banner.display = True
 
     def _on_engine_event(self, event: EngineEvent) -> None:
         if event_is_news(event):
             severity = "error" if event.kind == "item_failed" else "warning"
-            self.notify(event.message, severity=severity, timeout=6)
+            self.notify(event.message, severity=severity, timeout=6, markup=False)
 
     @work(exclusive=True, group="start")
     async def _gate_and_start(self, request: RunRequest) -> None:
@@ -226,20 +248,22 @@ class BackfillApp(App[None]):
     ) -> None:
         engine = self.session.engine
         if engine is not None:
-            if self._busy():
+            snap = self.session.snapshot
+            if snap is not None and snap.busy:
                 self.notify("A run is in progress: let it finish, or cancel it (C).")
                 return
-            engine.stop()
+            await engine.submit(Stop())
             if self._engine_worker is not None:
                 await self._engine_worker.wait()
         try:
             engine = self.session.new_engine(request, self._on_engine_event, preflight)
         except UserError as exc:
-            self.notify(str(exc), title="Cannot start", severity="error", timeout=10)
+            self.notify(str(exc), title="Cannot start", severity="error", timeout=10, markup=False)
             return
-        self._was_busy = True
+        self._dashboard().query_one("#banner", Static).display = False
+        self._queue().update_items([])
         self._engine_worker = self.run_worker(
-            engine.run(), name="engine", group="engine", exit_on_error=False
+            self._run_engine(engine), name="engine", group="engine", exit_on_error=False
         )
         self.notify(f"Run started: {request.start} → {request.end}")
         # Show where the work is: the run's first date, whatever the cursor was on.
@@ -247,6 +271,27 @@ class BackfillApp(App[None]):
         cursor = heatmap.cursor_cell()
         if cursor is None or not (request.start <= cursor[1] <= request.end):
             heatmap.move_to(day=request.start)
+
+    async def _run_engine(self, engine: EngineClient) -> None:
+        """The engine's life in this dashboard: an error ends it with a banner that says why
+        (never a silent "all done"), and the state_dir is free again for the next start."""
+        try:
+            await engine.run()
+        except Exception as exc:  # the engine says why in its snapshot; show it even so
+            self._show_banner(f"The engine stopped: {engine.snapshot().error or exc}", error=True)
+        finally:
+            self.session.release_lock()
+            self._tick()
+
+    @work(group="command")
+    async def _send(self, command: Command) -> None:
+        engine = self.session.engine
+        if engine is None:
+            self.notify("No run yet: s starts one.")
+            return
+        reply = await engine.submit(command)
+        self.notify(reply.message, severity="information" if reply.ok else "warning", markup=False)
+        self._tick()
 
     # -- controls ------------------------------------------------------------------------
 
@@ -291,47 +336,38 @@ class BackfillApp(App[None]):
         self.push_screen(StartRunScreen(coverage, start, end), chosen)
 
     def action_pause(self) -> None:
-        engine = self.session.engine
-        if engine is None:
+        snap = self.session.snapshot
+        if self.session.engine is None or snap is None:
             self.notify("No run yet: s starts one.")
             return
-        if engine.paused:
-            engine.resume()
-            self.notify("Resumed")
-        else:
-            engine.pause()
-            self.notify("Paused: no new attempts start; running ones continue.")
-        self._tick()
+        self._send(Resume() if snap.state == "paused" else Pause())
 
     def action_cancel(self) -> None:
-        engine = self.session.engine
         item_id = self._queue().selected_item_id()
-        if engine is None or item_id is None or item_id not in engine.items:
+        view = self.session.items.get(item_id) if item_id is not None else None
+        if view is None:
             self.notify("Select a queued or running item in the queue first.")
             return
-        item = engine.items[item_id]
-        if item.state not in (ItemState.PENDING, ItemState.RUNNING):
-            self.notify(f"That item is {item.state.value}; nothing to cancel.")
+        if view.state not in (ItemState.PENDING, ItemState.RUNNING):
+            self.notify(f"That item is {view.state.value}; nothing to cancel.")
             return
 
-        async def confirmed(yes: bool | None) -> None:
+        def confirmed(yes: bool | None) -> None:
             if yes:
-                await engine.cancel_item(item_id)
+                self._send(CancelItem(view.id))
 
-        self.push_screen(
-            ConfirmScreen(f"Cancel {item.processor.name} {item.dates[0]}…{item.dates[-1]}?"),
-            confirmed,
-        )
+        question = f"Cancel {view.processor} {view.dates[0]}…{view.dates[-1]}?"
+        self.push_screen(ConfirmScreen(question), confirmed)
 
     def action_cancel_all(self) -> None:
-        engine = self.session.engine
-        if engine is None or not self._busy():
+        snap = self.session.snapshot
+        if self.session.engine is None or snap is None or not snap.busy:
             self.notify("Nothing is running.")
             return
 
-        async def confirmed(yes: bool | None) -> None:
+        def confirmed(yes: bool | None) -> None:
             if yes:
-                await engine.cancel_all()
+                self._send(CancelAll())
 
         self.push_screen(
             ConfirmScreen("Cancel every running and queued attempt of this run?", "Cancel all"),
@@ -339,40 +375,29 @@ class BackfillApp(App[None]):
         )
 
     def action_retry(self) -> None:
-        engine = self.session.engine
-        if engine is None:
+        if self.session.engine is None:
             self.notify("No run yet: s starts one (it targets missing and failed dates).")
             return
         dates = None
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             _, first, last = cursor
-            dates = {first + timedelta(days=i) for i in range((last - first).days + 1)}
-        count = engine.retry_failed(dates=dates)
-        where = f" on {min(dates)}…{max(dates)}" if dates else ""
-        self.notify(
-            f"{count} failed items queued again{where}"
-            if count
-            else f"No failed items{where} in this run."
-        )
+            dates = frozenset(first + timedelta(days=i) for i in range((last - first).days + 1))
+        self._send(Retry(dates=dates))
 
     def _focused_phase(self) -> str | None:
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             return cursor[0].phase
-        engine = self.session.engine
         item_id = self._queue().selected_item_id()
-        if engine is not None and item_id in engine.items:
-            return engine.items[item_id].phase.name
-        return None
+        view = self.session.items.get(item_id) if item_id is not None else None
+        return view.phase if view is not None else None
 
     def _change_concurrency(self, delta: int) -> None:
-        engine = self.session.engine
+        snap = self.session.snapshot
         phase = self._focused_phase()
-        if engine is None or phase is None:
+        if snap is None or phase is None or phase not in snap.concurrency:
             self.notify("Put the cursor on a phase (heatmap) or an item (queue) of a run.")
             return
-        engine.set_concurrency(phase, engine.limits[phase] + delta)
-        self.notify(f"{phase}: up to {engine.limits[phase]} at once")
-        self._tick()
+        self._send(SetConcurrency(phase, snap.concurrency[phase][1] + delta))
 
     def action_more(self) -> None:
         self._change_concurrency(+1)
@@ -410,22 +435,22 @@ class BackfillApp(App[None]):
             self.action_show_help_panel()
 
     async def action_quit(self) -> None:
-        engine = self.session.engine
-        running = engine.snapshot().count(ItemState.RUNNING) if engine else 0
+        engine, snap = self.session.engine, self.session.snapshot
+        running = snap.count(ItemState.RUNNING) if snap is not None else 0
         if engine is None or not running:
             if engine is not None:
-                engine.stop()
+                await engine.submit(Stop())
             self.exit()
             return
 
         async def chosen(choice: str | None) -> None:
             if choice == "stop":
-                await engine.cancel_all()
+                await engine.submit(CancelAll())
                 if self._engine_worker is not None:
                     await self._engine_worker.wait()
                 self.exit()
             elif choice == "leave":
-                engine.detach_all()
+                await engine.submit(Detach())
                 self.exit()
 
         self.push_screen(QuitScreen(running), chosen)
@@ -467,14 +492,11 @@ class BackfillApp(App[None]):
         state = states[0] if states else cell.state
         rows = f"{cell.rows} rows" + (f" of {cell.required} needed" if cell.required else "")
         last_attempt = ""
-        engine = self.session.engine
-        if engine is not None:
-            for item in engine.items.values():
-                if item.processor.name == key and first in item.dates and item.last:
-                    a = item.last
-                    last_attempt = f" · attempt {a.number}: {a.outcome or 'running'}" + (
-                        f" exit {a.exit_code}" if a.exit_code is not None else ""
-                    )
+        view = self.session.item_at(key, first)
+        if view is not None and view.attempt:
+            last_attempt = f" · attempt {view.attempt}: {view.outcome or 'running'}" + (
+                f" exit {view.exit_code}" if view.exit_code is not None else ""
+            )
         return f"{key} · {first:%a %Y-%m-%d} · {state.value} · {rows}{last_attempt}"
 
     @on(CoverageHeatmap.CellSelected)
@@ -495,21 +517,18 @@ class BackfillApp(App[None]):
 
     @on(QueueTable.ItemHighlighted)
     def _item_highlighted(self, event: QueueTable.ItemHighlighted) -> None:
-        engine = self.session.engine
-        if engine is None or event.item_id not in engine.items:
-            return
-        item = engine.items[event.item_id]
-        if item.last is not None:
+        view = self.session.items.get(event.item_id)
+        if view is not None and view.log_path is not None:
             self._dashboard().query_one(LogTail).follow(
-                item.last.log_path,
-                title=f"{item.processor.name} {item.dates[0]} attempt {item.last.number}",
+                view.log_path,
+                title=f"{view.processor} {view.dates[0]} attempt {view.attempt}",
             )
 
     @on(QueueTable.ItemChosen)
     def _item_chosen(self, event: QueueTable.ItemChosen) -> None:
-        engine = self.session.engine
-        if engine is not None and event.item_id in engine.items:
-            self._open_date(engine.items[event.item_id].dates[0])
+        view = self.session.items.get(event.item_id)
+        if view is not None:
+            self._open_date(view.dates[0])
 
     def _open_date(self, day: date) -> None:
         coverage, grid = self.session.coverage, self.session.grid
@@ -522,11 +541,12 @@ class BackfillApp(App[None]):
 
     @on(RetryRequested)
     async def _retry_date(self, event: RetryRequested) -> None:
-        engine = self.session.engine
-        if engine is not None and self._busy():
-            count = sum(
-                engine.retry_failed(processor=p, dates={event.day}) for p in event.processors
-            )
+        engine, snap = self.session.engine, self.session.snapshot
+        if engine is not None and snap is not None and snap.busy:
+            count = 0
+            for processor in event.processors:
+                reply = await engine.submit(Retry(processor, frozenset({event.day})))
+                count += reply.count
             self.notify(
                 f"{count} failed items on {event.day} queued again"
                 if count

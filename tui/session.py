@@ -1,22 +1,40 @@
-"""What the dashboard holds besides widgets: coverage, the grid, the engine of the current run.
+"""What the dashboard holds besides widgets: coverage, the grid, and its mirror of the run.
 
-The engine runs on the App's event loop (an App-level worker, so it outlives any screen); this
-class turns its snapshots into the few grid cells that changed since the last frame.
+The dashboard sees the engine only through `core.engine.api`: each tick it asks for the
+snapshot since the version it last saw and folds what changed (items, warehouse re-reads) into
+its own item views, the heatmap overlay and the grid cells those touch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from core.calendar import days_between
 from core.config import Config
-from core.coverage import CellState, Coverage, measure, refresh_cost
-from core.engine import Engine, EngineEvent, EngineSnapshot, ItemState, RunRequest
+from core.coverage import CellState, Coverage, Reread, measure, refresh_cost
+from core.engine.api import (
+    EngineClient,
+    EngineEvent,
+    EngineSnapshot,
+    ItemState,
+    ItemView,
+    RunRequest,
+    local_engine,
+)
 from core.grid import Grid, Overlay, build_grid, refresh_cells
-from core.journal import EngineLock, Journal
+from core.state import EngineLock, Journal
 from core.warehouse import Warehouse, open_warehouse
+
+#: a re-read longer than this is drawn by a grid rebuild in a thread, not cell by cell on the loop
+REDRAW_IN_PLACE_DAYS = 62
+#: item views taken in per poll (4 a second): a 30,000-item first snapshot takes ~4 s to draw,
+#: with no tick holding the loop for long
+PER_POLL = 2000
 
 ITEM_TO_CELL = {
     ItemState.PENDING: CellState.QUEUED,
@@ -24,6 +42,15 @@ ITEM_TO_CELL = {
     ItemState.FAILED: CellState.FAILED,
     ItemState.BLOCKED: CellState.BLOCKED,
 }
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    coverage: Coverage
+    grid: Grid
+    #: the overlay the grid was drawn with
+    overlay: Overlay
+    past_failures: set[tuple[str, date]]
 
 
 @dataclass
@@ -34,23 +61,41 @@ class Session:
     warehouse: Warehouse
     coverage: Coverage | None = None
     grid: Grid | None = None
-    engine: Engine | None = None
+    engine: EngineClient | None = None
     lock: EngineLock | None = None
+    #: the latest snapshot of the engine (its header: counts, state, concurrency)
+    snapshot: EngineSnapshot | None = None
+    #: every item of the run, as last seen
+    items: dict[int, ItemView] = field(default_factory=dict)
     #: cells whose latest attempt, in an earlier run, failed
     past_failures: set[tuple[str, date]] = field(default_factory=set)
+    #: (processor, date) -> the engine's state for it, from the item that holds it
     _overlay: dict[tuple[str, date], CellState] = field(default_factory=dict)
-    _item_states: dict[int, ItemState] = field(default_factory=dict)
-    _engine_coverage: Coverage | None = None
+    #: (processor, date) -> the latest item holding that cell
+    _cell_item: dict[tuple[str, date], int] = field(default_factory=dict)
+    #: item views received but not yet taken in (a big first snapshot), oldest change first
+    _backlog: dict[int, ItemView] = field(default_factory=dict)
+    #: re-reads received before the dashboard had its own coverage
+    _rereads: list[Reread] = field(default_factory=list)
+    #: the coverage changed over a long range: the grid wants a rebuild (`redraw`)
+    grid_stale: bool = False
+    #: cells changed since the last poll asked for a rebuild, for `adopt_redraw` to catch up
+    _touched: set[tuple[str, date]] = field(default_factory=set)
+    _redrawing: bool = False
 
     @classmethod
     def open(cls, config: Config, read_only: bool) -> Session:
         return cls(config, read_only, Journal(config.state_path), open_warehouse(config))
 
     def close(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
+        self.release_lock()
         self.warehouse.close()
         self.journal.close()
+
+    def release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @property
     def range(self) -> tuple[date, date]:
@@ -58,33 +103,66 @@ class Session:
 
     # -- coverage ------------------------------------------------------------------------
 
-    def cached_coverage(self) -> Coverage | None:
+    def cached_coverage(self) -> Refreshed | None:
+        """Blocking: the journal's last known coverage, to show at once while a slow warehouse
+        refreshes."""
         cached = self.journal.load_coverage(self.config)
-        if cached is not None and (cached.calendar.start, cached.calendar.end) != self.range:
+        if cached is None or (cached.calendar.start, cached.calendar.end) != self.range:
             return None
-        return cached
+        past = self.journal.failed_cells(*self.range)
+        overlay = {cell: CellState.FAILED for cell in past} | self._overlay
+        return Refreshed(cached, build_grid(cached, overlay), overlay, past)
 
-    def refresh_coverage(self) -> Coverage:
-        """Blocking: call from a thread worker."""
+    def refresh_coverage(self) -> Refreshed:
+        """Blocking (warehouse and journal reads, a grid of every day): call from a thread
+        worker. The grid is drawn with the overlay as it was then; `adopt_coverage` catches up."""
         start, end = self.range
-        return measure(self.config, self.warehouse, start, end)
+        coverage = measure(self.config, self.warehouse, start, end)
+        past = self.journal.failed_cells(start, end)
+        overlay = {cell: CellState.FAILED for cell in past} | self._overlay
+        return Refreshed(coverage, build_grid(coverage, overlay), overlay, past)
+
+    def redraw(self) -> Refreshed:
+        """Blocking: the grid of the coverage as it is now, for `adopt_redraw`."""
+        assert self.coverage is not None
+        overlay = dict(self.overlay())
+        return Refreshed(
+            self.coverage, build_grid(self.coverage, overlay), overlay, set(self.past_failures)
+        )
+
+    def adopt_redraw(self, fresh: Refreshed) -> Grid:
+        """Show a grid rebuilt off the loop; what changed meanwhile is redrawn here."""
+        assert self.coverage is not None
+        overlay, drawn = self.overlay(), fresh.overlay
+        stale = {k for k in drawn.keys() | overlay.keys() if drawn.get(k) != overlay.get(k)}
+        stale |= self._touched
+        self._touched, self._redrawing = set(), False
+        refresh_cells(fresh.grid, self.coverage, overlay, stale)
+        self.grid = fresh.grid
+        return fresh.grid
 
     def refresh_cost(self) -> int | None:
         """Blocking (a BigQuery dry run): call from a thread worker."""
         start, end = self.range
         return refresh_cost(self.config, self.warehouse, start, end)
 
-    def adopt_coverage(self, coverage: Coverage, *, save: bool) -> Grid:
-        self.coverage = coverage
+    def adopt_refresh(self, fresh: Refreshed, *, save: bool) -> Grid:
+        """Show coverage read off the loop: cells whose overlay changed since its grid was drawn
+        are redrawn here."""
+        self.coverage = fresh.coverage
+        self.past_failures = fresh.past_failures
         if save:
-            self.journal.save_coverage(coverage)
-            self.past_failures = self.journal.failed_cells(*self.range)
-        self.grid = build_grid(coverage, self.overlay())
-        return self.grid
+            self.journal.save_coverage(fresh.coverage)
+        overlay, drawn = self.overlay(), fresh.overlay
+        stale = {k for k in drawn.keys() | overlay.keys() if drawn.get(k) != overlay.get(k)}
+        refresh_cells(fresh.grid, fresh.coverage, overlay, stale)
+        self.grid = fresh.grid
+        return fresh.grid
 
-    def overlay(self) -> Overlay:
-        past = {cell: CellState.FAILED for cell in self.past_failures}
-        return past | self._overlay
+    def overlay(self) -> ChainMap[tuple[str, date], CellState]:
+        """The engine's states over the warehouse's: this run's items first, then cells whose
+        latest attempt of an earlier run failed (a view: nothing is copied per tick)."""
+        return ChainMap(self._overlay, _Failed(self.past_failures))
 
     # -- the run -------------------------------------------------------------------------
 
@@ -93,12 +171,12 @@ class Session:
         request: RunRequest,
         on_event: Callable[[EngineEvent], None],
         preflight: dict[str, Any] | None = None,
-    ) -> Engine:
+    ) -> EngineClient:
         if self.lock is None:
             lock = EngineLock(self.config.state_path)
             lock.acquire()  # raises UserError naming the owner if a headless run holds it
             self.lock = lock
-        self.engine = Engine(
+        self.engine = local_engine(
             self.config,
             self.warehouse,
             request,
@@ -107,35 +185,97 @@ class Session:
             linger=True,
             preflight=preflight,
         )
-        self._item_states.clear()
+        self.snapshot = None
+        self.items.clear()
+        self._backlog.clear()
+        self._rereads.clear()
+        self._overlay.clear()
+        self._cell_item.clear()
         return self.engine
 
-    def apply_snapshot(self, snapshot: EngineSnapshot) -> set[int]:
-        """Fold an engine snapshot into the grid; returns the grid rows to repaint."""
+    def item_at(self, processor: str, day: date) -> ItemView | None:
+        """The latest item of this run that holds the cell."""
+        item_id = self._cell_item.get((processor, day))
+        return self.items.get(item_id) if item_id is not None else None
+
+    def poll(self) -> tuple[set[int], list[ItemView]]:
+        """Fold what changed in the engine since the last poll into the items, the coverage and
+        the grid; returns the grid rows to repaint and the items taken in. A big change (a
+        30,000-item run's first snapshot) is taken in over several polls, PER_POLL items at a
+        time, so no tick holds the event loop for long."""
+        if self.engine is None:
+            return set(), []
+        since = self.snapshot.version if self.snapshot is not None else 0
+        snap = self.engine.snapshot(since)
+        self.snapshot = snap
+        for view in snap.changed:
+            self._backlog.pop(view.id, None)
+            self._backlog[view.id] = view
+        taken = [self._backlog.pop(i) for i in list(itertools.islice(self._backlog, PER_POLL))]
         if self.grid is None or self.coverage is None:
-            return set()
+            # The dashboard's own coverage is not there yet: keep the items, draw later.
+            self._take_items(taken, set())
+            self._rereads.extend(snap.rereads)
+            return set(), taken
         cells: set[tuple[str, date]] = set()
-        overlay: dict[tuple[str, date], CellState] = {}
+        self._take_items(taken, cells)
+        # New rows may change other processors' rules too (min_share_of): redraw every row.
         processors = [p.name for p in self.config.processors]
-        for item in snapshot.items:
-            cell_state = ITEM_TO_CELL.get(item.state)
-            if cell_state is not None:
-                for day in item.dates:
-                    overlay[item.processor, day] = cell_state
-            if self._item_states.get(item.id) is not item.state:
-                self._item_states[item.id] = item.state
-                # a finished item changed warehouse rows: its dates may change other rules too
-                cells |= {(name, day) for name in processors for day in item.dates}
-        cells |= overlay.keys() ^ self._overlay.keys()
-        cells |= {k for k, v in overlay.items() if self._overlay.get(k) is not v}
-        self._overlay = overlay
-        if snapshot.coverage is not None and snapshot.coverage is not self._engine_coverage:
-            self._engine_coverage = snapshot.coverage
-            self.coverage = self.coverage.merged(snapshot.coverage)
+        rereads, self._rereads = [*self._rereads, *snap.rereads], []
+        for fresh in rereads:
+            self.coverage = self.coverage.merged(fresh)
+            first, last = max(fresh.start, self.coverage.start), min(fresh.end, self.coverage.end)
+            if (last - first).days >= REDRAW_IN_PLACE_DAYS:
+                self.grid_stale = self._redrawing = True  # a whole run's: redraw it off the loop
+                continue
+            cells |= {(name, day) for name in processors for day in days_between(first, last)}
         for cell in cells:
-            if cell in self.past_failures and overlay.get(cell) is None:
+            if cell in self.past_failures and cell not in self._overlay:
                 self.past_failures.discard(cell)
-        return refresh_cells(self.grid, self.coverage, self.overlay(), cells)
+        if self._redrawing:
+            self._touched |= cells
+        if not cells:
+            return set(), taken
+        return refresh_cells(self.grid, self.coverage, self.overlay(), cells), taken
+
+    def _take_items(self, changed: Iterable[ItemView], cells: set[tuple[str, date]]) -> None:
+        for view in changed:
+            old = self.items.get(view.id)
+            self.items[view.id] = view
+            if old is not None:
+                for day in old.dates:
+                    cell = (old.processor, day)
+                    if self._cell_item.get(cell) == view.id:
+                        self._overlay.pop(cell, None)
+                        cells.add(cell)
+            state = ITEM_TO_CELL.get(view.state)
+            for day in view.dates:
+                cell = (view.processor, day)
+                if self._cell_item.get(cell, view.id) <= view.id:
+                    self._cell_item[cell] = view.id
+                    if state is None:
+                        self._overlay.pop(cell, None)
+                    else:
+                        self._overlay[cell] = state
+                    cells.add(cell)
+
+
+class _Failed(Mapping[tuple[str, date], CellState]):
+    """A set of cells seen as a mapping to FAILED."""
+
+    def __init__(self, cells: set[tuple[str, date]]) -> None:
+        self._cells = cells
+
+    def __getitem__(self, cell: tuple[str, date]) -> CellState:
+        if cell in self._cells:
+            return CellState.FAILED
+        raise KeyError(cell)
+
+    def __iter__(self) -> Iterator[tuple[str, date]]:
+        return iter(self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
 
 
 def event_is_news(event: EngineEvent) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import graphlib
+import grp
 import itertools
 import re
 from dataclasses import dataclass
@@ -39,7 +40,18 @@ def semantic_problems(config: Config) -> list[Problem]:
         *_dependencies(config),
         *_commands(config),
         *_preflight(config),
+        *_group(config),
     ]
+
+
+def _group(config: Config) -> list[Problem]:
+    if config.group is None:
+        return []
+    try:
+        grp.getgrnam(config.group)
+    except KeyError:
+        return [Problem(("group",), f"no Unix group {config.group!r} on this machine")]
+    return []
 
 
 def _warehouse(config: Config) -> list[Problem]:

@@ -222,9 +222,10 @@ def _known_keys(at: KeyPath, data: Any) -> list[str]:
     model: Any = Config
     node = data
     for part in at:
-        node = node[part] if isinstance(node, dict | list) else None
         if isinstance(part, int):
+            node = node[part] if isinstance(node, dict | list) else None
             continue
+        node = node[part] if isinstance(node, dict) else None
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []

@@ -111,6 +111,9 @@ class Processor(Spec):
     min_share_of: ShareOf | None = None
     timeout: Seconds = 6 * 3600
     stall_timeout: Seconds | None = 600
+    #: cancelling, a timeout or a stall: SIGTERM to the attempt's process group, this long to
+    #: exit, then SIGKILL
+    kill_grace: Seconds = 10
     retries: Annotated[int, Field(ge=0)] = 2
     #: first retry waits this long, then twice as long each time (with jitter)
     retry_backoff: Seconds = 30
@@ -204,6 +207,8 @@ class Config(Spec):
     calendar: Calendar
     phases: Annotated[tuple[Phase, ...], Field(strict=False, min_length=1)]
     preflight: Annotated[tuple[PreflightCheck, ...], Field(strict=False)] = ()
+    #: a Unix group whose members may attach to the engine too (its socket becomes 0660)
+    group: str | None = None
 
     _path: Path = PrivateAttr(default=Path("backfill.yaml"))
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from core.demo import tables as t
 from core.demo.analytics import Row
 from core.demo.schedule import season_for
+from core.errors import WarehouseError
 from core.warehouse import sqlite_layout
-from core.warehouse.bigquery import BigQueryWarehouse, WarehouseError, quote
+from core.warehouse.bigquery import BigQueryWarehouse, quote
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -29,6 +30,9 @@ BIGQUERY_TYPES = {t.TEXT: "STRING", t.INT: "INT64", t.REAL: "FLOAT64"}
 INSERT_BATCH = 2_000
 #: rows per streaming insert request (BigQuery takes up to 50,000 and 10 MB)
 STREAM_BATCH = 10_000
+
+#: what a demo column holds, as a query parameter: SQLite's values, dates as dates
+ScalarValue = str | int | float | date | None
 
 
 def _type(table: t.Table, column: str, kind: str) -> str:
@@ -48,19 +52,18 @@ def create_tables(warehouse: BigQueryWarehouse, tables: Iterable[t.Table]) -> No
     client = warehouse.client()
     for table in tables:
         dataset = bigquery.Dataset(f"{warehouse.project}.{table.dataset}")
-        warehouse.call(
-            f"creating {table.qualified}",
-            lambda dataset=dataset, table=table: (
-                client.create_dataset(dataset, exists_ok=True),
-                client.create_table(
-                    bigquery.Table(f"{warehouse.project}.{table.qualified}", schema=schema(table)),
-                    exists_ok=True,
-                ),
-            ),
-        )
+
+        def create(dataset: bigquery.Dataset = dataset, table: t.Table = table) -> None:
+            client.create_dataset(dataset, exists_ok=True)
+            client.create_table(
+                bigquery.Table(f"{warehouse.project}.{table.qualified}", schema=schema(table)),
+                exists_ok=True,
+            )
+
+        warehouse.call(f"creating {table.qualified}", create)
 
 
-def _value(table: t.Table, column: str, value: object) -> object:
+def _value(table: t.Table, column: str, value: ScalarValue) -> ScalarValue:
     return date.fromisoformat(str(value)) if column == table.date_column else value
 
 
@@ -137,12 +140,18 @@ def copy_from_sqlite(
             ref = f"{warehouse.project}.{table.qualified}"
             for first in range(0, len(rows), STREAM_BATCH):
                 batch = rows[first : first + STREAM_BATCH]
-                errors = warehouse.call(
-                    f"copying rows into {table.qualified}",
-                    lambda batch=batch, ref=ref: client.insert_rows_json(ref, batch),
-                )
+
+                def stream(
+                    batch: list[dict[str, Any]] = batch, ref: str = ref
+                ) -> Sequence[dict[str, Any]]:
+                    return client.insert_rows_json(ref, batch)
+
+                errors = warehouse.call(f"copying rows into {table.qualified}", stream)
                 if errors:
-                    raise WarehouseError(f"copying rows into {table.qualified}: {errors[:3]}")
+                    # BigQuery refused rows (their values): sending them again would not help.
+                    raise WarehouseError(
+                        f"copying rows into {table.qualified}: {errors[:3]}", transient=False
+                    )
             copied[table.qualified] = len(rows)
     finally:
         conn.close()
@@ -162,13 +171,16 @@ def seed_demo(warehouse: BigQueryWarehouse, *, force: bool) -> dict[str, int]:
     if present and not force:
         raise WarehouseError(
             f"datasets {', '.join(sorted(present))} already exist in {warehouse.project}; "
-            "`backfill demo init --force` replaces them"
+            "`backfill demo init --force` replaces them",
+            transient=False,
         )
     for dataset in sorted(present):
         ref = f"{warehouse.project}.{dataset}"
-        warehouse.call(
-            f"deleting {ref}", lambda ref=ref: client.delete_dataset(ref, delete_contents=True)
-        )
+
+        def delete(ref: str = ref) -> None:
+            client.delete_dataset(ref, delete_contents=True)
+
+        warehouse.call(f"deleting {ref}", delete)
     with tempfile.TemporaryDirectory(prefix="backfill-demo-seed-") as scratch:
         summary = seed_demo_warehouse(Path(scratch) / "warehouse")
         return copy_from_sqlite(warehouse, summary.folder)

@@ -14,11 +14,11 @@ def open_warehouse(config: Config) -> Warehouse:
     if config.warehouse.kind == "sqlite":
         label = config.warehouse.path or str(config.warehouse_path)
         return SqliteWarehouse(config.warehouse_path, label=label)
-    if config.warehouse.kind == "bigquery" and config.warehouse.project:
+    wh = config.warehouse
+    if wh.kind == "bigquery" and wh.project:
         # Imported here: the client library loads only for configs that use it.
         from core.warehouse.bigquery import BigQueryWarehouse
 
-        wh = config.warehouse
         return BigQueryWarehouse(
             wh.project,
             location=wh.location,

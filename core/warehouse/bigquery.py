@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from core.errors import UserError
+from core.errors import WarehouseError
 from core.warehouse.base import Scan, ScanResult
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ THROTTLED_REASONS = frozenset({"quotaExceeded", "rateLimitExceeded", "jobRateLim
 TRANSIENT_REASONS = frozenset(
     {"backendError", "internalError", "badGateway", "jobBackendError", "jobInternalError"}
 )
-
-
-class WarehouseError(UserError):
-    """BigQuery refused or failed: the message says what to do about it."""
 
 
 def emulator_endpoint(api_endpoint: str | None) -> str | None:
@@ -64,6 +60,7 @@ def make_client(
         return bigquery.Client(
             project=project,
             location=location,
+            # google-auth leaves AnonymousCredentials.__init__ unannotated.
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=endpoint),
         )
@@ -71,14 +68,15 @@ def make_client(
     from google.auth.exceptions import DefaultCredentialsError
 
     try:
-        credentials, _ = google.auth.default(  # type: ignore[no-untyped-call]
+        credentials, _ = google.auth.default(
             scopes=["https://www.googleapis.com/auth/cloud-platform"]
         )
     except DefaultCredentialsError:
         raise WarehouseError(
             "no Google credentials for BigQuery: run `gcloud auth application-default login`, "
             "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file "
-            f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})"
+            f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})",
+            transient=False,
         ) from None
     return bigquery.Client(project=project, location=location, credentials=credentials)
 
@@ -87,7 +85,7 @@ def reason_of(exc: BaseException) -> str:
     """The machine-readable reason BigQuery gave (`accessDenied`, `quotaExceeded`...), or ''."""
     errors = getattr(exc, "errors", None)
     try:
-        return str(errors[0]["reason"]) if errors else ""  # type: ignore[index]
+        return str(errors[0]["reason"]) if errors else ""
     except (KeyError, IndexError, TypeError):
         return ""
 
@@ -128,10 +126,10 @@ def explain(exc: BaseException, doing: str, project: str) -> WarehouseError:
         hint = "BigQuery could not be reached (network, proxy, or the emulator is not running)"
     else:
         hint = "BigQuery call failed"
-    return WarehouseError(f"{doing}: {hint}: {message}")
+    return WarehouseError(f"{doing}: {hint}: {message}", transient=_transient(exc))
 
 
-def _transient(exc: Exception) -> bool:
+def _transient(exc: BaseException) -> bool:
     from google.api_core import exceptions as api
     from requests import exceptions as http
 
@@ -264,10 +262,11 @@ class BigQueryWarehouse:
                 self._datasets.update(found)
         for dataset in sorted(datasets & self._datasets):
             ref = f"{self.project}.{dataset}"
-            listed = self.call(
-                f"listing the tables of {ref}",
-                lambda ref=ref: [t.table_id for t in client.list_tables(ref, retry=self._retry)],
-            )
+
+            def table_ids(ref: str = ref) -> list[str]:
+                return [t.table_id for t in client.list_tables(ref, retry=self._retry)]
+
+            listed = self.call(f"listing the tables of {ref}", table_ids)
             with self._lock:
                 self._present.update(f"{dataset}.{name}" for name in listed)
         return tables & self._present
@@ -280,7 +279,8 @@ class BigQueryWarehouse:
         if datasets and not datasets & self._datasets:
             raise WarehouseError(
                 f"none of the datasets {', '.join(sorted(datasets))} exists in project "
-                f"{self.project}: check warehouse.project (and location)"
+                f"{self.project}: check warehouse.project (and location)",
+                transient=False,
             )
         return [scan for scan in scans if scan.table in present]
 
@@ -300,7 +300,8 @@ class BigQueryWarehouse:
             if not isinstance(day, date):
                 scan = counted[index]
                 raise WarehouseError(
-                    f"{scan.table}.{scan.date_column} is {type(day).__name__}, not DATE"
+                    f"{scan.table}.{scan.date_column} is {type(day).__name__}, not DATE",
+                    transient=False,
                 )
             counts[index][day] = counts[index].get(day, 0) + int(n)
         results.update(
@@ -337,7 +338,8 @@ class BigQueryWarehouse:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
-                self._client.close()
+                # google-cloud-bigquery leaves Client.close unannotated.
+                self._client.close()  # type: ignore[no-untyped-call]
                 self._client = None
 
 

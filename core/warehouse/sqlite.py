@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, WarehouseError
 from core.warehouse import sqlite_layout
 from core.warehouse.base import Scan, ScanResult
 
@@ -44,9 +44,11 @@ class SqliteWarehouse:
         wanted = datasets | (reader.files.keys() if reader else set())
         files = {d: ident for d in wanted if (ident := _identity(self.folder, d)) is not None}
         if not files and not self.folder.is_dir():  # checked on every read, kept or not
-            raise UserError(
+            # transient: a folder away for a moment (remounted, replaced) may come back
+            raise WarehouseError(
                 f"warehouse folder {self.folder} does not exist "
-                "(for the bundled demo run `backfill demo init`)"
+                "(for the bundled demo run `backfill demo init`)",
+                transient=True,
             )
         if reader is not None and files == reader.files:
             return reader
@@ -55,7 +57,9 @@ class SqliteWarehouse:
         try:
             conn = sqlite_layout.connect(self.folder, files, readonly=True)
         except sqlite3.Error as exc:  # the files went away or are unreadable mid-way
-            raise UserError(f"warehouse folder {self.folder} cannot be read: {exc}") from None
+            raise WarehouseError(
+                f"warehouse folder {self.folder} cannot be read: {exc}", transient=True
+            ) from None
         reader = _Reader(conn, files, threading.current_thread())
         with self._lock:
             ended = [r for r in self._readers if not r.thread.is_alive()]
@@ -97,7 +101,9 @@ class SqliteWarehouse:
                 if not self._exists(reader, scan):  # dropped since we last looked
                     results[scan] = ScanResult(table_exists=False)
                     continue
-                raise UserError(f"query on {scan.table} failed: {exc} (SQL: {sql})") from None
+                raise WarehouseError(
+                    f"query on {scan.table} failed: {exc} (SQL: {sql})", transient=False
+                ) from None
             results[scan] = ScanResult(counts=_by_date(scan, rows))
         return results
 
@@ -106,7 +112,7 @@ class SqliteWarehouse:
         try:
             return sqlite_layout.table_exists(reader.conn, dataset, table)
         except sqlite3.Error as exc:
-            raise UserError(f"reading {scan.table} failed: {exc}") from None
+            raise WarehouseError(f"reading {scan.table} failed: {exc}", transient=True) from None
 
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
         """Local files: a refresh costs nothing."""
@@ -117,7 +123,7 @@ class SqliteWarehouse:
         try:
             row = reader.conn.execute(sql).fetchone()
         except sqlite3.Error as exc:
-            raise UserError(f"query failed: {exc}") from None
+            raise WarehouseError(f"query failed: {exc}", transient=False) from None
         return None if row is None else row[0]
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,7 +91,7 @@ def both(
     return sqlite_config(tmp_path / "sqlite", demo_sqlite.folder), bq
 
 
-def json_of(capsys, *args: str) -> dict:
+def json_of(capsys, *args: str) -> dict[str, Any]:
     code, out, err = invoke(list(args), capsys)
     assert code == 0, err
     data = json.loads(out)

@@ -37,6 +37,9 @@ class FaultProxy:
 @contextmanager
 def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
     target = urlsplit(upstream)
+    if target.hostname is None:
+        raise ValueError(f"no host in the upstream URL {upstream!r}")
+    host = target.hostname
     lock = threading.Lock()
     proxy = FaultProxy("", faults)
 
@@ -66,7 +69,7 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
                 self.end_headers()
                 self.wfile.write(payload)
                 return
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            conn = http.client.HTTPConnection(host, target.port, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
             conn.request(self.command, self.path, body=body or None, headers=headers)
             response = conn.getresponse()

@@ -36,7 +36,9 @@ async def test_cost_is_shown_and_a_dead_bigquery_never_holds_up_the_start(
         await until(pilot, lambda: app.session.grid is not None)
         await until(pilot, lambda: "a refresh scans 0 B" in status_text(app))
         assert f"bigquery {project}" in status_text(app)
-        days = len(app.session.grid.days)
+        grid = app.session.grid
+        assert grid is not None
+        days = len(grid.days)
 
     # The same state folder, but BigQuery now unreachable and slow to give up.
     down = bigquery_config(
@@ -45,7 +47,9 @@ async def test_cost_is_shown_and_a_dead_bigquery_never_holds_up_the_start(
     app = BackfillApp(load_config(down))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None, timeout=5)
-        assert len(app.session.grid.days) == days  # the journal's coverage, at once
+        grid = app.session.grid
+        assert grid is not None
+        assert len(grid.days) == days  # the journal's coverage, at once
         text = status_text(app)
         assert "cached" in text and "refreshing" in text
         await pilot.press("z")  # and the dashboard answers keys meanwhile

@@ -10,7 +10,6 @@ from google.cloud import bigquery
 
 from core.config import load_config
 from core.coverage import measure, reread
-from core.demo import bigquery_io
 from core.warehouse import open_warehouse
 from core.warehouse.bigquery import BigQueryWarehouse
 from tests.bigquery.conftest import COPIED_UNTIL, RANGE, SEASON_START, bigquery_config, json_of
@@ -19,7 +18,7 @@ from tests.helpers import invoke
 
 
 def query_jobs(project: str, url: str) -> list[bigquery.QueryJob]:
-    client = bigquery_io.BigQueryWarehouse(project, api_endpoint=url).client()
+    client = BigQueryWarehouse(project, api_endpoint=url).client()
     # The emulator pages nothing past its default of 100: ask for everything at once.
     return [j for j in client.list_jobs(max_results=100_000) if j.job_type == "query"]
 

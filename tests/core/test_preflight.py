@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import pytest
 
-from core.journal import Journal
+from core.state import Journal
 from tests.core.conftest import TINY
 from tests.helpers import invoke, write_config
 
@@ -17,7 +18,7 @@ def config_with(tmp_path, checks: str):
     return write_config(tmp_path, TINY + "preflight:\n" + checks, name="checked.yaml")
 
 
-def run_preflight(path, capsys, *args: str) -> tuple[int, dict[str, dict]]:
+def run_preflight(path, capsys, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
     code, out, err = invoke(["preflight", "--json", "--config", str(path), *args], capsys)
     assert out, err
     return code, {c["name"]: c for c in json.loads(out)["checks"]}

@@ -5,8 +5,8 @@ import time
 import anyio
 
 from core.config import Config, load_config
-from core.journal import EngineLock
 from core.preflight import Check, builtin_checks, run_checks
+from core.state import EngineLock
 from core.warehouse import sqlite_layout
 from tests.core.conftest import TINY
 from tests.helpers import write_config

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -65,7 +66,9 @@ def rows_by_date(conn: sqlite3.Connection, processor: str) -> dict[str, int]:
     )
 
 
-def table_rows(conn: sqlite3.Connection, processor: str, first: str, last: str) -> list[tuple]:
+def table_rows(
+    conn: sqlite3.Connection, processor: str, first: str, last: str
+) -> list[tuple[Any, ...]]:
     table = BY_NAME[processor]
     return sorted(
         conn.execute(

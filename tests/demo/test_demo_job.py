@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,9 @@ from tests.demo.demo_helpers import (
 WINDOW_ARGS = ("--start-date", WINDOW[0], "--end-date", WINDOW[1])
 
 
-def _rows(folder: Path, processor: str, first: str, last: str | None = None) -> list[tuple]:
+def _rows(
+    folder: Path, processor: str, first: str, last: str | None = None
+) -> list[tuple[Any, ...]]:
     conn = open_readonly(folder)
     try:
         return table_rows(conn, processor, first, last or first)

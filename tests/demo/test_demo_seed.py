@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ PHASE3_NAMES = [p.name for p in PHASE3]
 
 
 @pytest.fixture(scope="module")
-def conn(seeded: SeedSummary) -> sqlite3.Connection:
+def conn(seeded: SeedSummary) -> Iterator[sqlite3.Connection]:
     connection = open_readonly(seeded.folder)
     yield connection
     connection.close()

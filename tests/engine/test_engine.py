@@ -14,13 +14,15 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from core.config import Config, load_config
-from core.engine import Engine, ItemState, RunRequest
-from core.journal import EngineLock, Journal
+from core.engine.api import CancelAll, ItemState, Pause, Retry, RunRequest, SetConcurrency, Stop
+from core.engine.engine import Engine
+from core.state import EngineLock, Journal
 from core.warehouse import open_warehouse
 from core.warehouse.sqlite import SqliteWarehouse
 from tests.helpers import day, invoke, span, write_config, write_tables
@@ -30,7 +32,7 @@ JOB = ROOT / "tests" / "jobs" / "record.py"
 DATES = [d.isoformat() for d in span("2024-01-01", "2024-01-06")]
 
 
-def pipeline(job_args: str = "", stall: str = "2s") -> str:
+def pipeline(job_args: str = "", stall: str = "2s", grace: str = "10s") -> str:
     def proc(name: str, deps: str) -> str:
         return f"""
       - name: {name}
@@ -41,6 +43,7 @@ def pipeline(job_args: str = "", stall: str = "2s") -> str:
         retries: 2
         retry_backoff: 0.2s
         stall_timeout: {stall}
+        kill_grace: {grace}
         timeout: 60s"""
 
     return f"""
@@ -71,13 +74,17 @@ def setup(tmp_path: Path, monkeypatch):
     """Returns a factory: (faults, base dates, job args, stall timeout) -> loaded config."""
 
     def make(
-        faults: str = "", base: list[str] = DATES, job_args: str = "", stall: str = "2s"
+        faults: str = "",
+        base: list[str] = DATES,
+        job_args: str = "",
+        stall: str = "2s",
+        grace: str = "10s",
     ) -> Config:
         write_tables(tmp_path / "wh", {"ds.base": {day(d): 1 for d in base}}, date_column="d")
         monkeypatch.setenv("WAREHOUSE", str(tmp_path / "wh"))
         monkeypatch.setenv("RECORD", str(tmp_path / "record.jsonl"))
         monkeypatch.setenv("FAULTS", faults)
-        return load_config(write_config(tmp_path, pipeline(job_args, stall)))
+        return load_config(write_config(tmp_path, pipeline(job_args, stall, grace)))
 
     return make
 
@@ -88,7 +95,7 @@ def leftovers() -> bytes:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout
 
 
-def records(config: Config) -> list[dict]:
+def records(config: Config) -> list[dict[str, Any]]:
     path = Path(os.environ["RECORD"])
     if not path.exists():
         return []
@@ -108,9 +115,9 @@ async def run_engine(config: Config, on_event=None, **request) -> tuple[Engine, 
     return engine, result
 
 
-def intervals(recs: list[dict], names: set[str]) -> list[tuple[float, float, str, str]]:
-    starts: dict[tuple[str, int], dict] = {}
-    out = []
+def intervals(recs: list[dict[str, Any]], names: set[str]) -> list[tuple[float, float, str, str]]:
+    starts: dict[tuple[str, int], dict[str, Any]] = {}
+    out: list[tuple[float, float, str, str]] = []
     for r in recs:
         if r["name"] not in names:
             continue
@@ -147,7 +154,7 @@ async def test_concurrency_limits_and_dependency_order(setup):
     for (name, d), started in starts.items():
         if name in deps:
             assert started >= ends[deps[name], d], f"{name} {d} started before {deps[name]}"
-    assert all(i.state is ItemState.DONE for i in engine.items.values())
+    assert all(i.state is ItemState.DONE for i in engine.store.items.values())
 
 
 @pytest.mark.anyio
@@ -155,7 +162,7 @@ async def test_exit_zero_with_rows_missing_is_retried_until_complete(setup):
     config = setup(faults="x:2024-01-03:empty-once")
     engine, result = await run_engine(config, processors=("x",))
     assert result.complete
-    item = next(i for i in engine.items.values() if day("2024-01-03") in i.dates)
+    item = next(i for i in engine.store.items.values() if day("2024-01-03") in i.dates)
     attempts = engine.journal.attempts_of_item(item.id)
     assert [a.outcome for a in attempts] == ["incomplete", "ok"]
     assert [r["kind"] for r in records(config) if "2024-01-03" in r["dates"]] == [
@@ -175,7 +182,7 @@ async def test_a_warehouse_outage_while_verifying_delays_the_verdict_but_never_t
     retried = [e.message for e in events if e.kind == "verify_failed"]
     mine = [m for m in retried if "re-reading x 2024-01-02 failed" in m]
     assert mine and "warehouse folder" in mine[0]  # it was away
-    item = next(i for i in engine.items.values() if day("2024-01-02") in i.dates)
+    item = next(i for i in engine.store.items.values() if day("2024-01-02") in i.dates)
     assert [a.outcome for a in engine.journal.attempts_of_item(item.id)] == ["ok"]  # once
 
 
@@ -201,13 +208,13 @@ async def test_an_attempt_being_verified_gives_its_slot_to_the_next(setup):
         RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
         journal=Journal(config.state_path),
     )
-    engine.set_concurrency("wide", 1)
+    await engine.submit(SetConcurrency("wide", 1))
     result = await engine.run()
     assert result.complete and warehouse.slowed
     assert max_overlap(intervals(records(config), {"x"})) == 1  # one job at a time, still
     first, second = (
         engine.journal.attempts_of_item(i.id)[0]
-        for i in sorted(engine.items.values(), key=lambda i: i.dates)[:2]
+        for i in sorted(engine.store.items.values(), key=lambda i: i.dates)[:2]
     )
     assert first.outcome == "ok" and first.ended_at is not None
     assert second.started_at < first.ended_at - 1  # started while the first was verified
@@ -222,7 +229,7 @@ async def test_throttling_cools_the_phase_down_and_the_retry_succeeds(setup):
     assert "cooldown" in kinds
     item = next(
         i
-        for i in engine.items.values()
+        for i in engine.store.items.values()
         if i.processor.name == "y_q" and day("2024-01-02") in i.dates
     )
     outcomes = [a.outcome for a in engine.journal.attempts_of_item(item.id)]
@@ -236,7 +243,7 @@ async def test_a_hang_is_killed_by_stall_timeout_with_its_grandchildren(setup):
     engine, result = await run_engine(config, processors=("x",))
     assert not result.complete
     assert ("x", day("2024-01-02")) in result.incomplete
-    item = next(i for i in engine.items.values() if day("2024-01-02") in i.dates)
+    item = next(i for i in engine.store.items.values() if day("2024-01-02") in i.dates)
     attempts = engine.journal.attempts_of_item(item.id)
     assert {a.reason for a in attempts} == {"stall"} and len(attempts) == 3  # 1 + 2 retries
     assert item.state is ItemState.FAILED
@@ -269,11 +276,11 @@ async def test_cancel_all_leaves_no_process_behind(setup):
         with anyio.fail_after(10):
             while engine.snapshot().count(ItemState.RUNNING) < 2:
                 await anyio.sleep(0.1)
-        pids = [i.handle.launched.pid for i in engine.items.values() if i.handle]
-        await engine.cancel_all()
+        pids = [h.launched.pid for h in engine.attempts.handles.values()]
+        await engine.submit(CancelAll())
     assert pids and all(not Path(f"/proc/{pid}").exists() for pid in pids)
     assert leftovers() == b""
-    assert {i.state for i in engine.items.values()} <= {ItemState.CANCELLED, ItemState.DONE}
+    assert {i.state for i in engine.store.items.values()} <= {ItemState.CANCELLED, ItemState.DONE}
 
 
 @pytest.mark.anyio
@@ -297,11 +304,11 @@ async def test_retry_failed_reruns_only_the_failed_cells(setup):
         before = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
         assert before["2024-01-02"] == 3  # 1 + 2 retries
         os.environ["FAULTS"] = ""
-        assert engine.retry_failed() == 1
+        assert (await engine.submit(Retry())).count == 1
         with anyio.fail_after(20):
             while engine.snapshot().count(ItemState.DONE) < 6:
                 await anyio.sleep(0.05)
-        engine.stop()
+        await engine.submit(Stop())
     after = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
     assert after - before == Counter({"2024-01-02": 1})  # healthy siblings never re-run
 
@@ -359,7 +366,7 @@ def test_kill_9_of_the_engine_then_a_second_run_completes_without_rerunning(setu
 # attempt runs on, known to the journal only as started.
 DIES_BEFORE_JOURNALING_A_PID = """
 import os, runpy, signal, sys
-from core.journal import Journal
+from core.state import Journal
 Journal.attempt_launched = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 sys.argv[0] = "backfill"
 runpy.run_module("core", run_name="__main__")
@@ -442,7 +449,7 @@ def test_status_counts_cells_whose_last_attempt_failed(setup, capsys):
     assert (x["complete"], x["failed"], x["missing"]) == (5, 1, 0)
 
 
-def _start_headless(config: Config, *extra: str) -> subprocess.Popen:
+def _start_headless(config: Config, *extra: str) -> subprocess.Popen[str]:
     args = [
         sys.executable,
         "-m",
@@ -506,33 +513,10 @@ async def test_concurrency_can_change_while_running(setup):
     async with anyio.create_task_group() as tg:
         tg.start_soon(engine.run)
         await anyio.sleep(0.1)
-        engine.set_concurrency("wide", 1)
+        await engine.submit(SetConcurrency("wide", 1))
     wide = intervals(records(config), {"x"})
     late = [s for s in wide if s[0] > wide[0][1]]  # started after the first one ended
     assert late and max_overlap(late) == 1
-
-
-@pytest.mark.anyio
-async def test_prioritize_moves_a_date_range_to_the_front(setup):
-    config = setup()
-    engine = Engine(
-        config,
-        open_warehouse(config),
-        RunRequest(day("2024-01-01"), day("2024-01-06"), processors=("x",)),
-        journal=Journal(config.state_path),
-    )
-    engine.paused = True
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(engine.run)
-        while not engine.items:
-            await anyio.sleep(0.01)
-        engine.set_concurrency("wide", 1)
-        engine.prioritize(day("2024-01-05"), day("2024-01-06"))
-        engine.resume()
-    order = [r["dates"][0] for r in records(config) if r["kind"] == "start"]
-    assert order[:2] == ["2024-01-05", "2024-01-06"] and order[2:] == DATES[:4]
-    kinds = [kind for _, _, kind, _ in engine.journal.events(engine.run_id)]
-    assert {"operator_prioritize", "operator_resume", "operator_set_concurrency"} <= set(kinds)
 
 
 def test_the_journal_keeps_the_last_coverage_for_an_instant_start(setup):
@@ -547,3 +531,103 @@ def test_the_journal_keeps_the_last_coverage_for_an_instant_start(setup):
     again = journal.load_coverage(config)
     first, second = to_json(status_report(coverage)), to_json(status_report(again))
     assert first == second
+
+
+def _engine(config: Config, *, linger: bool = False, **request) -> Engine:
+    return Engine(
+        config,
+        open_warehouse(config),
+        RunRequest(day("2024-01-01"), day("2024-01-06"), **request),
+        journal=Journal(config.state_path),
+        linger=linger,
+    )
+
+
+async def _until(condition, timeout: float = 20.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_cancel_all_ends_sigterm_ignoring_jobs_within_one_grace(setup):
+    config = setup(faults=",".join(f"x:{d}:stubborn" for d in DATES[:3]), grace="1.5s")
+    engine = _engine(config, processors=("x",))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        await _until(lambda: engine.attempts is not None and len(engine.attempts.handles) == 3)
+        await anyio.sleep(0.5)  # each has printed and ignores SIGTERM by now
+        pids = [h.launched.pid for h in engine.attempts.handles.values()]
+        began = time.monotonic()
+        await engine.submit(CancelAll())
+        took = time.monotonic() - began
+    assert 1.5 <= took < 3.0  # the three graces ran together, not one after another (4.5 s)
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@pytest.mark.anyio
+async def test_an_operator_retry_gives_retries_back_in_the_journal_too(setup):
+    config = setup(faults="x:2024-01-02:fail")
+    engine = _engine(config, linger=True, processors=("x",))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run)
+        await _until(lambda: engine.snapshot().count(ItemState.FAILED) == 1)
+        failed = next(i for i in engine.store.items.values() if i.state is ItemState.FAILED)
+        assert Journal(config.state_path).item(failed.id).attempts == 3
+        await engine.submit(Pause())  # so the retry waits, as journaled, for us to look
+        assert (await engine.submit(Retry())).count == 1
+        # What the next engine would load after a crash: pending, every retry back.
+        row = Journal(config.state_path).item(failed.id)
+        assert (row.state, row.attempts, row.not_before) == ("pending", 0, 0.0)
+        await engine.submit(Stop())
+    kinds = [kind for _, _, kind, _ in engine.journal.events(engine.run_id)]
+    assert {"operator_pause", "operator_retry", "operator_stop"} <= set(kinds)
+
+
+@pytest.mark.anyio
+async def test_reprocess_all_runs_every_date_even_complete_ones(setup):
+    config = setup()
+    _, first = await run_engine(config, processors=("x",))
+    assert first.complete
+    engine, again = await run_engine(config, processors=("x",), reprocess="all")
+    assert again.complete
+    starts = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
+    assert starts == Counter({d: 2 for d in DATES})
+    assert not any(i.reason == "already complete" for i in engine.store.items.values())
+
+
+@pytest.mark.anyio
+async def test_a_permanent_warehouse_error_fails_the_verdict_instead_of_retrying_forever(setup):
+    config = setup(faults="x:2024-01-03:break-table")
+    with anyio.fail_after(60):
+        engine, result = await run_engine(config, processors=("x",))
+    assert not result.complete
+    item = next(i for i in engine.store.items.values() if day("2024-01-03") in i.dates)
+    assert item.state is ItemState.FAILED
+    assert "verification failed" in item.reason and "no such column" in item.reason
+    # Given up at once: a warehouse that answers "no such column" will not answer otherwise.
+    assert len(engine.journal.attempts_of_item(item.id)) == 1
+
+
+def test_headless_with_the_warehouse_gone_says_so_in_one_line(setup, capsys):
+    import shutil
+
+    config = setup()
+    shutil.rmtree(config.warehouse_path)
+    args = ["run", "2024-01-01", "2024-01-06", "--headless", "--ignore-preflight"]
+    code, out, err = invoke([*args, "--config", str(config.path)], capsys)
+    assert code == 2
+    assert "Traceback" not in out + err and "ExceptionGroup" not in out + err
+    lines = [line for line in out.splitlines() if line.startswith("backfill: ")]
+    assert len(lines) == 1 and "warehouse folder" in lines[0] and "does not exist" in lines[0]
+
+
+def test_the_progress_line_says_measuring_until_it_knows():
+    from core.engine.api import EngineSnapshot
+    from core.headless import summary_line
+
+    snap = EngineSnapshot(
+        0, "measuring", None, RunRequest(day("2024-01-01"), day("2024-01-02")), {}, {}, None, None
+    )
+    assert "measuring coverage" in summary_line(snap)
+    assert "0/0" not in summary_line(snap)

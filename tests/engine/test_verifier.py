@@ -10,7 +10,7 @@ import pytest
 
 from core.coverage import Reread
 from core.errors import UserError
-from core.verifier import Verifier
+from core.engine.verifier import Verifier
 from tests.helpers import day
 
 

@@ -8,6 +8,9 @@ Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND
   hang          print a line, then sleep forever (after spawning a grandchild that also sleeps)
   outage-once   after writing, take the warehouse folder away for 2 s (a warehouse outage
                 while the engine verifies), on the first attempt
+  stubborn      print a line, ignore SIGTERM, sleep forever (only SIGKILL ends it)
+  break-table   after writing, replace the table by one without the date column (every
+                later read of it fails: a permanent warehouse error)
 Every start and end is appended to $RECORD as a JSON line.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -52,6 +56,10 @@ def main() -> int:
     write = list(dates)
     for day in dates:
         kind = faults.get((name, day))
+        if kind == "stubborn":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("ignoring SIGTERM", flush=True)
+            time.sleep(600)
         if kind == "hang":
             # $RECORD in its argv: a test finds its own leftovers, not another test run's.
             sleeper = "import time; time.sleep(600)"
@@ -77,6 +85,12 @@ def main() -> int:
     conn.executemany(f"INSERT INTO {name} VALUES (?)", [(d,) for d in write])
     conn.commit()
     conn.close()
+    if any(faults.get((name, d)) == "break-table" for d in dates):
+        conn = sqlite3.connect(os.environ["WAREHOUSE"] + "/ds.sqlite", timeout=30)
+        conn.execute(f"DROP TABLE {name}")
+        conn.execute(f"CREATE TABLE {name} (other TEXT)")
+        conn.commit()
+        conn.close()
     if any(faults.get((name, d)) == "outage-once" and first_time(name, d, "outage") for d in dates):
         home, away = os.environ["WAREHOUSE"], os.environ["WAREHOUSE"] + ".away"
         os.rename(home, away)

@@ -11,12 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable, Input, Log, Select
 
 from core.config import load_config
 from core.coverage import CellState
 from core.demo.seed import seed_demo_warehouse
-from core.engine import ItemState
-from core.journal import Journal
+from core.engine.api import ItemState
+from core.state import Journal
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.quit import QuitScreen
@@ -24,13 +25,15 @@ from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
+from tui.widgets.preflight_pane import PreflightPane
+from tui.widgets.queue_table import QueueTable
 
 ROOT = Path(__file__).parents[2]
 SIZE = (140, 45)
 
 
 @pytest.fixture(scope="session")
-def seeded(tmp_path_factory) -> Path:
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tui-seed") / "warehouse"
     seed_demo_warehouse(folder)
     return folder
@@ -71,10 +74,10 @@ async def start_run(
     await pilot.press("s")
     await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
     screen = app.screen
-    screen.query_one("#start").value = start
-    screen.query_one("#end").value = end
+    screen.query_one("#start", Input).value = start
+    screen.query_one("#end", Input).value = end
     if phase:
-        screen.query_one("#phase").value = phase
+        screen.query_one("#phase", Select).value = phase
     await until(pilot, lambda: not screen.query_one("#go").disabled)
     if enter:
         screen.query_one("#end").focus()
@@ -85,15 +88,29 @@ async def start_run(
 
 
 def running_pids(app: BackfillApp) -> list[int]:
-    """Pids of attempts running now (an item is RUNNING a moment before its process exists)."""
-    engine = app.session.engine
-    handles = [] if engine is None else [i.handle for i in engine.items.values() if i.handle]
-    return [h.launched.pid for h in handles]
+    """Pids of attempts running now, as journaled (an item is RUNNING a moment before its
+    process exists)."""
+    snap = app.session.snapshot
+    if snap is None or snap.run_id is None:
+        return []
+    return [a.pid for a in app.session.journal.open_attempts(snap.run_id) if a.pid]
 
 
 def items(app: BackfillApp, state: ItemState) -> int:
-    engine = app.session.engine
-    return 0 if engine is None else engine.snapshot().count(state)
+    """Items in that state, as the dashboard shows them."""
+    snap = app.session.snapshot
+    return 0 if snap is None else snap.count(state)
+
+
+def run_state(app: BackfillApp) -> str | None:
+    snap = app.session.snapshot
+    return None if snap is None else snap.state
+
+
+def run_start(app: BackfillApp) -> date | None:
+    """The first date of the run the dashboard shows."""
+    snap = app.session.snapshot
+    return None if snap is None else snap.request.start
 
 
 @pytest.mark.asyncio
@@ -102,6 +119,7 @@ async def test_opens_on_the_demo_with_its_coverage(demo: Path):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
         grid = app.session.grid
+        assert grid is not None
         assert len(grid.days) == (date(2024, 11, 29) - date(2021, 10, 19)).days + 1
         raw = grid.row_index("phase:raw")
         assert {grid.state(raw, c) for c in range(len(grid.days))} <= {
@@ -112,7 +130,10 @@ async def test_opens_on_the_demo_with_its_coverage(demo: Path):
         assert heatmap.cursor_cell() is not None
         status = str(app.screen.query_one("#status").render())
         assert "idle" in status and "sqlite" in status
-        await until(pilot, lambda: "PASS" in str(app.screen.query_one("#preflight").get_row_at(0)))
+        await until(
+            pilot,
+            lambda: "PASS" in str(app.screen.query_one("#preflight", PreflightPane).get_row_at(0)),
+        )
 
 
 @pytest.mark.asyncio
@@ -122,24 +143,28 @@ async def test_start_pause_resume_and_the_run_completes(demo: Path):
         await until(pilot, lambda: app.session.grid is not None)
         await start_run(pilot, app, "2024-02-01", "2024-02-03", enter=True)
         # The heatmap goes to where the work is.
-        assert app.screen.query_one(CoverageHeatmap).cursor_cell()[1] == date(2024, 2, 1)
+        cell = app.screen.query_one(CoverageHeatmap).cursor_cell()
+        assert cell is not None
+        assert cell[1] == date(2024, 2, 1)
         await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
         await pilot.press("space")
-        assert app.session.engine.paused
+        await until(pilot, lambda: run_state(app) == "paused")
         await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
         assert items(app, ItemState.PENDING) > 0  # nothing new started while paused
         await pilot.press("space")
-        assert not app.session.engine.paused
+        await until(pilot, lambda: run_state(app) == "running")
         await until(
             pilot,
             lambda: items(app, ItemState.PENDING) + items(app, ItemState.RUNNING) == 0,
             timeout=90,
         )
         grid = app.session.grid
+        assert grid is not None
         column = grid.column_of(date(2024, 2, 1))
+        assert column is not None
         analytics = grid.row_index("phase:analytics")
         assert grid.state(analytics, column) is CellState.COMPLETE
-        assert app.screen.query_one("#queue").row_count == len(app.session.engine.items)
+        assert app.screen.query_one("#queue", QueueTable).row_count == len(app.session.items)
 
 
 @pytest.mark.asyncio
@@ -159,13 +184,8 @@ async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
-        engine = app.session.engine
-        pids = [
-            a.pid
-            for i in engine.items.values()
-            for a in engine.journal.attempts_of_item(i.id)
-            if a.pid
-        ]
+        journal = app.session.journal
+        pids = [a.pid for i in app.session.items for a in journal.attempts_of_item(i) if a.pid]
         assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
 
 
@@ -208,22 +228,25 @@ async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DateDetailScreen))
         detail = app.screen
+        assert isinstance(detail, DateDetailScreen)
         assert detail.day == date(2024, 1, 24)  # the month's failed date, not its first
-        table = detail.query_one("#processors")
+        table = detail.query_one("#processors", DataTable)
         await until(pilot, lambda: table.row_count == 15)
         table.move_cursor(row=table.get_row_index("player_daily_cache"))
-        await until(pilot, lambda: detail.query_one("#attempts").row_count == 1)
+        await until(pilot, lambda: detail.query_one("#attempts", DataTable).row_count == 1)
         log = detail.query_one(LogTail)
-        await until(pilot, lambda: "stalled" in "\n".join(log.query_one("Log").lines))
+        await until(pilot, lambda: "stalled" in "\n".join(log.query_one("Log", Log).lines))
         await pilot.press("r")  # retry this processor on this date: a new run, after a confirm
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await until(pilot, lambda: app.session.engine.request.start == date(2024, 1, 24))
+        await until(pilot, lambda: run_start(app) == date(2024, 1, 24))
         await until(pilot, lambda: items(app, ItemState.DONE) == 1, timeout=60)
         pdc = app.config.processor("player_daily_cache")
 
         def repaired() -> bool:
-            return app.session.coverage.cell(pdc, date(2024, 1, 24)).state is CellState.COMPLETE
+            coverage = app.session.coverage
+            assert coverage is not None
+            return coverage.cell(pdc, date(2024, 1, 24)).state is CellState.COMPLETE
 
         await until(pilot, repaired)  # the next UI tick folds the engine's re-read in
 
@@ -292,16 +315,17 @@ async def test_quit_while_running_can_leave_attempts_for_the_next_start(
             app.screen.query_one(".dialog--question").render()
         )
         await pilot.press("y")
-        await until(pilot, lambda: app.session.engine is not None)
-        engine = app.session.engine
-        assert engine.run_id == unfinished.id
+        await until(pilot, lambda: run_state(app) == "running")
+        snap = app.session.snapshot
+        assert snap is not None
+        assert snap.run_id == unfinished.id
         await until(
             pilot,
             lambda: items(app, ItemState.PENDING) + items(app, ItemState.RUNNING) == 0,
             timeout=120,
         )
         assert items(app, ItemState.FAILED) == 0
-        adopted = {a.pid for i in engine.items.values() if (a := i.last) is not None}
+        adopted = {a.pid for a in app.session.journal.last_attempts(unfinished.id).values()}
         assert set(running) <= adopted  # the attempts left running were watched, not re-run
 
 
@@ -321,9 +345,39 @@ async def test_command_palette_jumps_to_a_date_and_a_processor(demo: Path):
             await pilot.pause(0.5)
             await pilot.press("enter")
             await pilot.pause(0.3)
-            got_row, first, last = heatmap.cursor_cell()
+            cell = heatmap.cursor_cell()
+            assert cell is not None
+            got_row, first, last = cell
             if day:
                 assert first <= day <= last
             if row:
                 assert got_row.key == row
         assert app.focused is heatmap
+
+
+@pytest.mark.asyncio
+async def test_an_engine_that_fails_says_why_in_a_banner_and_frees_the_state_dir(demo: Path):
+    from core.state import EngineLock
+
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        warehouse = demo.parent / ".backfill" / "warehouse"
+        warehouse.rename(warehouse.with_name("warehouse.away"))  # the warehouse goes away
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
+        app.screen.query_one("#start", Input).value = "2024-02-01"
+        app.screen.query_one("#end", Input).value = "2024-02-03"
+        await until(pilot, lambda: not app.screen.query_one("#go").disabled)
+        await pilot.click("#go")
+        # Preflight fails on the missing warehouse: start anyway, as an operator might.
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        banner = app.screen.query_one("#banner")
+        await until(pilot, lambda: banner.display)
+        text = str(banner.render())
+        assert "The engine stopped" in text and "does not exist" in text
+        assert banner.has_class("-error")
+        assert EngineLock(demo.parent / ".backfill").owner() is None  # free for the next start
+        await pilot.pause(0.5)
+        assert not any("all done" in str(n.message) for n in app._notifications)

@@ -174,7 +174,7 @@ async def test_keys_move_the_cursor_and_post_cell_highlighted():
             await pilot.press(key)
             await pilot.pause()
             column = min(max(column, 0), DAYS - 1)
-            row, start, end = heatmap.cursor_cell()  # type: ignore[misc]
+            row, start, end = heatmap.cursor_cell()
             assert (row.key, start, end) == (row_key, day(column), day(column)), key
             last = app.highlighted[-1]
             assert (last.row.key, last.start, last.end) == (row_key, day(column), day(column))

@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from core.config.values import parse_date
 from core.coverage import Coverage
-from core.engine import RunRequest
+from core.engine.api import RunRequest
 from core.planner import REPROCESS_CHOICES, Plan, make_plan
 
 

@@ -27,6 +27,8 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self._config, self._read_only, id="status")
+        # What must not be missed (the engine stopped on an error): stays until the next run.
+        yield Static("", id="banner")
         with Vertical(id="coverage"):
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")

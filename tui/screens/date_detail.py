@@ -16,8 +16,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.coverage import CellState, Coverage
-from core.journal import AttemptRow, Journal
 from core.progress import format_duration
+from core.state import AttemptRow, Journal
 from tui.widgets.log_tail import LogTail
 
 STATE_STYLE = {

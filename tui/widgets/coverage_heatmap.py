@@ -504,7 +504,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         width = self._cell_width()
         if self._grid is None or width <= 0:
             return
-        fit = next((z for z in ZOOMS if len(self._columns_of(z)) <= width), "month")
+        fit: Zoom = next((z for z in ZOOMS if len(self._columns_of(z)) <= width), "month")
         if fit != self.zoom:
             self._fitting = True
             try:
@@ -570,7 +570,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             raise ValueError(f"zoom must be one of {ZOOMS}, not {zoom!r}")
         if not self._fitting:  # chosen (even if unchanged): stop zooming to fit
             self._auto_zoom = False
-        return zoom  # type: ignore[return-value]
+        return zoom
 
     def watch_zoom(self, old: Zoom, new: Zoom) -> None:
         if self._grid is None or not self._grid.days:
@@ -883,10 +883,10 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             starts.append((0 if shown.month == 1 else 1 if c == 0 else 2, c, variants))
         for _priority, c, variants in sorted(starts):
             for label in variants:
-                end = c + len(label)
-                if end <= room and not any(taken[max(0, c - 1) : end + 1]):
-                    axis[c:end] = list(label)
-                    for i in range(c, end):
+                stop = c + len(label)
+                if stop <= room and not any(taken[max(0, c - 1) : stop + 1]):
+                    axis[c:stop] = list(label)
+                    for i in range(c, stop):
                         taken[i] = True
                     break
         result = ("".join(seasons), "".join(axis).rstrip().ljust(count))

@@ -130,15 +130,16 @@ class FileTailer:
         identity = (stat.st_dev, stat.st_ino)
         size = stat.st_size
         restarted = False
-        initial = self.offset is None
-        if initial:
+        offset = self.offset
+        initial = offset is None
+        if offset is None:
             start = max(0, size - self.initial_bytes)
             self._resync = start > 0
-        elif identity != self._identity or size < self.offset:
+        elif identity != self._identity or size < offset:
             start, restarted = 0, True
             self._reset_text()
         else:
-            start = self.offset
+            start = offset
         self._identity = identity
         if size == start:
             self.offset = start

@@ -19,7 +19,7 @@ STATUS_STYLE = {
 }
 
 
-class PreflightPane(DataTable):
+class PreflightPane(DataTable[Text | str]):
     DEFAULT_CSS = """
     PreflightPane { height: 1fr; }
     """

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.config import Config
-from core.engine import EngineSnapshot, ItemState
+from core.engine.api import EngineSnapshot, ItemState
 from core.progress import format_duration
 
 STATE_STYLE = {
@@ -69,7 +69,7 @@ class StatusBar(Static):
         if self._refreshing:
             text.append("  ⟳ refreshing", "yellow")
         if snap and snap.run_id is not None:
-            done, total = snap.count(ItemState.DONE), len(snap.items)
+            done, total = snap.count(ItemState.DONE), snap.total
             rate = f"{snap.rate_per_hour:.0f}/h" if snap.rate_per_hour else "--/h"
             text.append(
                 f"  run #{snap.run_id}  {done}/{total} done · {snap.count(ItemState.RUNNING)} "

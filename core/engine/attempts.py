@@ -1,0 +1,266 @@
+"""One attempt from spawn to verdict: start the process, watch it, re-read the warehouse, judge,
+and journal the end together with the item's next state (retry, done, failed).
+
+A running item's attempt holds its phase's concurrency slot only while its process runs: once it
+ends, the slot goes to the next job while the warehouse is re-read (`verifying`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anyio
+
+from core import process
+from core.config import Config, Processor
+from core.coverage import Coverage
+from core.engine.cooldowns import Cooldowns
+from core.engine.retry import Verdict, decide, is_transient, judge
+from core.engine.verifier import Verifier
+from core.errors import UserError, WarehouseError
+from core.planner import DONE, render_argv
+from core.state.items import Item, ItemState, ItemStore
+from core.state.journal import AttemptRow
+
+#: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
+VERIFY_RETRY_FIRST_S = 5.0
+VERIFY_RETRY_MAX_S = 300.0
+#: successful attempts per processor kept for ETAs
+SAMPLES = 50
+
+Emit = Callable[[str, str, Item | None], None]
+
+
+class Attempts:
+    def __init__(
+        self,
+        config: Config,
+        store: ItemStore,
+        verifier: Verifier,
+        cooldowns: Cooldowns,
+        *,
+        coverage: Callable[[], Coverage],
+        emit: Emit,
+        wake: Callable[[], None],
+        python: str,
+        samples: dict[str, list[tuple[float, int]]],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.verifier = verifier
+        self.cooldowns = cooldowns
+        self._coverage = coverage
+        self._emit = emit
+        self._wake = wake
+        self.python = python
+        #: item id -> its running process
+        self.handles: dict[int, process.Attempt] = {}
+        #: phase -> running items whose attempt is being verified (their slot is free)
+        self.verifying: Counter[str] = Counter()
+        #: processor -> (seconds, dates) of the latest successful attempts, newest first
+        self.samples = {
+            name: deque(rows[:SAMPLES], maxlen=SAMPLES) for name, rows in samples.items()
+        }
+
+    # -- naming ----------------------------------------------------------------------------
+
+    def tag(self, attempt: AttemptRow) -> str:
+        """Unique on this machine: the journal's path and the attempt's row."""
+        return f"{attempt.id}@{self.store.journal.path}"
+
+    def spec(self, item: Item, attempt: AttemptRow) -> process.AttemptSpec:
+        proc = item.processor
+        return process.AttemptSpec(
+            argv=attempt.argv,
+            env=proc.env,
+            cwd=self.config.root,
+            log_path=attempt.log_path,
+            timeout=proc.timeout,
+            stall_timeout=proc.stall_timeout,
+            grace=proc.kill_grace,
+            tag=self.tag(attempt),
+        )
+
+    def _log_path(self, item: Item, number: int) -> Path:
+        first, last = item.dates[0], item.dates[-1]
+        dates = first.isoformat() if first == last else f"{first}_{last}"
+        return (
+            self.config.state_path
+            / "logs"
+            / f"run-{self.store.run_id}"
+            / item.processor.name
+            / f"{dates}.attempt-{number}.log"
+        )
+
+    # -- the lifecycle ---------------------------------------------------------------------
+
+    def begin(self, item: Item) -> AttemptRow:
+        """The item goes running and its next attempt is journaled (one commit); spawn it with
+        `execute` in a task."""
+        argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
+        number = item.last.number + 1 if item.last else 1
+        return self.store.begin_attempt(item, argv, self._log_path(item, number))
+
+    async def execute(self, item: Item, attempt: AttemptRow) -> None:
+        try:
+            handle = await process.start(self.spec(item, attempt))
+        except OSError as exc:
+            with self.store.transaction():
+                self.store.end_attempt(
+                    item,
+                    attempt,
+                    exit_code=None,
+                    reason="exit",
+                    outcome="failed",
+                    duration=0.0,
+                    tail=(f"could not start: {exc}",),
+                )
+                self._after_failure(item, f"could not start: {exc}", transient=False)
+            return
+        launched = handle.launched
+        attempt = self.store.launched(item, launched.pid, launched.pgid, launched.started_at)
+        await self.watch(item, attempt, handle)
+
+    async def watch(self, item: Item, attempt: AttemptRow, handle: process.Attempt) -> None:
+        """Until the attempt ends and its verdict is journaled (also for adopted attempts)."""
+        self.handles[item.id] = handle
+        try:
+            outcome = await handle.wait()
+        finally:
+            del self.handles[item.id]
+        phase = item.phase.name
+        self.verifying[phase] += 1  # its slot is free: the next item may start meanwhile
+        self._wake()
+        try:
+            problem = await self._verify(item)
+        finally:
+            self.verifying[phase] -= 1
+        if problem is not None:
+            verdict = Verdict("failed", f"verification failed: {problem}")
+        else:
+            coverage = self._coverage()
+            short = [d for d in item.dates if coverage.cell(item.processor, d).state not in DONE]
+            verdict = judge(outcome, short)
+        with self.store.transaction():  # the attempt's end and the item's next state: one commit
+            self.store.end_attempt(
+                item,
+                attempt,
+                exit_code=outcome.exit_code,
+                reason=outcome.reason,
+                outcome=verdict.label,
+                duration=outcome.duration,
+                tail=outcome.tail,
+            )
+            self._settle(item, outcome, verdict, permanent=problem is not None)
+        self._wake()
+
+    def _settle(
+        self, item: Item, outcome: process.AttemptOutcome, verdict: Verdict, *, permanent: bool
+    ) -> None:
+        attempt = item.last
+        assert attempt is not None
+        name = item.processor.name
+        if verdict.label == "ok":
+            self.samples.setdefault(name, deque(maxlen=SAMPLES)).appendleft(
+                (outcome.duration, len(item.dates))
+            )
+            self.cooldowns.succeeded(item.phase.name)
+            self.store.set_state(item, ItemState.DONE, reason=None)
+            self._emit(
+                "item_done",
+                f"done {name} {span(item)} in {outcome.duration:.1f}s (attempt {attempt.number})",
+                item,
+            )
+        elif verdict.label == "cancelled":
+            self.store.set_state(item, ItemState.CANCELLED, reason="cancelled by operator")
+            self._emit("item_cancelled", f"cancelled {name} {span(item)}", item)
+        elif permanent:
+            why = verdict.why or "failed"
+            self.store.give_up(item, attempts=item.attempts + 1, reason=why)
+            self._emit("item_failed", f"FAILED {name} {span(item)}: {why}", item)
+        else:
+            transient = is_transient(item.processor, outcome.tail)
+            self._after_failure(item, verdict.why or "failed", transient=transient)
+
+    def _after_failure(self, item: Item, why: str, *, transient: bool) -> None:
+        decision = decide(
+            item.processor,
+            item.phase,
+            item.attempts,
+            transient=transient,
+            jitter=random.uniform(0.75, 1.25),
+        )
+        if decision.cooldown is not None:
+            self.cooldowns.start(item.phase.name, decision.cooldown, item_id=item.id)
+            self._emit(
+                "cooldown",
+                f"{item.phase.label}: throttled ({why}); no new work for "
+                f"{decision.cooldown:.0f}s, then one fewer at a time",
+                item,
+            )
+        name = item.processor.name
+        if decision.retry_in is not None:
+            delay = decision.retry_in
+            self.store.retry_later(
+                item,
+                attempts=decision.attempts,
+                delay=delay,
+                reason=f"{why}; retry in {delay:.0f}s",
+            )
+            self._emit(
+                "item_retry",
+                f"failed {name} {span(item)}: {why} (attempt {decision.attempts} of "
+                f"{item.processor.retries + 1}, retry in {delay:.0f}s)",
+                item,
+            )
+        else:
+            self.store.give_up(item, attempts=decision.attempts, reason=why)
+            self._emit("item_failed", f"FAILED {name} {span(item)}: {why} (no retries left)", item)
+        self._wake()
+
+    async def _verify(self, item: Item) -> str | None:
+        """Re-read the item's dates into the run's coverage. A warehouse that cannot answer for
+        now (network, throttling past the client's retries) delays the verdict; it never ends
+        a day-long run. A permanent error (permission denied, bad SQL) is returned: waiting will
+        not mend it."""
+        delay = VERIFY_RETRY_FIRST_S
+        while True:
+            try:
+                await self.verifier.verify(
+                    item.dates[0], item.dates[-1], rule_inputs(item.processor)
+                )
+                return None
+            except WarehouseError as exc:
+                if not exc.transient:
+                    return str(exc)
+                self._emit(
+                    "verify_failed",
+                    f"re-reading {item.processor.name} {span(item)} failed: {exc}; "
+                    f"trying again in {delay:.0f}s",
+                    item,
+                )
+            except UserError as exc:
+                return str(exc)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, VERIFY_RETRY_MAX_S)
+
+    async def cancel(self, item_ids: Iterable[int]) -> None:
+        """Kill these items' attempts all at once: each waits only its own `kill_grace`."""
+        handles = [self.handles[i] for i in item_ids if i in self.handles]
+        async with anyio.create_task_group() as tg:
+            for handle in handles:
+                tg.start_soon(handle.cancel)
+
+
+def rule_inputs(processor: Processor) -> frozenset[str]:
+    """The processors whose rows decide whether `processor`'s cells are complete."""
+    share = processor.min_share_of
+    return frozenset({processor.name, *([share.processor] if share else [])})
+
+
+def span(item: Item) -> str:
+    first, last = item.dates[0], item.dates[-1]
+    return first.isoformat() if first == last else f"{first}..{last} ({len(item.dates)} dates)"

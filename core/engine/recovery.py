@@ -1,0 +1,163 @@
+"""Starting a run, or picking up the one a crashed engine left: plan and journal it in one
+transaction, or load it and re-attach to the attempts still running.
+
+The run row and all its items are written in one transaction, so a crash while planning leaves
+no cut-down plan for the next engine to trust. After a crash (even `kill -9`) the next engine
+with the same request resumes the same run: attempts whose process still lives are watched to
+their end (found by pid, or by their tag in /proc when the crash came before the pid was
+journaled) and judged by the warehouse; attempts with no process left are re-queued; a cell
+that is complete is never run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from core import process
+from core.config import Config
+from core.coverage import Coverage
+from core.engine.api import RunRequest
+from core.engine.attempts import Attempts
+from core.planner import make_plan
+from core.state.items import ItemState, ItemStore
+from core.state.journal import AttemptRow, ItemRow, Journal
+
+
+@dataclass
+class Loaded:
+    store: ItemStore
+    #: cells the plan could not target (source gaps, unreachable gates): never complete
+    planned_blocked: frozenset[tuple[str, date]]
+    #: run_started | run_resumed
+    kind: str
+    message: str
+
+
+def load_or_plan(
+    journal: Journal,
+    config: Config,
+    coverage: Coverage,
+    request: RunRequest,
+    *,
+    python: str,
+    preflight: dict[str, Any] | None,
+) -> Loaded:
+    """Blocking (planning a decade takes seconds): run it in a worker thread."""
+    previous = journal.unfinished_run()
+    if (
+        previous is not None
+        and (previous.start, previous.end) == (request.start, request.end)
+        and previous.request == request.key()
+    ):
+        store = ItemStore(journal, config, previous.id)
+        store.load(journal.items(previous.id), journal.last_attempts(previous.id))
+        journal.event("run_resumed", run_id=previous.id)
+        left = sum(1 for i in store.items.values() if i.state is not ItemState.DONE)
+        return Loaded(
+            store,
+            frozenset(),
+            "run_resumed",
+            f"Resuming run #{previous.id}: {left} of {len(store.items)} items not done",
+        )
+    plan = make_plan(
+        coverage,
+        phases=request.phases,
+        processors=request.processors,
+        reprocess=request.reprocess,
+        python=python,
+    )
+    works = [(w.processor, w.phase, w.dates) for w in plan.items]
+    with journal.transaction():
+        if previous is not None:
+            journal.end_run(previous.id, "abandoned")
+        run_id, ids = journal.start_run_with_items(request.start, request.end, request.key(), works)
+        if preflight is not None:
+            journal.event("preflight", run_id=run_id, **preflight)
+    store = ItemStore(journal, config, run_id)
+    store.load(
+        [
+            ItemRow(
+                id=item_id,
+                run_id=run_id,
+                processor=processor,
+                phase=phase,
+                dates=tuple(dates),
+                state=ItemState.PENDING.value,
+                attempts=0,
+                not_before=0.0,
+                reason=None,
+            )
+            for item_id, (processor, phase, dates) in zip(ids, works, strict=True)
+        ],
+        {},
+    )
+    blocked = f"; {plan.blocked_cells} cells blocked from the start" if plan.blocked_cells else ""
+    return Loaded(
+        store,
+        frozenset((p.processor.name, d) for p in plan.processors for d in p.blocked),
+        "run_started",
+        f"Run #{run_id}: {len(plan.items)} commands for {plan.target_cells} processor-dates, "
+        f"{plan.start} → {plan.end}{blocked}",
+    )
+
+
+async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> None:
+    """Re-attach to the attempts a crashed engine left open: each is watched to its end through
+    its pid and log, and judged by the warehouse (its exit status went with the engine that
+    started it). One with no process is re-queued, using no retry: the interruption was the
+    engine's, not the job's."""
+    store = attempts.store
+    journal = store.journal
+    open_attempts = journal.open_attempts(store.run_id)
+    tags = [attempts.tag(a) for a in open_attempts if a.pid is None]
+    # Crashed between spawning and journaling the pid: find such attempts by their tag (a scan
+    # of /proc, so not on the event loop).
+    untracked = await anyio.to_thread.run_sync(process.find_tagged, tags) if tags else {}
+    adopted: set[int] = set()
+    for attempt in open_attempts:
+        item = store.items[attempt.item_id]
+        pid = untracked.get(attempts.tag(attempt))
+        if pid is not None:
+            attempt = store.launched(item, pid, pid, attempt.started_at)
+        launched = _launched(attempt)
+        if launched is None:  # nothing runs for it (never started, or already ended)
+            store.end_attempt(
+                item,
+                attempt,
+                exit_code=None,
+                reason="interrupted",
+                outcome="interrupted",
+                duration=0.0,
+                tail=(),
+            )
+            continue
+        journal.event(
+            "attempt_adopted",
+            run_id=store.run_id,
+            item_id=item.id,
+            pid=attempt.pid,
+            alive=process.alive(launched),
+        )
+        handle = process.adopt(launched, attempts.spec(item, attempt))
+        store.set_state(item, ItemState.RUNNING, reason=None)
+        adopted.add(item.id)
+        tg.start_soon(attempts.watch, item, attempt, handle)
+    for item in list(store.items.values()):
+        if item.state is ItemState.RUNNING and item.id not in adopted:
+            store.set_state(item, ItemState.PENDING, reason="interrupted: re-queued")
+
+
+def _launched(attempt: AttemptRow) -> process.Launched | None:
+    if attempt.pid is None or attempt.pgid is None:
+        return None
+    return process.Launched(
+        pid=attempt.pid,
+        pgid=attempt.pgid,
+        started_at=attempt.started_at,
+        log_path=attempt.log_path,
+    )

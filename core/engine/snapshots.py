@@ -1,0 +1,121 @@
+"""Incremental snapshots: a client asks for what changed after the version it last saw, and the
+answer costs what changed, not the size of the run.
+
+Item views are built only for items changed since the last time they were asked for (and
+cached); counts come from the item store's indexes; warehouse re-reads are kept in a bounded log
+a client merges into its own coverage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+
+from core.coverage import Coverage, Reread
+from core.engine.api import EngineSnapshot, ItemView, RunRequest, RunState
+from core.progress import Remaining, eta_seconds, seconds_per_date
+from core.state.items import Item, ItemStore
+
+#: re-reads kept for clients that fall behind; one further back gets the whole coverage instead
+REREADS_KEPT = 2000
+
+
+def item_view(item: Item) -> ItemView:
+    last = item.last
+    ended = last is not None and last.ended_at is not None
+    return ItemView(
+        id=item.id,
+        processor=item.processor.name,
+        phase=item.phase.name,
+        dates=item.dates,
+        state=item.state,
+        attempt=last.number if last else 0,
+        started_at=last.started_at if last else None,
+        duration=last.duration if last is not None and ended else None,
+        exit_code=last.exit_code if last else None,
+        # the engine's own words; a raw runner reason only when it says more than "exit"
+        reason=item.reason or (last.reason if last and last.reason != "exit" else None),
+        log_path=last.log_path if last else None,
+        outcome=last.outcome if last else None,
+    )
+
+
+def whole(coverage: Coverage) -> Reread:
+    """A run's coverage as one re-read of its range: what a client that knows nothing merges."""
+    return Reread(
+        coverage.start, coverage.end, coverage.rows, coverage.absent_tables, coverage.measured_at
+    )
+
+
+class Snapshots:
+    def __init__(self) -> None:
+        self._views: dict[int, tuple[int, ItemView]] = {}  # item id -> (version, view)
+        self._rereads: deque[tuple[int, Reread]] = deque(maxlen=REREADS_KEPT)
+        self._first_done: float | None = None
+
+    def view(self, store: ItemStore, item: Item) -> ItemView:
+        version = store.changed_at(item.id)
+        cached = self._views.get(item.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        view = item_view(item)
+        self._views[item.id] = (version, view)
+        return view
+
+    def warm(self, store: ItemStore) -> None:
+        """Build every item's view now (in the planning thread), so a client's first snapshot
+        of a big run costs the event loop no per-item work."""
+        for item in store.items.values():
+            self.view(store, item)
+
+    def reread(self, store: ItemStore, fresh: Reread) -> None:
+        self._rereads.append((store.bump(), fresh))
+
+    def snapshot(
+        self,
+        since: int,
+        *,
+        state: RunState,
+        request: RunRequest,
+        store: ItemStore | None,
+        coverage: Coverage | None,
+        concurrency: Mapping[str, tuple[int, int]],
+        limits: Mapping[str, int],
+        samples: Mapping[str, deque[tuple[float, int]]],
+        started: float,
+        error: str | None,
+    ) -> EngineSnapshot:
+        if store is None:
+            return EngineSnapshot(0, state, None, request, {}, concurrency, None, None, error=error)
+        changed: tuple[ItemView, ...] = ()
+        rereads: list[Reread] = []
+        if since >= 0:  # a negative `since` asks for the header alone (a status line)
+            changed = tuple(self.view(store, item) for item in store.changed_since(since))
+            oldest = self._rereads[0][0] if self._rereads else store.version + 1
+            rereads = [r for v, r in reversed(self._rereads) if v > since]
+            rereads.reverse()
+            if coverage is not None and (since == 0 or since < oldest - 1):
+                rereads.insert(0, whole(coverage))
+        done = store.done_here
+        elapsed = max(1.0, time.monotonic() - started)
+        per_date = {name: seconds_per_date(s) for name, s in samples.items()}
+        open_dates = store.open_dates()
+        remaining = [
+            Remaining(name, store.config.phase_of(name).name, n)
+            for name, n in open_dates.items()
+            if n > 0
+        ]
+        return EngineSnapshot(
+            version=store.version,
+            state=state,
+            run_id=store.run_id,
+            request=request,
+            counts=store.counts(),
+            concurrency=concurrency,
+            rate_per_hour=done * 3600 / elapsed if done else None,
+            eta_seconds=eta_seconds(remaining, per_date, limits) if remaining else 0.0,
+            changed=changed,
+            rereads=tuple(rereads),
+            error=error,
+        )
