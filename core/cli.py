@@ -27,6 +27,7 @@ from core.engine.api import (
     Reply,
     Resume,
     Retry,
+    RunRequest,
     SetConcurrency,
     Stop,
 )
@@ -39,7 +40,7 @@ from core.warehouse import describe_scan_cost, open_warehouse
 EXIT_BAD_INPUT = 2
 
 
-class DateType(click.ParamType):
+class DateType(click.ParamType[date]):
     name = "YYYY-MM-DD"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
@@ -302,8 +303,6 @@ def run(
     """Run the plan to the end. Exit 0 only if every targeted cell ends complete or skipped."""
     import anyio
 
-    from core.engine.api import RunRequest
-
     if headless == detach:
         raise click.UsageError(
             "add --headless to run in the foreground, or --detach to run in the background; "
@@ -312,19 +311,6 @@ def run(
     config = _load(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
-    if detach:
-        args = [start.isoformat(), end.isoformat(), "--reprocess", reprocess]
-        args += [f"--phase={p}" for p in phases] + [f"--processor={p}" for p in processors]
-        args += [f"--max-parallel={max_parallel}"] if max_parallel else []
-        args += ["--ignore-preflight"] if ignore_preflight else []
-        _detach(config, args)
-        return
-    from core.headless import run_headless
-
-    if detached_child:
-        # No terminal to hang up on us; a stray SIGHUP (a parent's session ending) changes
-        # nothing either.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     request = RunRequest(
         start,
         end,
@@ -333,16 +319,26 @@ def run(
         reprocess,  # type: ignore[arg-type]  # click.Choice guarantees the literal
         max_parallel,
     )
+    if detach:
+        _detach(config, request, ignore_preflight)
+        return
+    from core.headless import run_headless
+
+    if detached_child:
+        # No terminal to hang up on us; a stray SIGHUP (a parent's session ending) changes
+        # nothing either.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     record = json.loads(preflight_record) if preflight_record else None
     code = anyio.run(run_headless, config, request, click.echo, ignore_preflight, record)
     raise click.exceptions.Exit(code)
 
 
-def _detach(config: Config, args: list[str]) -> None:
+def _detach(config: Config, request: RunRequest, ignore_preflight: bool) -> None:
     import anyio
 
-    from core.service.detach import DetachFailed, start_detached
+    from core.service.detach import DetachFailed, run_args, start_detached
 
+    args = run_args(request, ignore_preflight=ignore_preflight)
     try:
         started = anyio.run(start_detached, config.state_path, config.path.absolute(), args)
     except DetachFailed as exc:

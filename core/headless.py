@@ -39,6 +39,8 @@ from core.state import EngineLock, Journal
 from core.warehouse import open_warehouse
 
 SUMMARY_EVERY = 15.0
+#: how long a finished engine still answers attached dashboards before it exits
+FINAL_WORD_S = 1.0
 EXIT_ERROR = 2
 
 Echo = Callable[[str], None]
@@ -125,6 +127,9 @@ async def _run(
             tg.start_soon(_summaries, engine, echo)
             tg.start_soon(_signals, engine, echo)
             result = await engine.run()
+            if server.info.viewers:
+                # Attached dashboards poll 4 times a second: let them see how it ended.
+                await anyio.sleep(FINAL_WORD_S)
             tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         problem = _user_error(group)

@@ -7,6 +7,8 @@ into the widgets: only changed heatmap rows and queue rows are repainted.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 from rich.text import Text
@@ -16,7 +18,6 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent
-from textual.worker import Worker
 
 from core.config import Config
 from core.coverage import CellState, Coverage, worst
@@ -24,10 +25,8 @@ from core.engine.api import (
     CancelAll,
     CancelItem,
     Command,
-    Detach,
-    EngineClient,
-    EngineEvent,
     ItemState,
+    ItemView,
     Pause,
     Resume,
     Retry,
@@ -44,7 +43,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
-from tui.session import Refreshed, Session, event_is_news
+from tui.session import Refreshed, Session
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
@@ -79,7 +78,6 @@ class BackfillApp(App[None]):
         self.config = config
         self.read_only = read_only
         self.session = Session.open(config, read_only)
-        self._engine_worker: Worker[None] | None = None
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
         self.sub_title = f"{config.name} · {config.path}"
@@ -92,14 +90,32 @@ class BackfillApp(App[None]):
     @on(DashboardScreen.Ready)
     def _start_up(self) -> None:
         self._status().show(refreshing=True)
-        self._offer_unfinished_run()
         self._load_coverage(cached=True)
         self.action_preflight(switch=False)
+        self._attach_at_start()
+
+    @work(exclusive=True, group="attach")
+    async def _attach_at_start(self) -> None:
+        """A run goes on without any dashboard: attach to its engine if one is live."""
+        if await self.session.attach():
+            self._announce_attached()
+        else:
+            self._offer_unfinished_run()
         self.set_interval(TICK_SECONDS, self._tick)
+
+    def _announce_attached(self) -> None:
+        engine = self.session.engine
+        assert engine is not None
+        self.notify(
+            f"Attached to the engine (pid {engine.info.pid} on {engine.info.host}). Quitting "
+            "detaches: the run goes on.",
+            timeout=8,
+        )
 
     def _offer_unfinished_run(self) -> None:
         run = self.session.journal.unfinished_run()
         if run is None:
+            self._unfinished = None
             return
         self._unfinished = (run.id, RunRequest.from_key(run.start, run.end, run.request))
         self.notify(
@@ -110,7 +126,8 @@ class BackfillApp(App[None]):
             timeout=20,
         )
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
+        await self.session.detach()  # the run goes on without us
         self.session.close()
 
     @work(thread=True, exclusive=True, group="coverage")
@@ -183,7 +200,7 @@ class BackfillApp(App[None]):
 
     # -- the engine ----------------------------------------------------------------------
 
-    def _tick(self) -> None:
+    async def _tick(self) -> None:
         session = self.session
         if session.engine is None:
             return
@@ -192,7 +209,10 @@ class BackfillApp(App[None]):
         except NoMatches:  # quitting: the dashboard's widgets are already gone
             return
         was_busy = session.snapshot is not None and session.snapshot.busy
-        rows, taken = session.poll()
+        rows, taken = await session.poll()
+        if session.gone is not None:
+            self._engine_gone(session.gone)
+            return
         snap = session.snapshot
         assert snap is not None
         if rows:
@@ -201,29 +221,55 @@ class BackfillApp(App[None]):
             session.grid_stale = False
             self._redraw_grid()
         if taken:
+            self._announce_failures(taken)
             queue.apply(taken)
-        status.show(snap)
+        status.show(snap, engine=_engine_note(session))
         if snap.state == "failed":
             self._show_banner(f"The engine stopped: {snap.error}", error=True)
         elif was_busy and not snap.busy:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
             self.notify(
                 f"Run #{snap.run_id}: nothing left to run"
-                + (f"; {failed} items failed or blocked (r retries)" if failed else ", all done"),
+                + (f"; {failed} items failed or blocked" if failed else ", all done"),
                 severity="warning" if failed else "information",
                 timeout=8,
             )
+
+    def _announce_failures(self, taken: list[ItemView]) -> None:
+        """A toast per item that failed for good since the last tick (not for the first
+        snapshot of a run attached late: those failures are old news)."""
+        if len(taken) > 50:
+            return
+        for view in taken:
+            if view.state is ItemState.FAILED:
+                self.notify(
+                    f"FAILED {view.processor} {view.dates[0]}: {view.reason or ''}",
+                    severity="error",
+                    timeout=6,
+                    markup=False,
+                )
+
+    def _engine_gone(self, why: str) -> None:
+        session = self.session
+        session.gone = None
+        snap = session.snapshot
+        self._status().show(snap, engine="")
+        self._offer_unfinished_run()
+        if self._unfinished is None:  # it ended its run
+            self._show_banner(f"The engine exited: {why}.", error=False)
+            self._load_coverage()
+            return
+        self._show_banner(
+            f"The engine is gone ({why}): nothing dispatches run #{self._unfinished[0]}. "
+            "s resumes it: a new engine adopts the attempts still running.",
+            error=True,
+        )
 
     def _show_banner(self, text: str, *, error: bool) -> None:
         banner = self._dashboard().query_one("#banner", Static)
         banner.update(Text(text))
         banner.set_class(error, "-error")
         banner.display = True
-
-    def _on_engine_event(self, event: EngineEvent) -> None:
-        if event_is_news(event):
-            severity = "error" if event.kind == "item_failed" else "warning"
-            self.notify(event.message, severity=severity, timeout=6, markup=False)
 
     @work(exclusive=True, group="start")
     async def _gate_and_start(self, request: RunRequest) -> None:
@@ -246,42 +292,30 @@ class BackfillApp(App[None]):
     async def _start_engine(
         self, request: RunRequest, preflight: dict[str, object] | None = None
     ) -> None:
-        engine = self.session.engine
-        if engine is not None:
-            snap = self.session.snapshot
-            if snap is not None and snap.busy:
-                self.notify("A run is in progress: let it finish, or cancel it (C).")
-                return
-            await engine.submit(Stop())
-            if self._engine_worker is not None:
-                await self._engine_worker.wait()
-        try:
-            engine = self.session.new_engine(request, self._on_engine_event, preflight)
-        except UserError as exc:
-            self.notify(str(exc), title="Cannot start", severity="error", timeout=10, markup=False)
+        snap = self.session.snapshot
+        if self.session.engine is not None and snap is not None and snap.busy:
+            self.notify("A run is in progress: let it finish, or stop it (C cancels all).")
             return
         self._dashboard().query_one("#banner", Static).display = False
         self._queue().update_items([])
-        self._engine_worker = self.run_worker(
-            self._run_engine(engine), name="engine", group="engine", exit_on_error=False
+        self.notify(f"Starting a run: {request.start} → {request.end}…", timeout=4)
+        try:
+            started = await self.session.start(request, dict(preflight or {}))
+        except UserError as exc:
+            self._show_banner(f"The engine stopped: {exc}", error=True)
+            return
+        self._unfinished = None
+        self.notify(
+            f"Run #{started.run_id} started: engine pid {started.pid} (it goes on when this "
+            "dashboard quits)",
+            timeout=6,
         )
-        self.notify(f"Run started: {request.start} → {request.end}")
         # Show where the work is: the run's first date, whatever the cursor was on.
         heatmap = self._heatmap()
         cursor = heatmap.cursor_cell()
         if cursor is None or not (request.start <= cursor[1] <= request.end):
             heatmap.move_to(day=request.start)
-
-    async def _run_engine(self, engine: EngineClient) -> None:
-        """The engine's life in this dashboard: an error ends it with a banner that says why
-        (never a silent "all done"), and the state_dir is free again for the next start."""
-        try:
-            await engine.run()
-        except Exception as exc:  # the engine says why in its snapshot; show it even so
-            self._show_banner(f"The engine stopped: {engine.snapshot().error or exc}", error=True)
-        finally:
-            self.session.release_lock()
-            self._tick()
+        await self._tick()
 
     @work(group="command")
     async def _send(self, command: Command) -> None:
@@ -291,7 +325,7 @@ class BackfillApp(App[None]):
             return
         reply = await engine.submit(command)
         self.notify(reply.message, severity="information" if reply.ok else "warning", markup=False)
-        self._tick()
+        await self._tick()
 
     # -- controls ------------------------------------------------------------------------
 
@@ -436,24 +470,18 @@ class BackfillApp(App[None]):
 
     async def action_quit(self) -> None:
         engine, snap = self.session.engine, self.session.snapshot
-        running = snap.count(ItemState.RUNNING) if snap is not None else 0
-        if engine is None or not running:
-            if engine is not None:
-                await engine.submit(Stop())
-            self.exit()
+        if engine is None or snap is None or not snap.busy or self.read_only:
+            self.exit()  # a read-only dashboard changes nothing, not even on its way out
             return
 
         async def chosen(choice: str | None) -> None:
             if choice == "stop":
-                await engine.submit(CancelAll())
-                if self._engine_worker is not None:
-                    await self._engine_worker.wait()
+                await engine.submit(Stop(cancel_running=True))
                 self.exit()
-            elif choice == "leave":
-                await engine.submit(Detach())
+            elif choice == "detach":
                 self.exit()
 
-        self.push_screen(QuitScreen(running), chosen)
+        self.push_screen(QuitScreen(snap.count(ItemState.RUNNING)), chosen)
 
     # -- messages from widgets -----------------------------------------------------------
 
@@ -541,6 +569,7 @@ class BackfillApp(App[None]):
 
     @on(RetryRequested)
     async def _retry_date(self, event: RetryRequested) -> None:
+        """In the live run if one runs; else a new run of those cells, after a confirm."""
         engine, snap = self.session.engine, self.session.snapshot
         if engine is not None and snap is not None and snap.busy:
             count = 0
@@ -569,7 +598,7 @@ class BackfillApp(App[None]):
     def _filter_done(self) -> None:
         self._queue().focus()
 
-    def get_system_commands(self, screen: Screen[object]):  # noqa: ANN201 (Textual's own type)
+    def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in self.BINDINGS:
             if isinstance(binding, Binding) and binding.action not in ("quit", "help"):
@@ -579,6 +608,17 @@ class BackfillApp(App[None]):
                     f"key: {binding.key}",
                     lambda a=action: self.run_action(a),
                 )
+
+
+def _engine_note(session: Session) -> str:
+    engine = session.engine
+    if engine is None:
+        return ""
+    info = engine.info
+    since = time.strftime("%H:%M", time.localtime(info.since))
+    others = info.viewers - 1
+    watching = f" · {others} other dashboards" if others > 0 else ""
+    return f"engine {info.pid}@{info.host} since {since}{watching}"
 
 
 def run_dashboard(config: Config, *, read_only: bool = False) -> None:

@@ -1,33 +1,31 @@
 """What the dashboard holds besides widgets: coverage, the grid, and its mirror of the run.
 
-The dashboard sees the engine only through `core.engine.api`: each tick it asks for the
-snapshot since the version it last saw and folds what changed (items, warehouse re-reads) into
-its own item views, the heatmap overlay and the grid cells those touch.
+The engine runs in a process of its own (started detached by `s`, or by `backfill run`); the
+dashboard attaches to it through its socket and sees it only through `core.engine.api`: each
+tick it asks for the snapshot since the version it last saw and folds what changed (items,
+warehouse re-reads) into its own item views, the heatmap overlay and the grid cells those
+touch. Quitting detaches; the run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections import ChainMap
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import anyio
+
 from core.calendar import days_between
 from core.config import Config
 from core.coverage import CellState, Coverage, Reread, measure, refresh_cost
-from core.engine.api import (
-    EngineClient,
-    EngineEvent,
-    EngineSnapshot,
-    ItemState,
-    ItemView,
-    RunRequest,
-    local_engine,
-)
+from core.engine.api import EngineSnapshot, ItemState, ItemView, RunRequest, Who
 from core.grid import Grid, Overlay, build_grid, refresh_cells
-from core.state import EngineLock, Journal
+from core.service.client import EngineGone, NoEngine, RemoteEngine
+from core.service.detach import Started, last_words, run_args, start_detached
+from core.state import Journal
 from core.warehouse import Warehouse, open_warehouse
 
 #: a re-read longer than this is drawn by a grid rebuild in a thread, not cell by cell on the loop
@@ -61,8 +59,9 @@ class Session:
     warehouse: Warehouse
     coverage: Coverage | None = None
     grid: Grid | None = None
-    engine: EngineClient | None = None
-    lock: EngineLock | None = None
+    engine: RemoteEngine | None = None
+    #: the engine went away (crashed, killed, finished): why, in a few words
+    gone: str | None = None
     #: the latest snapshot of the engine (its header: counts, state, concurrency)
     snapshot: EngineSnapshot | None = None
     #: every item of the run, as last seen
@@ -88,14 +87,8 @@ class Session:
         return cls(config, read_only, Journal(config.state_path), open_warehouse(config))
 
     def close(self) -> None:
-        self.release_lock()
         self.warehouse.close()
         self.journal.close()
-
-    def release_lock(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
 
     @property
     def range(self) -> tuple[date, date]:
@@ -159,46 +152,64 @@ class Session:
         self.grid = fresh.grid
         return fresh.grid
 
-    def overlay(self) -> ChainMap[tuple[str, date], CellState]:
+    def overlay(self) -> Overlay:
         """The engine's states over the warehouse's: this run's items first, then cells whose
         latest attempt of an earlier run failed (a view: nothing is copied per tick)."""
-        return ChainMap(self._overlay, _Failed(self.past_failures))
+        return _Overlay(self._overlay, self.past_failures)
 
     # -- the run -------------------------------------------------------------------------
 
-    def new_engine(
-        self,
-        request: RunRequest,
-        on_event: Callable[[EngineEvent], None],
-        preflight: dict[str, Any] | None = None,
-    ) -> EngineClient:
-        if self.lock is None:
-            lock = EngineLock(self.config.state_path)
-            lock.acquire()  # raises UserError naming the owner if a headless run holds it
-            self.lock = lock
-        self.engine = local_engine(
-            self.config,
-            self.warehouse,
-            request,
-            journal=self.journal,
-            on_event=on_event,
-            linger=True,
-            preflight=preflight,
-        )
+    async def attach(self) -> bool:
+        """Attach to the state_dir's live engine, if there is one."""
+        try:
+            engine = await RemoteEngine.connect(
+                self.config.state_path, Who.me("dashboard"), read_only=self.read_only
+            )
+        except NoEngine:
+            return False
+        await self.detach()
+        self.engine = engine
+        self.gone = None
         self.snapshot = None
         self.items.clear()
         self._backlog.clear()
         self._rereads.clear()
         self._overlay.clear()
         self._cell_item.clear()
-        return self.engine
+        return True
+
+    async def detach(self) -> None:
+        """Leave the engine (it goes on); its cells keep the states last seen."""
+        if self.engine is not None:
+            with contextlib.suppress(OSError, anyio.BrokenResourceError):
+                await self.engine.aclose()
+            self.engine = None
+
+    async def start(self, request: RunRequest, preflight: dict[str, Any] | None) -> Started:
+        """Start a detached engine on this request and attach to it."""
+        started = await start_detached(
+            self.config.state_path,
+            self.config.path.absolute(),
+            run_args(request),
+            preflight=preflight,
+        )
+        if not await self.attach():
+            raise EngineGone(f"the engine (pid {started.pid}) ended before we could attach")
+        return started
+
+    def why_gone(self) -> str:
+        """Why the engine went: the run's end as journaled, or the engine's last words."""
+        run = self.journal.unfinished_run()
+        if self.snapshot is not None and self.snapshot.run_id is not None and run is None:
+            return f"run #{self.snapshot.run_id} ended"
+        return last_words(self.config.state_path) or "it left no words"
 
     def item_at(self, processor: str, day: date) -> ItemView | None:
         """The latest item of this run that holds the cell."""
         item_id = self._cell_item.get((processor, day))
         return self.items.get(item_id) if item_id is not None else None
 
-    def poll(self) -> tuple[set[int], list[ItemView]]:
+    async def poll(self) -> tuple[set[int], list[ItemView]]:
         """Fold what changed in the engine since the last poll into the items, the coverage and
         the grid; returns the grid rows to repaint and the items taken in. A big change (a
         30,000-item run's first snapshot) is taken in over several polls, PER_POLL items at a
@@ -206,7 +217,12 @@ class Session:
         if self.engine is None:
             return set(), []
         since = self.snapshot.version if self.snapshot is not None else 0
-        snap = self.engine.snapshot(since)
+        try:
+            snap = await self.engine.snapshot(since)
+        except EngineGone:
+            self.engine = None
+            self.gone = self.why_gone()
+            return set(), []
         self.snapshot = snap
         for view in snap.changed:
             self._backlog.pop(view.id, None)
@@ -260,24 +276,31 @@ class Session:
                     cells.add(cell)
 
 
-class _Failed(Mapping[tuple[str, date], CellState]):
-    """A set of cells seen as a mapping to FAILED."""
+class _Overlay(Mapping[tuple[str, date], CellState]):
+    """This run's cell states, over FAILED for the cells an earlier run failed."""
 
-    def __init__(self, cells: set[tuple[str, date]]) -> None:
-        self._cells = cells
+    def __init__(
+        self, run: Mapping[tuple[str, date], CellState], failed: set[tuple[str, date]]
+    ) -> None:
+        self._run = run
+        self._failed = failed
 
     def __getitem__(self, cell: tuple[str, date]) -> CellState:
-        if cell in self._cells:
+        state = self._run.get(cell)
+        if state is not None:
+            return state
+        if cell in self._failed:
             return CellState.FAILED
         raise KeyError(cell)
 
+    def get(self, cell: tuple[str, date], default: Any = None) -> Any:
+        state = self._run.get(cell)
+        if state is not None:
+            return state
+        return CellState.FAILED if cell in self._failed else default
+
     def __iter__(self) -> Iterator[tuple[str, date]]:
-        return iter(self._cells)
+        return iter(self._run.keys() | self._failed)
 
     def __len__(self) -> int:
-        return len(self._cells)
-
-
-def event_is_news(event: EngineEvent) -> bool:
-    """Events worth a toast; the rest show in the queue and the heatmap."""
-    return event.kind in ("item_failed", "cooldown", "item_blocked", "verify_failed")
+        return len(self._run.keys() | self._failed)

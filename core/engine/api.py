@@ -30,7 +30,6 @@ __all__ = [
     "CancelAll",
     "CancelItem",
     "Command",
-    "Detach",
     "EngineClient",
     "EngineEvent",
     "EngineSnapshot",
@@ -205,12 +204,7 @@ class SetConcurrency:
     limit: int
 
 
-@dataclass(frozen=True)
-class Detach:
-    """Let running attempts outlive this engine: the next engine adopts them."""
-
-
-Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency | Detach
+Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from core.engine.api import (
     CancelAll,
     CancelItem,
     Command,
-    Detach,
     EngineEvent,
     EngineSnapshot,
     Pause,
@@ -335,11 +334,6 @@ class Engine:
                     return Reply(False, f"{phase} runs nothing (its processors are sources).")
                 self.limits[phase] = max(1, limit)
                 return Reply(True, f"{phase}: up to {self.limits[phase]} at once.")
-            case Detach():
-                handles = list(attempts.handles.values()) if attempts else []
-                for handle in handles:
-                    handle.detach()
-                return Reply(True, f"{len(handles)} attempts left running.", len(handles))
         raise AssertionError(f"unknown command {command!r}")
 
     def _retry(self, processor: str | None, dates: frozenset[date] | None) -> int:

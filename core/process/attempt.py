@@ -1,4 +1,4 @@
-"""Watching a running attempt to its end: timeout, stall, cancel, detach, and the outcome.
+"""Watching a running attempt to its end: timeout, stall, cancel, and the outcome.
 
 One `Attempt` object per attempt, whether we spawned it (`start`) or reattached to it after an
 engine crash (`adopt`). The difference is whether we are the parent: only then can we read an
@@ -57,7 +57,6 @@ class Attempt:
         self._end_mono: float | None = None
         self._kill_reason: Reason | None = None
         self._kill_done = anyio.Event()
-        self._detached = False
         self._outcome: AttemptOutcome | None = None
         # fast_acquire: a free lock is taken without a trip through the event loop
         self._lock = anyio.Lock(fast_acquire=True)
@@ -73,11 +72,6 @@ class Attempt:
         """The outcome once `wait()` has returned it, else None."""
         return self._outcome
 
-    def detach(self) -> None:
-        """Leave the process running if the task awaiting `wait()` gets cancelled: for an engine
-        that quits with "leave attempts running" and lets the next engine `adopt` them."""
-        self._detached = True
-
     async def cancel(self) -> None:
         """Kill the whole group (SIGTERM, grace, SIGKILL); `wait()` then reports "cancelled".
         Returns when nothing of the group runs any more. Completes even if this task is
@@ -86,18 +80,17 @@ class Attempt:
 
     async def wait(self) -> AttemptOutcome:
         """Until the group leader ends, enforcing timeout and stall. If the awaiting task is
-        cancelled, the group is killed first (reason "cancelled") unless `detach()` was called."""
+        cancelled, the group is killed first (reason "cancelled")."""
         async with self._lock:
             if self._outcome is not None:
                 return self._outcome
             try:
                 await self._watch()
             except anyio.get_cancelled_exc_class():
-                if not self._detached:
-                    with anyio.CancelScope(shield=True):
-                        await self._terminate("cancelled", "the engine stopped waiting")
-                        if self._ended():
-                            self._outcome = self._make_outcome()
+                with anyio.CancelScope(shield=True):
+                    await self._terminate("cancelled", "the engine stopped waiting")
+                    if self._ended():
+                        self._outcome = self._make_outcome()
                 raise
             finally:
                 self._close_pidfd()

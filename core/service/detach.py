@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from core.engine.api import HEADER_ONLY, Who
+from core.engine.api import HEADER_ONLY, RunRequest, Who
 from core.errors import UserError
 from core.process import read_tail
 from core.service.client import NoEngine, RemoteEngine
@@ -45,6 +45,21 @@ class DetachFailed(UserError):
         self.code = code
 
 
+def last_words(state_dir: Path, lines: int = 1) -> str | None:
+    """The last lines the engine wrote to its log (why it ended, when it failed)."""
+    tail = read_tail(state_dir / LOG_FILE, lines)
+    return " / ".join(tail) if tail else None
+
+
+def run_args(request: RunRequest, *, ignore_preflight: bool = False) -> list[str]:
+    """The `backfill run` arguments that make this request."""
+    args = [request.start.isoformat(), request.end.isoformat(), "--reprocess", request.reprocess]
+    args += [f"--phase={p}" for p in request.phases]
+    args += [f"--processor={p}" for p in request.processors]
+    args += [f"--max-parallel={request.max_parallel}"] if request.max_parallel else []
+    return args + (["--ignore-preflight"] if ignore_preflight else [])
+
+
 def engine_argv(
     config: Path, run_args: Sequence[str], preflight: dict[str, Any] | None = None
 ) -> list[str]:
@@ -58,19 +73,19 @@ def engine_argv(
 async def start_detached(
     state_dir: Path,
     config: Path,
-    run_args: Sequence[str],
+    args: Sequence[str],
     *,
     preflight: dict[str, Any] | None = None,
 ) -> Started:
-    """Start the engine; returns once it runs the run (raises DetachFailed, with the engine's
-    last words, if it ended instead)."""
+    """Start the engine on `backfill run ARGS`; returns once it runs the run (raises
+    DetachFailed, with the engine's last words, if it ended instead)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / LOG_FILE
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine starting\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            engine_argv(config, run_args, preflight),
+            engine_argv(config, args, preflight),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -83,7 +98,7 @@ async def start_detached(
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            last = " / ".join(read_tail(log_path, 3)) or "no output"
+            last = last_words(state_dir, 3) or "no output"
             raise DetachFailed(f"the engine ended at once (exit {code}): {last}", code or 1)
         try:
             engine = await RemoteEngine.connect(state_dir, who)

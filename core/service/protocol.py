@@ -29,7 +29,6 @@ from core.engine.api import (
     CancelAll,
     CancelItem,
     Command,
-    Detach,
     EngineSnapshot,
     ItemState,
     ItemView,
@@ -56,7 +55,6 @@ COMMANDS: dict[str, type[Command]] = {
     "cancel_all": CancelAll,
     "retry": Retry,
     "set_concurrency": SetConcurrency,
-    "detach": Detach,
 }
 COMMAND_NAMES = {cls: name for name, cls in COMMANDS.items()}
 

@@ -589,11 +589,18 @@ def _item(row: Sequence[Any], days: list[date]) -> ItemRow:
 
 def _attempt(r: Sequence[Any]) -> AttemptRow:
     return AttemptRow(
-        r[0],
-        r[1],
-        r[2],
-        tuple(json.loads(r[3])),
-        Path(r[4]),
-        *r[5:13],
-        tuple(json.loads(r[13])) if r[13] else (),
+        id=r[0],
+        item_id=r[1],
+        number=r[2],
+        argv=tuple(json.loads(r[3])),
+        log_path=Path(r[4]),
+        pid=r[5],
+        pgid=r[6],
+        started_at=r[7],
+        ended_at=r[8],
+        exit_code=r[9],
+        reason=r[10],
+        outcome=r[11],
+        duration=r[12],
+        tail=tuple(json.loads(r[13])) if r[13] else (),
     )

@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from core.coverage import Reread
-from core.errors import UserError
 from core.engine.verifier import Verifier
+from core.errors import UserError
 from tests.helpers import day
 
 

@@ -54,18 +54,6 @@ async def test_cancelling_the_waiting_task_kills_the_group(tmp_path):
 
 
 @pytest.mark.anyio
-async def test_a_detached_attempt_survives_the_cancelled_wait(tmp_path):
-    attempt = await process.start(spec(tmp_path, ["sleep", "30"], grace=0.5))
-    attempt.detach()
-    with anyio.move_on_after(0.2):
-        await attempt.wait()
-    assert process.alive(attempt.launched)
-    await attempt.cancel()
-    assert not process.alive(attempt.launched)
-    assert (await attempt.wait()).reason == "cancelled"
-
-
-@pytest.mark.anyio
 async def test_our_own_attempt_killed_by_someone_else_reports_the_signal(tmp_path):
     attempt = await process.start(spec(tmp_path, ["sleep", "30"]))
     await anyio.sleep(0.05)

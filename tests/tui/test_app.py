@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import time
 from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Log, Select
+from textual.widgets import DataTable, Input, Log
 
 from core.config import load_config
 from core.coverage import CellState
-from core.demo.seed import seed_demo_warehouse
 from core.engine.api import ItemState
-from core.state import Journal
+from core.state import EngineLock, Journal
+from tests.tui.drive import (
+    ROOT,
+    SIZE,
+    items,
+    run_start,
+    run_state,
+    running_pids,
+    start_run,
+    stop_engine,
+    until,
+)
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.quit import QuitScreen
@@ -27,90 +36,6 @@ from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
-
-ROOT = Path(__file__).parents[2]
-SIZE = (140, 45)
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tui-seed") / "warehouse"
-    seed_demo_warehouse(folder)
-    return folder
-
-
-@pytest.fixture
-def demo(tmp_path: Path, seeded: Path, monkeypatch) -> Path:
-    """The bundled demo with fast jobs: a short per-date delay, a 2 s stall timeout and no
-    retries, so the injected hang leaves a failed cell within seconds."""
-    text = (ROOT / "backfill.yaml").read_text()
-    text = text.replace("stall_timeout: 20s", "stall_timeout: 2s").replace(
-        "retries: 2", "retries: 0"
-    )
-    (tmp_path / "backfill.yaml").write_text(text)
-    shutil.copytree(seeded, tmp_path / ".backfill" / "warehouse")
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "0.05")
-    return tmp_path / "backfill.yaml"
-
-
-@pytest.fixture
-def slow_demo(demo: Path, monkeypatch) -> Path:
-    """Jobs that take seconds per date, so there is time to cancel or quit while they run."""
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "3")
-    return demo
-
-
-async def until(pilot, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    waited = 0.0
-    while not condition():
-        assert waited < timeout, "condition not met in time"
-        await pilot.pause(0.1)
-        waited += 0.1
-
-
-async def start_run(
-    pilot, app: BackfillApp, start: str, end: str, phase: str | None = None, *, enter: bool = False
-) -> None:
-    await pilot.press("s")
-    await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
-    screen = app.screen
-    screen.query_one("#start", Input).value = start
-    screen.query_one("#end", Input).value = end
-    if phase:
-        screen.query_one("#phase", Select).value = phase
-    await until(pilot, lambda: not screen.query_one("#go").disabled)
-    if enter:
-        screen.query_one("#end").focus()
-        await pilot.press("enter")
-    else:
-        await pilot.click("#go")
-    await until(pilot, lambda: app.session.engine is not None)
-
-
-def running_pids(app: BackfillApp) -> list[int]:
-    """Pids of attempts running now, as journaled (an item is RUNNING a moment before its
-    process exists)."""
-    snap = app.session.snapshot
-    if snap is None or snap.run_id is None:
-        return []
-    return [a.pid for a in app.session.journal.open_attempts(snap.run_id) if a.pid]
-
-
-def items(app: BackfillApp, state: ItemState) -> int:
-    """Items in that state, as the dashboard shows them."""
-    snap = app.session.snapshot
-    return 0 if snap is None else snap.count(state)
-
-
-def run_state(app: BackfillApp) -> str | None:
-    snap = app.session.snapshot
-    return None if snap is None else snap.state
-
-
-def run_start(app: BackfillApp) -> date | None:
-    """The first date of the run the dashboard shows."""
-    snap = app.session.snapshot
-    return None if snap is None else snap.request.start
 
 
 @pytest.mark.asyncio
@@ -278,55 +203,51 @@ async def test_quit_while_running_can_stop_the_run(slow_demo: Path):
         await until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("s")
         await until(pilot, lambda: not app.is_running, timeout=30)
-    assert running and all(not Path(f"/proc/{pid}").exists() for pid in running)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in running):
+        assert time.monotonic() < deadline, "the stopped run's attempts live on"
+        time.sleep(0.1)
+    stop_engine(slow_demo)  # waits for the engine to end the run
     journal = Journal(slow_demo.parent / ".backfill")
     assert journal.unfinished_run() is None  # the run ended: nothing to adopt
 
 
 @pytest.mark.asyncio
-async def test_quit_while_running_can_leave_attempts_for_the_next_start(
-    slow_demo: Path, monkeypatch
+async def test_quit_detaches_and_the_next_dashboard_attaches_to_the_run_that_went_on(
+    slow_demo: Path,
 ):
-    # 3 s per date: room to quit while attempts run, and no stall kill of the ones left behind.
     slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
         await start_run(pilot, app, "2023-03-01", "2023-03-05")
         await until(pilot, lambda: bool(running_pids(app)))
-        running = running_pids(app)
-        await pilot.press("q")
-        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
-        await pilot.press("l")
-        await until(pilot, lambda: not app.is_running, timeout=30)
-    assert running and any(Path(f"/proc/{pid}").exists() for pid in running)
-    unfinished = Journal(slow_demo.parent / ".backfill").unfinished_run()
-    assert unfinished is not None
-
-    # The next dashboard says so, and `s` offers to resume that very run, adopting its attempts.
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "0.05")
-    app = BackfillApp(load_config(slow_demo))
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.session.grid is not None)
-        assert any("did not finish" in n.message for n in app._notifications)
-        await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert f"Resume run #{unfinished.id}: 2023-03-01 → 2023-03-05" in str(
-            app.screen.query_one(".dialog--question").render()
-        )
-        await pilot.press("y")
-        await until(pilot, lambda: run_state(app) == "running")
         snap = app.session.snapshot
         assert snap is not None
-        assert snap.run_id == unfinished.id
-        await until(
-            pilot,
-            lambda: items(app, ItemState.PENDING) + items(app, ItemState.RUNNING) == 0,
-            timeout=120,
-        )
-        assert items(app, ItemState.FAILED) == 0
-        adopted = {a.pid for a in app.session.journal.last_attempts(unfinished.id).values()}
-        assert set(running) <= adopted  # the attempts left running were watched, not re-run
+        run_id = snap.run_id
+        assert run_id is not None
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("enter")  # the default: detach, never stop
+        await until(pilot, lambda: not app.is_running, timeout=30)
+    journal = Journal(slow_demo.parent / ".backfill")
+    done_then = sum(a.outcome == "ok" for a in journal.last_attempts(run_id).values())
+
+    # The engine went on alone; the next dashboard attaches to it and sees the run progress.
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.snapshot is not None)
+        snap = app.session.snapshot
+        assert snap is not None
+        assert snap.run_id == run_id
+        engine = app.session.engine
+        assert engine is not None
+        assert engine.info.pid == EngineLock(slow_demo.parent / ".backfill").owner()
+        await until(pilot, lambda: items(app, ItemState.DONE) > done_then, timeout=60)
+        status = str(app.screen.query_one("#status").render())
+        engine = app.session.engine
+        assert engine is not None
+        assert f"engine {engine.info.pid}@" in status
 
 
 @pytest.mark.asyncio
@@ -357,13 +278,13 @@ async def test_command_palette_jumps_to_a_date_and_a_processor(demo: Path):
 
 @pytest.mark.asyncio
 async def test_an_engine_that_fails_says_why_in_a_banner_and_frees_the_state_dir(demo: Path):
-    from core.state import EngineLock
-
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
+        # The warehouse goes away (and is no demo that would seed itself again).
+        demo.write_text(demo.read_text().replace("demo: true", "demo: false"))
         warehouse = demo.parent / ".backfill" / "warehouse"
-        warehouse.rename(warehouse.with_name("warehouse.away"))  # the warehouse goes away
+        warehouse.rename(warehouse.with_name("warehouse.away"))
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
         app.screen.query_one("#start", Input).value = "2024-02-01"

@@ -1,4 +1,4 @@
-"""Quitting while attempts run: stop them, or leave them running for the next start to adopt."""
+"""Quitting while a run is on: detach (the run goes on, the default), stop the run, or stay."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
-QuitChoice = Literal["stop", "leave", "stay"]
+QuitChoice = Literal["detach", "stop", "stay"]
 
 
 class QuitScreen(ModalScreen[QuitChoice]):
     BINDINGS = [
+        Binding("d", "choose('detach')", "Detach"),
         Binding("s", "choose('stop')", "Stop the run"),
-        Binding("l", "choose('leave')", "Leave running"),
         Binding("escape", "choose('stay')", "Stay"),
     ]
 
@@ -28,19 +28,29 @@ class QuitScreen(ModalScreen[QuitChoice]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(
-                f"{self._attempts_running} attempts are running.\n\n"
-                "Stop the run: cancel them (their dates stay missing; start again to redo).\n"
-                "Leave them running: they finish on their own; the next start adopts them.",
+                f"The run is on ({self._attempts_running} attempts running).\n\n"
+                "Detach: this dashboard quits, the engine goes on; `backfill` attaches again.\n"
+                "Stop the run: cancel the running attempts and end it (start it again to "
+                "resume).",
                 classes="dialog--question",
             )
             with Horizontal(classes="dialog--buttons"):
+                # First and focused: Enter must never be the destructive choice.
+                yield Button("Detach (d)", variant="primary", id="detach")
                 yield Button("Stop the run (s)", variant="error", id="stop")
-                yield Button("Leave running (l)", variant="primary", id="leave")
                 yield Button("Stay (esc)", id="stay")
+
+    def on_mount(self) -> None:
+        self.query_one("#detach", Button).focus()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id)  # type: ignore[arg-type]
+        choice: QuitChoice = (
+            "stop"
+            if event.button.id == "stop"
+            else ("detach" if event.button.id == "detach" else "stay")
+        )
+        self.dismiss(choice)
 
     def action_choose(self, choice: QuitChoice) -> None:
         self.dismiss(choice)

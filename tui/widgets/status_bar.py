@@ -32,6 +32,7 @@ class StatusBar(Static):
         self._refreshing = False
         self._coverage_note = ""
         self._scan_cost = ""
+        self._engine = ""
 
     def show(
         self,
@@ -40,9 +41,13 @@ class StatusBar(Static):
         refreshing: bool | None = None,
         coverage_note: str | None = None,
         scan_cost: str | None = None,
+        engine: str | None = None,
     ) -> None:
+        """`engine`: which engine this dashboard watches, in a few words ("": none)."""
         if snapshot is not None:
             self._snapshot = snapshot
+        if engine is not None:
+            self._engine = engine
         if refreshing is not None:
             self._refreshing = refreshing
         if coverage_note is not None:
@@ -89,6 +94,8 @@ class StatusBar(Static):
                 ),
                 "dim",
             )
+        if self._engine:
+            text.append(f"  {self._engine}", "dim")
         text.append(f"  {self._config.warehouse.label} · {self._config.path.name}", "dim")
         if self._coverage_note:
             text.append(f" · {self._coverage_note}", "dim")
