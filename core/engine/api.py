@@ -1,9 +1,11 @@
 """What a client of the engine sees and may send: the one engine module the dashboard, the
 headless runner and the command line import (an import-linter contract holds them to it).
 
-A client polls `snapshot(since)`: the run's header plus the items and warehouse re-reads that
-changed after version `since` (0: all of them; HEADER_ONLY: none), so what a client pays per
-tick is what changed, not the size of the run. It changes the run only by `submit`ting a command.
+A client polls `snapshot(since, limit)`: the run's header plus the items and warehouse re-reads
+that changed after version `since` (0: all of them; HEADER_ONLY: none), at most `limit` items a
+time (the oldest changes first: a 30,000-item first snapshot comes in pages), so what a client
+pays per tick is what changed, not the size of the run. It changes the run only by
+`submit`ting a command.
 """
 
 from __future__ import annotations
@@ -236,7 +238,7 @@ class EngineClient(Protocol):
     """An engine as a client sees it, wherever it runs (this process, or an engine process
     reached through its socket)."""
 
-    async def snapshot(self, since: int = 0) -> EngineSnapshot: ...
+    async def snapshot(self, since: int = 0, limit: int | None = None) -> EngineSnapshot: ...
 
     async def submit(self, command: Command, by: Who | None = None) -> Reply: ...
 
@@ -244,7 +246,7 @@ class EngineClient(Protocol):
 class RunningEngine(Protocol):
     """An engine in this process: the caller runs it in its own event loop."""
 
-    def snapshot(self, since: int = 0) -> EngineSnapshot: ...
+    def snapshot(self, since: int = 0, limit: int | None = None) -> EngineSnapshot: ...
 
     async def submit(self, command: Command, by: Who | None = None) -> Reply: ...
 

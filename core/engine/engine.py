@@ -384,11 +384,12 @@ class Engine:
             return "stopping"
         return "paused" if self.paused else "running"
 
-    def snapshot(self, since: int = 0) -> EngineSnapshot:
+    def snapshot(self, since: int = 0, limit: int | None = None) -> EngineSnapshot:
         store = self.store
         attempts = self.attempts
         return self._snapshots.snapshot(
             since,
+            limit,
             state=self.state(),
             request=self.request,
             store=store,

@@ -52,6 +52,9 @@ class Snapshots:
     def __init__(self) -> None:
         self._views: dict[int, tuple[int, ItemView]] = {}  # item id -> (version, view)
         self._rereads: deque[tuple[int, Reread]] = deque(maxlen=REREADS_KEPT)
+        #: version of the newest re-read dropped from the log: a client behind it gets the
+        #: whole coverage instead
+        self._dropped = 0
         self._first_done: float | None = None
 
     def view(self, store: ItemStore, item: Item) -> ItemView:
@@ -70,11 +73,14 @@ class Snapshots:
             self.view(store, item)
 
     def reread(self, store: ItemStore, fresh: Reread) -> None:
+        if len(self._rereads) == self._rereads.maxlen:
+            self._dropped = self._rereads[0][0]
         self._rereads.append((store.bump(), fresh))
 
     def snapshot(
         self,
         since: int,
+        limit: int | None = None,
         *,
         state: RunState,
         request: RunRequest,
@@ -88,14 +94,19 @@ class Snapshots:
     ) -> EngineSnapshot:
         if store is None:
             return EngineSnapshot(0, state, None, request, {}, concurrency, None, None, error=error)
+        version = store.version
         changed: tuple[ItemView, ...] = ()
         rereads: list[Reread] = []
         if since >= 0:  # a negative `since` asks for the header alone (a status line)
-            changed = tuple(self.view(store, item) for item in store.changed_since(since))
-            oldest = self._rereads[0][0] if self._rereads else store.version + 1
-            rereads = [r for v, r in reversed(self._rereads) if v > since]
+            items = store.changed_since(since)
+            if limit is not None and len(items) > limit:
+                # A page: the oldest changes first; the client asks on from the last of them.
+                items = items[:limit]
+                version = store.changed_at(items[-1].id)
+            changed = tuple(self.view(store, item) for item in items)
+            rereads = [r for v, r in reversed(self._rereads) if since < v <= version]
             rereads.reverse()
-            if coverage is not None and (since == 0 or since < oldest - 1):
+            if coverage is not None and (since == 0 or since < self._dropped):
                 rereads.insert(0, whole(coverage))
         done = store.done_here
         elapsed = max(1.0, time.monotonic() - started)
@@ -107,7 +118,7 @@ class Snapshots:
             if n > 0
         ]
         return EngineSnapshot(
-            version=store.version,
+            version=version,
             state=state,
             run_id=store.run_id,
             request=request,

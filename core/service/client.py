@@ -92,8 +92,8 @@ class RemoteEngine:
             raise UserError(f"the engine of {state_dir} answered nonsense: {answer!r:.200}")
         return cls(stream, reader, EngineInfo.from_json(welcome))
 
-    async def snapshot(self, since: int = 0) -> EngineSnapshot:
-        answer = await self._call({"snapshot": since})
+    async def snapshot(self, since: int = 0, limit: int | None = None) -> EngineSnapshot:
+        answer = await self._call({"snapshot": since, "limit": limit})
         if "snapshot" not in answer:
             raise UserError(f"the engine did not answer a snapshot: {answer.get('error')}")
         if "engine" in answer:

@@ -8,7 +8,7 @@ is readable with `socat`, and it needs no dependency.
 
 Messages, client -> engine:
     {"hello": {"protocol": 1, "who": {...}}}
-    {"id": N, "snapshot": SINCE}
+    {"id": N, "snapshot": SINCE, "limit": ITEMS_OR_NULL}
     {"id": N, "command": {"type": "pause" | ..., ...fields}}
 engine -> client:
     {"welcome": {"protocol": 1, "engine": {"pid", "host", "since", "run_id"}}} | {"refused": "..."}

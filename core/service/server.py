@@ -128,7 +128,10 @@ class EngineServer:
     async def _answer(self, message: dict[str, Any], who: Any, read_only: bool) -> dict[str, Any]:
         request_id = message.get("id")
         if "snapshot" in message:
-            snap = self.engine.snapshot(int(message["snapshot"]))
+            limit = message.get("limit")
+            snap = self.engine.snapshot(
+                int(message["snapshot"]), None if limit is None else int(limit)
+            )
             return {
                 "id": request_id,
                 "snapshot": snapshot_to_json(snap),

@@ -631,3 +631,42 @@ def test_the_progress_line_says_measuring_until_it_knows():
     )
     assert "measuring coverage" in summary_line(snap)
     assert "0/0" not in summary_line(snap)
+
+
+def test_a_snapshot_comes_in_pages_oldest_changes_first_and_re_reads_once(setup):
+    from core.coverage import measure
+    from core.engine.snapshots import Snapshots
+    from core.state.items import ItemStore
+
+    config = setup()
+    journal = Journal(config.state_path)
+    works = [(p, config.phase_of(p).name, [day(d)]) for p in ("x", "y_q", "z", "w") for d in DATES]
+    run_id, _ = journal.start_run_with_items(day(DATES[0]), day(DATES[-1]), {}, works)
+    store = ItemStore(journal, config, run_id)
+    store.load(journal.items(run_id), {})
+    coverage = measure(config, open_warehouse(config), day(DATES[0]), day(DATES[-1]))
+    snapshots = Snapshots()
+
+    def snap(since: int, limit: int | None = None):
+        return snapshots.snapshot(
+            since, limit, state="running", request=RunRequest(day(DATES[0]), day(DATES[-1])),
+            store=store, coverage=coverage, concurrency={}, limits={}, samples={}, started=0.0,
+            error=None,
+        )  # fmt: skip
+
+    pages, since = [], 0
+    while True:
+        page = snap(since, 10)
+        if not page.changed:
+            break
+        pages.append(page)
+        since = page.version
+    assert [len(p.changed) for p in pages] == [10, 10, 4]
+    assert sorted(v.id for p in pages for v in p.changed) == sorted(store.items)
+    assert [len(p.rereads) for p in pages] == [1, 0, 0]  # the whole coverage, on the first
+    assert all(p.counts[ItemState.PENDING] == 24 for p in pages)  # the header is always whole
+    item = store.items[min(store.items)]
+    store.set_state(item, ItemState.DONE, reason=None)
+    fresh = snap(since)
+    assert [v.id for v in fresh.changed] == [item.id] and fresh.rereads == ()
+    assert snap(fresh.version).changed == ()
