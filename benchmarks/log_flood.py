@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,7 +33,7 @@ from rich.console import RenderableType
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Log, Static
 
 from tui.widgets.log_tail import LogTail
 
@@ -84,9 +85,9 @@ class FloodApp(App[None]):
         log.focus()
         write_lines = log.write_lines
 
-        def counted(*args, **kwargs):
+        def counted(lines: Iterable[str], scroll_end: bool | None = None) -> Log:
             self.log_writes.append(time.perf_counter())
-            return write_lines(*args, **kwargs)
+            return write_lines(lines, scroll_end)
 
         log.write_lines = counted  # type: ignore[method-assign]
 
@@ -100,7 +101,7 @@ class FloodApp(App[None]):
         super()._display(screen, renderable)
 
 
-async def until(condition, timeout: float) -> bool:
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -134,12 +135,11 @@ async def measure(folder: Path) -> tuple[float, float]:
                 target = app.presses + 1
                 pressed = time.perf_counter()
                 await pilot.press("x")
-                shown = await until(
-                    lambda t=target, p=pressed: any(
-                        n >= t and at >= p for at, n in app.frames[-20:]
-                    ),
-                    timeout=5,
-                )
+
+                def shown_now(t: int = target, p: float = pressed) -> bool:
+                    return any(n >= t and at >= p for at, n in app.frames[-20:])
+
+                shown = await until(shown_now, timeout=5)
                 assert shown, "the key press never reached the screen"
                 frame = next(at for at, n in app.frames if n >= target and at >= pressed)
                 latencies.append((frame - pressed) * 1000)

@@ -39,7 +39,7 @@ TARGET_DEMO_SECONDS = 1.0
 
 def game_dates() -> list[date]:
     rng = random.Random(7)
-    dates = []
+    dates: list[date] = []
     for season in range(SEASONS):
         day = date(2019 + season, 10, 22)
         while len(dates) < (season + 1) * 215:

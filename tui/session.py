@@ -30,9 +30,9 @@ from core.warehouse import Warehouse, open_warehouse
 
 #: a re-read longer than this is drawn by a grid rebuild in a thread, not cell by cell on the loop
 REDRAW_IN_PLACE_DAYS = 62
-#: item views asked for per poll (4 a second): a 30,000-item first snapshot takes ~4 s to draw,
+#: item views asked for per poll (4 a second): a 30,000-item first snapshot takes ~8 s to draw,
 #: with no tick holding the loop for long
-PER_POLL = 2000
+PER_POLL = 1000
 
 ITEM_TO_CELL = {
     ItemState.PENDING: CellState.QUEUED,
@@ -140,6 +140,9 @@ class Session:
     def adopt_refresh(self, fresh: Refreshed, *, save: bool) -> Grid:
         """Show coverage read off the loop: cells whose overlay changed since its grid was drawn
         are redrawn here."""
+        # Coverage and grid live until the next refresh: out of the collector's way (a full
+        # collection walking them paused the loop for 80 ms).
+        gc.freeze()
         self.coverage = fresh.coverage
         self.past_failures = fresh.past_failures
         if save:
