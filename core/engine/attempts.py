@@ -56,6 +56,8 @@ class Attempts:
         self._emit = emit
         self._wake = wake
         self.python = python
+        #: this run's logs: a folder per processor, a file per attempt
+        self._logs = config.state_path / "logs" / f"run-{store.run_id}"
         #: item id -> its running process
         self.handles: dict[int, process.Attempt] = {}
         #: phase -> running items whose attempt is being verified (their slot is free)
@@ -87,13 +89,7 @@ class Attempts:
     def _log_path(self, item: Item, number: int) -> Path:
         first, last = item.dates[0], item.dates[-1]
         dates = first.isoformat() if first == last else f"{first}_{last}"
-        return (
-            self.config.state_path
-            / "logs"
-            / f"run-{self.store.run_id}"
-            / item.processor.name
-            / f"{dates}.attempt-{number}.log"
-        )
+        return self._logs / item.processor.name / f"{dates}.attempt-{number}.log"
 
     # -- the lifecycle ---------------------------------------------------------------------
 

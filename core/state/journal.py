@@ -101,8 +101,13 @@ class Journal:
         self._connections: list[_Connection] = []
         self._closed = False
         try:
-            with self._guarded():
-                migrate(self._connection().conn, self.path)
+            migrate(self._connection().conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            damaged = self._damaged(exc)
+            if damaged is None:
+                raise
+            raise damaged from None
         except BaseException:
             self.close()
             raise
@@ -158,35 +163,47 @@ class Journal:
         self._local.connection = connection
         return connection
 
-    @contextlib.contextmanager
-    def _guarded(self) -> Iterator[None]:
+    def _damaged(self, exc: sqlite3.DatabaseError) -> UserError | None:
         """A damaged file is the user's to deal with: one line naming it, not a traceback."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            if code is None or code & 0xFF not in _DAMAGED:
-                raise
-            raise UserError(
-                f"{self.path} is damaged ({exc}); move it aside to start afresh — run history "
-                f"and logs in {self.path.parent / 'logs'} stay"
-            ) from None
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _DAMAGED:
+            return None
+        return UserError(
+            f"{self.path} is damaged ({exc}); move it aside to start afresh — run history "
+            f"and logs in {self.path.parent / 'logs'} stay"
+        )
 
+    # A plain try/except, not a context manager: this runs a dozen times per attempt.
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._guarded():
+        try:
             return self._connection().conn.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            damaged = self._damaged(exc)
+            if damaged is None:
+                raise
+            raise damaged from None
 
     def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._guarded():
+        try:
             self._connection().conn.executemany(sql, rows)
+        except sqlite3.DatabaseError as exc:
+            damaged = self._damaged(exc)
+            if damaged is None:
+                raise
+            raise damaged from None
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._guarded():
+        try:  # rows are read (and found damaged) while fetching, too
             return self._connection().conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            damaged = self._damaged(exc)
+            if damaged is None:
+                raise
+            raise damaged from None
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        with self._guarded():
-            return self._connection().conn.execute(sql, args).fetchone()
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
         return self._execute(sql, args).lastrowid or 0
