@@ -199,9 +199,15 @@ class Session:
 
     def why_gone(self) -> str:
         """Why the engine went: the run's end as journaled, or the engine's last words."""
-        run = self.journal.unfinished_run()
-        if self.snapshot is not None and self.snapshot.run_id is not None and run is None:
-            return f"run #{self.snapshot.run_id} ended"
+        snap = self.snapshot
+        if snap is not None and snap.run_id is not None and self.journal.unfinished_run() is None:
+            ended = next((r for r in self.journal.runs(5) if r.id == snap.run_id), None)
+            status = ended.status if ended else "ended"
+            return {
+                "finished": f"run #{snap.run_id} finished: every targeted cell is complete",
+                "incomplete": f"run #{snap.run_id} ended with cells not complete (see the map)",
+                "stopped": f"run #{snap.run_id} was stopped; starting it again resumes it",
+            }.get(status, f"run #{snap.run_id} ended ({status})")
         return last_words(self.config.state_path) or "it left no words"
 
     def item_at(self, processor: str, day: date) -> ItemView | None:

@@ -29,9 +29,8 @@ class QuitScreen(ModalScreen[QuitChoice]):
         with Vertical(classes="dialog"):
             yield Label(
                 f"The run is on ({self._attempts_running} attempts running).\n\n"
-                "Detach: this dashboard quits, the engine goes on; `backfill` attaches again.\n"
-                "Stop the run: cancel the running attempts and end it (start it again to "
-                "resume).",
+                "Detach: quit; the run goes on (backfill attaches again).\n"
+                "Stop the run: cancel what runs and end it (a new start resumes it).",
                 classes="dialog--question",
             )
             with Horizontal(classes="dialog--buttons"):
