@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import statistics
@@ -32,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -42,11 +40,20 @@ from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.screen import Screen
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.synthetic import (
+    flood_pipeline,
+    job_pids,
+    kill_leftovers,
+    percentile,
+    until,
+    wait_ended,
+)
 from core.config.loader import load_config
 from core.engine.api import HEADER_ONLY, ItemState, Who
 from core.service.client import EngineGone, RemoteEngine
 from core.state import EngineLock
-from core.warehouse import sqlite_layout
 from tui.app import BackfillApp
 from tui.widgets.log_tail import LogTail
 from tui.widgets.queue_table import QueueTable
@@ -64,73 +71,8 @@ TARGET_MEDIAN_MS = 250.0
 TARGET_P95_MS = 500.0
 START = date(2024, 1, 1)
 MARKER = f"backfill-control-latency-{os.getpid()}"
-
-SLEEPER = "import time; time.sleep(600)"
-# 20,000 lines a second in 5 ms batches, about 80 bytes each, for at most 10 minutes.
-FLOODER = """
-import sys, time
-rate = 20000
-out = sys.stdout
-start = time.monotonic()
-n = 0
-while time.monotonic() - start < 600:
-    target = int((time.monotonic() - start) * rate)
-    while n < target:
-        out.write("2024-01-20T12:00:00.%03d INFO box date=2024-01-20 row=%d ok\\n" % (n % 1000, n))
-        n += 1
-    out.flush()
-    time.sleep(0.005)
-"""
-
-
-def build(folder: Path) -> Path:
-    """The warehouse (source complete on every date, empty output tables) and backfill.yaml."""
-    days = [START + timedelta(days=i) for i in range(DAYS)]
-    names = [f"p{i:02d}" for i in range(PROCESSORS)]
-    conn = sqlite_layout.connect(folder / "wh", {"raw", "out"}, readonly=False)
-    try:
-        conn.execute("CREATE TABLE raw.src (d TEXT, status INT)")
-        conn.executemany("INSERT INTO raw.src VALUES (?, 3)", [(d.isoformat(),) for d in days])
-        for name in names:
-            conn.execute(f"CREATE TABLE out.{name} (d TEXT, status INT)")
-        conn.commit()
-    finally:
-        conn.close()
-    processors = []
-    for i, name in enumerate(names):
-        command = ["{python}", "-c", FLOODER if i == 0 else SLEEPER, MARKER]
-        processors.append(
-            f"""      - name: {name}
-        table: out.{name}
-        date_column: d
-        depends_on: [src]
-        command: {json.dumps(command)}
-        chunk_days: 1
-        timeout: 1d
-        stall_timeout: 1d
-        retries: 0
-"""
-        )
-    text = f"""version: 1
-name: control latency benchmark
-state_dir: .backfill
-warehouse: {{kind: sqlite, path: wh}}
-calendar:
-  start: {days[0]}
-  end: {days[-1]}
-phases:
-  - name: raw
-    processors:
-      - name: src
-        table: raw.src
-        date_column: d
-  - name: work
-    max_parallel: {MAX_PARALLEL}
-    processors:
-{"".join(processors)}"""
-    path = folder / "backfill.yaml"
-    path.write_text(text)
-    return path
+#: how often `until` checks its condition
+UNTIL_STEP = 0.005
 
 
 def backfill(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -207,23 +149,6 @@ class EngineWatch:
         return next((at for at, s in self.changes if s == state and at >= after), None)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.005)
-
-
-def job_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", MARKER], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split() if int(p) != os.getpid()]
-
-
 def summary(name: str, values: list[float], target: bool) -> str:
     line = (
         f"{name}: median {statistics.median(values):6.1f} ms, "
@@ -244,16 +169,24 @@ async def toggle(
     def drawn() -> bool:
         return any(s == state and at >= pressed for at, s in app.frames[-50:])
 
-    await until(pilot, drawn, timeout=10)
+    await until(pilot, drawn, timeout=10, step=UNTIL_STEP)
     frame = next(at for at, s in app.frames if s == state and at >= pressed)
-    await until(pilot, lambda: watch.first(state, pressed) is not None, timeout=10)
+    await until(pilot, lambda: watch.first(state, pressed) is not None, timeout=10, step=UNTIL_STEP)
     engine = watch.first(state, pressed)
     assert engine is not None
     return (engine - pressed) * 1000, (frame - pressed) * 1000
 
 
 async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
-    config_path = build(folder)
+    config_path = flood_pipeline(
+        folder,
+        name="control latency benchmark",
+        start=START,
+        days=DAYS,
+        processors=PROCESSORS,
+        max_parallel=MAX_PARALLEL,
+        marker=MARKER,
+    )
     config = load_config(config_path)
     begun = time.perf_counter()
     started = backfill(config_path, "run", str(START), str(START + timedelta(DAYS - 1)), "--detach")
@@ -278,7 +211,7 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
                     and app.shown_state() == "running"
                 )
 
-            await until(pilot, ready, timeout=60)
+            await until(pilot, ready, timeout=60, step=UNTIL_STEP)
             engine = app.session.engine
             assert engine is not None
             flood = next(
@@ -292,7 +225,7 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
             queue.focus()
             queue.move_cursor(row=row)
             tail = app.query_one(LogTail)
-            await until(pilot, lambda: tail.path == flood.log_path, timeout=10)
+            await until(pilot, lambda: tail.path == flood.log_path, timeout=10, step=UNTIL_STEP)
             await asyncio.sleep(1.0)  # the flood at steady state in the pane
             print(
                 f"dashboard attached to engine pid {engine.info.pid} (this process "
@@ -304,7 +237,7 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
             running: list[int] = []
             size0, flood_started = flood.log_path.stat().st_size, time.perf_counter()
             with EngineWatch(config.state_path) as watch:
-                await until(pilot, lambda: bool(watch.changes), timeout=10)
+                await until(pilot, lambda: bool(watch.changes), timeout=10, step=UNTIL_STEP)
                 for _ in range(TOGGLES):
                     await asyncio.sleep(rng.uniform(0.3, 0.8))
                     at_engine, at_screen = await toggle(pilot, app, watch, "paused")
@@ -342,14 +275,10 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
             print(summary("        engine -> shown (both) ", after, target=False))
 
             # Stop the engine from the command line; neither it nor any job may outlive it.
-            before = len(job_pids())
+            before = len(job_pids(MARKER))
             stopping = time.perf_counter()
             stopped = backfill(config_path, "stop", "--cancel-running")
-            deadline = time.monotonic() + 60
-            while (lock.owner() is not None or job_pids()) and time.monotonic() < deadline:
-                await pilot.pause(0.1)
-            left = job_pids()
-            owner = lock.owner()
+            left, owner = await wait_ended(pilot, lock, MARKER)
             print(
                 f"\n`backfill stop --cancel-running` (exit {stopped.returncode}: "
                 f"{stopped.stdout.strip() or stopped.stderr.strip()}): {before} job processes "
@@ -360,10 +289,7 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
             await pilot.pause(0.5)
     finally:
         # Only if stopping failed: our own engine and jobs, by pid.
-        owner = lock.owner()
-        for pid in job_pids() + ([owner] if owner is not None else []):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
+        kill_leftovers(lock, MARKER)
     return pause_shown, resume_shown, not left
 
 

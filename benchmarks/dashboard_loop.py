@@ -31,16 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import gc
 import io
-import json
 import os
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,14 +49,22 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import RenderableType
-from textual.pilot import Pilot
 from textual.screen import Screen
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.synthetic import (
+    flood_pipeline,
+    job_pids,
+    kill_leftovers,
+    percentile,
+    until,
+    wait_ended,
+)
 from core.config.loader import load_config
 from core.engine.api import ItemState, Stop
 from core.service.client import EngineGone
 from core.state import EngineLock
-from core.warehouse import sqlite_layout
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.start_run import StartRunScreen
@@ -84,73 +89,8 @@ TARGET_MEDIAN_MS = 30.0
 TARGET_P95_MS = 100.0
 START = date(2015, 1, 1)
 MARKER = f"backfill-dashboard-loop-{os.getpid()}"
-
-SLEEPER = "import time; time.sleep(600)"
-# 20,000 lines a second in 5 ms batches, about 80 bytes each, for at most 10 minutes.
-FLOODER = """
-import sys, time
-rate = 20000
-out = sys.stdout
-start = time.monotonic()
-n = 0
-while time.monotonic() - start < 600:
-    target = int((time.monotonic() - start) * rate)
-    while n < target:
-        out.write("2024-01-20T12:00:00.%03d INFO box date=2024-01-20 row=%d ok\\n" % (n % 1000, n))
-        n += 1
-    out.flush()
-    time.sleep(0.005)
-"""
-
-
-def build(folder: Path) -> Path:
-    """The warehouse (source complete on every date, empty output tables) and backfill.yaml."""
-    days = [START + timedelta(days=i) for i in range(DAYS)]
-    names = [f"p{i:02d}" for i in range(PROCESSORS)]
-    conn = sqlite_layout.connect(folder / "wh", {"raw", "out"}, readonly=False)
-    try:
-        conn.execute("CREATE TABLE raw.src (d TEXT, status INT)")
-        conn.executemany("INSERT INTO raw.src VALUES (?, 3)", [(d.isoformat(),) for d in days])
-        for name in names:
-            conn.execute(f"CREATE TABLE out.{name} (d TEXT, status INT)")
-        conn.commit()
-    finally:
-        conn.close()
-    processors = []
-    for i, name in enumerate(names):
-        command = ["{python}", "-c", FLOODER if i == 0 else SLEEPER, MARKER]
-        processors.append(
-            f"""      - name: {name}
-        table: out.{name}
-        date_column: d
-        depends_on: [src]
-        command: {json.dumps(command)}
-        chunk_days: 1
-        timeout: 1d
-        stall_timeout: 1d
-        retries: 0
-"""
-        )
-    text = f"""version: 1
-name: dashboard loop benchmark
-state_dir: .backfill
-warehouse: {{kind: sqlite, path: wh}}
-calendar:
-  start: {days[0]}
-  end: {days[-1]}
-phases:
-  - name: raw
-    processors:
-      - name: src
-        table: raw.src
-        date_column: d
-  - name: work
-    max_parallel: {MAX_PARALLEL}
-    processors:
-{"".join(processors)}"""
-    path = folder / "backfill.yaml"
-    path.write_text(text)
-    return path
+#: how often `until` checks its condition
+UNTIL_STEP = 0.01
 
 
 class LoopApp(BackfillApp):
@@ -237,23 +177,6 @@ class Probe:
         return [lag for at, lag in self.samples if first <= at <= last]
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(0.01)
-
-
-def job_pids() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", MARKER], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split() if int(p) != os.getpid()]
-
-
 def ours(frame: traceback.FrameSummary) -> bool:
     parts = Path(frame.filename).parts
     return "core" in parts or "tui" in parts
@@ -333,22 +256,37 @@ def stall_report(probe: Probe, first: float, last: float) -> None:
 
 
 async def measure(folder: Path, profile: bool) -> tuple[float, float, float, bool]:
-    config = load_config(build(folder))
+    config_path = flood_pipeline(
+        folder,
+        name="dashboard loop benchmark",
+        start=START,
+        days=DAYS,
+        processors=PROCESSORS,
+        max_parallel=MAX_PARALLEL,
+        marker=MARKER,
+    )
+    config = load_config(config_path)
     app = LoopApp(config)
     probe = Probe()
     rng = random.Random(3)
     async with app.run_test(size=SIZE) as pilot:
         probe_task = asyncio.create_task(probe.run())
         try:
-            await until(pilot, lambda: app.session.coverage is not None, timeout=60)
+            await until(
+                pilot, lambda: app.session.coverage is not None, timeout=60, step=UNTIL_STEP
+            )
             await pilot.pause(0.5)
             await pilot.press("s")
-            await until(pilot, lambda: isinstance(app.screen, StartRunScreen), timeout=10)
+            await until(
+                pilot, lambda: isinstance(app.screen, StartRunScreen), timeout=10, step=UNTIL_STEP
+            )
             dialog = app.screen
             dialog.query_one("#start").value = START.isoformat()  # type: ignore[attr-defined]
             end = START + timedelta(days=DAYS - 1)
             dialog.query_one("#end").value = end.isoformat()  # type: ignore[attr-defined]
-            await until(pilot, lambda: not dialog.query_one("#go").disabled, timeout=10)
+            await until(
+                pilot, lambda: not dialog.query_one("#go").disabled, timeout=10, step=UNTIL_STEP
+            )
 
             profiler = cProfile.Profile() if profile else None
             probe.sampling = True
@@ -377,7 +315,7 @@ async def measure(folder: Path, profile: bool) -> tuple[float, float, float, boo
                     and app.query_one(QueueTable).row_count == ITEMS
                 )
 
-            await until(pilot, shown, timeout=120)
+            await until(pilot, shown, timeout=120, step=UNTIL_STEP)
             queued = time.perf_counter()
             engine = app.session.engine
             assert engine is not None
@@ -433,7 +371,7 @@ async def measure(folder: Path, profile: bool) -> tuple[float, float, float, boo
             queue.focus()
             queue.move_cursor(row=row)
             tail = app.query_one(LogTail)
-            await until(pilot, lambda: tail.path == flood.log_path, timeout=10)
+            await until(pilot, lambda: tail.path == flood.log_path, timeout=10, step=UNTIL_STEP)
             heatmap = app.query_one(CoverageHeatmap)
             heatmap.focus()
             for name in ("action_cursor_left", "action_cursor_right"):
@@ -457,7 +395,7 @@ async def measure(folder: Path, profile: bool) -> tuple[float, float, float, boo
                 def drawn(t: int = target, p: float = pressed) -> bool:
                     return any(n >= t and at >= p for at, n in app.frames[-50:])
 
-                await until(pilot, drawn, timeout=5)
+                await until(pilot, drawn, timeout=5, step=UNTIL_STEP)
                 frame = next(at for at, n in app.frames if n >= target and at >= pressed)
                 latencies.append((frame - pressed) * 1000)
                 lines_held.append(tail.log_widget.line_count)
@@ -487,18 +425,14 @@ async def measure(folder: Path, profile: bool) -> tuple[float, float, float, boo
             stall_report(probe, flood_started, flood_end)
 
             # Stop the engine; neither it nor any job may outlive the run.
-            before = len(job_pids())
+            before = len(job_pids(MARKER))
             stopped = time.perf_counter()
             try:
                 said = (await engine.submit(Stop(cancel_running=True))).message
             except EngineGone:
                 said = "it hung up before answering"
             lock = EngineLock(config.state_path)
-            deadline = time.monotonic() + 60
-            while (lock.owner() is not None or job_pids()) and time.monotonic() < deadline:
-                await pilot.pause(0.1)
-            left = job_pids()
-            owner = lock.owner()
+            left, owner = await wait_ended(pilot, lock, MARKER)
             print(
                 f"\nstop --cancel-running ({said!r}): {before} job processes before, "
                 f"{len(left)} left {time.perf_counter() - stopped:.1f} s later; engine "
@@ -508,10 +442,7 @@ async def measure(folder: Path, profile: bool) -> tuple[float, float, float, boo
         finally:
             probe_task.cancel()
             # Only if stopping failed: our own engine and jobs, by pid.
-            owner = EngineLock(config.state_path).owner()
-            for pid in job_pids() + ([owner] if owner is not None else []):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
+            kill_leftovers(EngineLock(config.state_path), MARKER)
         await pilot.pause(0.5)
     return stall_max, median, p95, not left
 

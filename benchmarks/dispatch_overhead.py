@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -38,6 +37,9 @@ from typing import IO
 
 import anyio
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.synthetic import config_text, create_source, trivial_job
 from core.config import Config, load_config
 from core.engine.api import EngineEvent, RunRequest, local_engine
 from core.state import Journal
@@ -50,21 +52,9 @@ TARGET_RATIO = 1.3
 ROUNDS = 5
 
 
-def job_argv(out_db: Path, day: str) -> list[str]:
-    """The trivial job: insert one row for `day` into out.job. `day` may be a placeholder."""
-    sql = f"INSERT INTO job VALUES ('{day}')"
-    cli = shutil.which("sqlite3")
-    if cli:
-        return [cli, "-cmd", ".timeout 30000", str(out_db), sql]
-    code = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=30); "
-    code += "c.execute(sys.argv[2]); c.commit()"
-    return [sys.executable, "-S", "-c", code, str(out_db), sql]
-
-
 def build(folder: Path, dates: list[date]) -> None:
     conn = sqlite_layout.connect(folder, ["src", "out"], readonly=False)
-    conn.execute("CREATE TABLE src.base (d TEXT)")
-    conn.executemany("INSERT INTO src.base VALUES (?)", [(d.isoformat(),) for d in dates])
+    create_source(conn, dates)
     conn.execute("CREATE TABLE out.job (d TEXT)")
     conn.close()
 
@@ -119,16 +109,11 @@ def run_xargs(argv: list[str], dates: list[date], stdout: IO[bytes] | None = Non
     return t.result
 
 
-def config_text(dates: list[date], argv: list[str]) -> str:
-    return f"""
-name: dispatch-bench
-warehouse: {{kind: sqlite, path: wh}}
-calendar: {{start: {dates[0]}, end: {dates[-1]}}}
-phases:
-  - name: src
-    processors:
-      - {{name: base, table: src.base, date_column: d}}
-  - name: work
+def pipeline_text(dates: list[date], argv: list[str]) -> str:
+    return config_text(
+        "dispatch-bench",
+        dates,
+        f"""  - name: work
     max_parallel: {PARALLEL}
     processors:
       - name: job
@@ -138,7 +123,8 @@ phases:
         chunk_days: 1
         retries: 0
         command: {json.dumps(argv)}
-"""
+""",
+    )
 
 
 async def run_engine(config: Config, dates: list[date]) -> tuple[Timed, float, bool, int]:
@@ -182,12 +168,12 @@ def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[
     for name in ("xargs", "engine"):
         build(root / name / "wh", dates)
 
-    xargs = run_xargs(job_argv(root / "xargs" / "wh" / "out.sqlite", "{}"), dates)
+    xargs = run_xargs(trivial_job(root / "xargs" / "wh" / "out.sqlite", "job", "{}"), dates)
     assert rows_written(root / "xargs" / "wh") == (ITEMS, ITEMS)
 
     folder = root / "engine"
-    argv = job_argv(folder / "wh" / "out.sqlite", "{start}")
-    (folder / "backfill.yaml").write_text(config_text(dates, argv))
+    argv = trivial_job(folder / "wh" / "out.sqlite", "job", "{start}")
+    (folder / "backfill.yaml").write_text(pipeline_text(dates, argv))
     config = load_config(folder / "backfill.yaml")
     engine, plan_s, complete, items = anyio.run(run_engine, config, dates, backend="asyncio")
     written = rows_written(folder / "wh")
@@ -201,7 +187,7 @@ def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[
 def main() -> None:
     dates = [FIRST + timedelta(days=i) for i in range(ITEMS)]
     print(f"{ITEMS} items, {PARALLEL} at a time, {os.cpu_count()} CPUs, {ROUNDS} paired rounds")
-    shown = job_argv(Path("WAREHOUSE/out.sqlite"), "{}")
+    shown = trivial_job(Path("WAREHOUSE/out.sqlite"), "job", "{}")
     print("job: " + " ".join(f'"{a}"' if " " in a else a for a in shown))
     rounds = []
     # In memory (tmpfs) where there is one, and one folder for all rounds: on ext4, creating

@@ -55,6 +55,9 @@ from unittest import mock
 import anyio
 import anyio.to_thread
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.synthetic import config_text, create_source
 from core.config import Config, load_config
 from core.engine.api import HEADER_ONLY, ItemState, RunRequest, Stop, Who
 from core.service import client, protocol
@@ -89,8 +92,7 @@ def build(folder: Path, days: list[date], processors: int) -> Config:
     wh = folder / "wh"
     conn = sqlite_layout.connect(wh, ["src", "out"], readonly=False)
     try:
-        conn.execute("CREATE TABLE src.base (d TEXT)")
-        conn.executemany("INSERT INTO src.base VALUES (?)", [(d.isoformat(),) for d in days])
+        create_source(conn, days)
         for n in range(processors):
             conn.execute(f"CREATE TABLE out.job{n} (d TEXT)")
         conn.commit()
@@ -108,18 +110,11 @@ def build(folder: Path, days: list[date], processors: int) -> Config:
         command: {json.dumps(sleeper_argv())}"""
         for n in range(processors)
     )
-    text = f"""
-name: engine-tick-bench
-warehouse: {{kind: sqlite, path: wh}}
-calendar: {{start: {days[0]}, end: {days[-1]}}}
-phases:
-  - name: src
-    processors:
-      - {{name: base, table: src.base, date_column: d}}
-  - name: work
+    phases = f"""  - name: work
     max_parallel: {PARALLEL}
     processors:{jobs}
 """
+    text = config_text("engine-tick-bench", days, phases)
     (folder / "backfill.yaml").write_text(text)
     return load_config(folder / "backfill.yaml")
 

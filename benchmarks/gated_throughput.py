@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -34,6 +33,9 @@ from pathlib import Path
 
 import anyio
 
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from benchmarks.synthetic import config_text, create_source, trivial_job
 from core.config import Config, load_config
 from core.engine.api import EngineEvent, RunRequest, local_engine
 from core.state import Journal
@@ -49,23 +51,11 @@ FIRST = date(2015, 1, 1)
 TARGET_SHARE = 0.80
 
 
-def job_argv(out_db: Path, table: str) -> list[str]:
-    """The trivial job: insert one row for the item's date into `table`."""
-    sql = f"INSERT INTO {table} VALUES ('{{start}}')"
-    cli = shutil.which("sqlite3")
-    if cli:
-        return [cli, "-cmd", ".timeout 30000", str(out_db), sql]
-    code = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=30); "
-    code += "c.execute(sys.argv[2]); c.commit()"
-    return [sys.executable, "-S", "-c", code, str(out_db), sql]
-
-
 def build(folder: Path, days: list[date], *, gated: bool) -> Config:
     wh = folder / "wh"
     conn = sqlite_layout.connect(wh, ["src", "a", "b"], readonly=False)
     try:
-        conn.execute("CREATE TABLE src.base (d TEXT)")
-        conn.executemany("INSERT INTO src.base VALUES (?)", [(d.isoformat(),) for d in days])
+        create_source(conn, days)
         for n in range(A_PROCESSORS):
             conn.execute(f"CREATE TABLE a.prep{n} (d TEXT)")
             # complete but for A_MISSING days spread over the range
@@ -79,7 +69,7 @@ def build(folder: Path, days: list[date], *, gated: bool) -> Config:
         conn.close()
 
     def processor(name: str, table: str, db: str, depends: list[str]) -> str:
-        argv = job_argv(wh / f"{db}.sqlite", table.split(".", 1)[1])
+        argv = trivial_job(wh / f"{db}.sqlite", table.split(".", 1)[1])
         return f"""
       - name: {name}
         table: {table}
@@ -95,21 +85,14 @@ def build(folder: Path, days: list[date], *, gated: bool) -> Config:
         processor(f"work{n}", f"b.work{n}", "b", a_names) for n in range(B_PROCESSORS)
     )
     gate = "\n    gate: {min_coverage: 0.95}" if gated else ""
-    text = f"""
-name: gated-throughput-bench
-warehouse: {{kind: sqlite, path: wh}}
-calendar: {{start: {days[0]}, end: {days[-1]}}}
-phases:
-  - name: src
-    processors:
-      - {{name: base, table: src.base, date_column: d}}
-  - name: a
+    phases = f"""  - name: a
     max_parallel: {PARALLEL}{gate}
     processors:{a_procs}
   - name: b
     max_parallel: {PARALLEL}
     processors:{b_procs}
 """
+    text = config_text("gated-throughput-bench", days, phases)
     (folder / "backfill.yaml").write_text(text)
     return load_config(folder / "backfill.yaml")
 
