@@ -617,7 +617,7 @@ def _engine_note(session: Session) -> str:
     info = engine.info
     since = time.strftime("%H:%M", time.localtime(info.since))
     others = info.viewers - 1
-    watching = f" · {others} other dashboards" if others > 0 else ""
+    watching = f" · {others} other dashboard{'s' if others > 1 else ''}" if others > 0 else ""
     return f"engine {info.pid}@{info.host} since {since}{watching}"
 
 

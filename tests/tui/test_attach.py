@@ -125,9 +125,8 @@ async def test_two_dashboards_see_the_same_run_and_a_cli_pause_shows_in_both(ste
 
         # Within a second of each other they show the same items in the same states.
         await until(one, lambda: states(first) == states(second) and bool(states(first)), 5)
-        await until(
-            two, lambda: "1 other dashboards" in str(second.screen.query_one("#status").render())
-        )
+        status = second.screen.query_one("#status")
+        await until(two, lambda: "1 other dashboard" in str(status.render()))
 
         paused = backfill(steady_demo, "pause", "--json")
         assert paused.returncode == 0, paused.stderr
