@@ -33,6 +33,7 @@ from core.engine.api import (
 )
 from core.errors import UserError
 from core.planner import REPROCESS_CHOICES, make_plan
+from core.printable import printable
 from core.report_text import render_plan, render_status
 from core.status import status_report, to_json
 from core.warehouse import describe_scan_cost, open_warehouse
@@ -497,8 +498,14 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
     )
     try:
         with attempt.log_path.open("rb") as log:
-            while chunk := log.read(1 << 16):
-                sys.stdout.buffer.write(chunk)
+            if sys.stdout.isatty():
+                # A terminal would obey the job's escape sequences (retitle, clear, move).
+                for raw in log:
+                    text = printable(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+                    sys.stdout.write(text + "\n")
+            else:  # piped or redirected: the bytes as the job wrote them
+                while chunk := log.read(1 << 16):
+                    sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
     except FileNotFoundError:
         raise click.ClickException(f"the log file {attempt.log_path} is gone") from None

@@ -33,6 +33,7 @@ from core.engine.api import (
 )
 from core.errors import UserError
 from core.preflight import all_checks, gate_record, run_checks
+from core.printable import printable
 from core.progress import format_duration
 from core.service.server import EngineServer
 from core.state import EngineLock, Journal
@@ -115,7 +116,7 @@ async def _run(
     warehouse = open_warehouse(config)
 
     def on_event(event: EngineEvent) -> None:
-        echo(_stamp(event.message))
+        echo(_stamp(printable(event.message)))  # it may quote a job's output
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate

@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from core.printable import printable
+
 TAIL_LINES = 20
 TAIL_WINDOW = 64 * 1024  # a tail never reads more than this from the end of the log
 TAIL_LINE_MAX = 1000  # chars kept of one line, so a runaway line cannot bloat the journal
@@ -56,7 +58,8 @@ def split_lines(data: bytes, *, partial_head: bool) -> list[str]:
         parts = parts[1:]  # starts mid-line (maybe mid-character): not a line of its own
     lines = []
     for part in parts:
-        line = part.decode("utf-8", errors="replace").rstrip()
+        # Tails are quoted in reasons, journaled and printed: never a terminal escape.
+        line = printable(part.decode("utf-8", errors="replace")).rstrip()
         if line:
             lines.append(line if len(line) <= TAIL_LINE_MAX else line[:TAIL_LINE_MAX] + "…")
     return lines

@@ -670,3 +670,39 @@ def test_a_snapshot_comes_in_pages_oldest_changes_first_and_re_reads_once(setup)
     fresh = snap(since)
     assert [v.id for v in fresh.changed] == [item.id] and fresh.rereads == ()
     assert snap(fresh.version).changed == ()
+
+
+def test_a_jobs_terminal_escapes_never_reach_the_operators_terminal(setup, capsys):
+    import pty
+
+    config = setup(faults="x:2024-01-02:escapes")
+    args = ["run", "2024-01-01", "2024-01-06", "--headless", "--processor", "x"]
+    code, out, err = invoke([*args, "--config", str(config.path)], capsys)
+    assert code == 1
+    failed = [line for line in out.splitlines() if "FAILED x 2024-01-02" in line]
+    assert failed and "boom on 2024-01-02" in failed[0]
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    row = Journal(config.state_path).attempts_for_cell("x", day("2024-01-02"))[-1]
+    assert not any("\x1b" in line for line in row.tail)  # nor in the journal
+    # `backfill logs` to a terminal: the text, not the job's escapes; piped: the bytes as written.
+    leader, follower = pty.openpty()
+    shown = subprocess.run(
+        [sys.executable, "-m", "core", "logs", "x", "2024-01-02", "--config", str(config.path)],
+        cwd=ROOT,
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+        check=True,
+    )
+    os.close(follower)
+    seen = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert shown.returncode == 0 and "boom on 2024-01-02" in seen and "\x1b" not in seen
+    piped = subprocess.run(
+        [sys.executable, "-m", "core", "logs", "x", "2024-01-02", "--config", str(config.path)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    assert b"\x1b]2;PWNED-TITLE\x07" in piped.stdout

@@ -9,6 +9,7 @@ Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND
   outage-once   after writing, take the warehouse folder away for 2 s (a warehouse outage
                 while the engine verifies), on the first attempt
   stubborn      print a line, ignore SIGTERM, sleep forever (only SIGKILL ends it)
+  escapes       print terminal escapes (a title change, colours) in its error line, exit 1
   break-table   after writing, replace the table by one without the date column (every
                 later read of it fails: a permanent warehouse error)
 Every start and end is appended to $RECORD as a JSON line.
@@ -56,6 +57,10 @@ def main() -> int:
     write = list(dates)
     for day in dates:
         kind = faults.get((name, day))
+        if kind == "escapes":
+            print(f"\x1b]2;PWNED-TITLE\x07\x1b[31mboom on {day}\x1b[0m", flush=True)
+            record("end-fail", name, dates)
+            return 1
         if kind == "stubborn":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print("ignoring SIGTERM", flush=True)
