@@ -271,3 +271,37 @@ def test_each_migration_commits_whole_or_not_at_all(tmp_path, monkeypatch):
         Journal(tmp_path)
 
     assert version(path) == LATEST and "extra" not in schema(path)
+
+
+def test_every_command_on_a_damaged_journal_says_so_in_one_line_and_exits_2(tmp_path, capsys):
+    from tests.helpers import invoke, write_config, write_tables
+
+    write_tables(tmp_path / "wh", {"ds.t": {date(2024, 1, 1): 1}}, date_column="d")
+    config = write_config(
+        tmp_path,
+        """
+        name: damaged
+        warehouse: {kind: sqlite, path: wh}
+        calendar: {start: 2024-01-01, end: 2024-01-02}
+        phases:
+          - name: p
+            processors:
+              - {name: t, table: ds.t, date_column: d, command: ["true"]}
+        """,
+    )
+    state = tmp_path / ".backfill"
+    state.mkdir()
+    (state / JOURNAL_FILE).write_bytes(b"garbage, not a database " * 100)
+    for args in (
+        ["status"],
+        ["logs", "t", "2024-01-01"],
+        ["run", "2024-01-01", "2024-01-02", "--headless"],
+        ["pause"],
+    ):
+        code, out, err = invoke([*args, "--config", str(config)], capsys)
+        assert "Traceback" not in out + err, args
+        if args == ["pause"]:  # no engine to talk to: the journal is not read
+            assert code == 3, args
+            continue
+        assert code == 2, (args, out, err)
+        assert "is damaged" in err and err.strip().count("\n") == 0, (args, err)
