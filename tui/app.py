@@ -3,6 +3,10 @@
 Coverage and its grid load in a thread (the journal's last known state is shown first), the
 engine runs as an App-level worker, and a 4 Hz tick folds what changed since the last snapshot
 into the widgets: only changed heatmap rows and queue rows are repainted.
+
+Text from outside (names from the config, dates typed, engine errors, job reasons) is drawn
+literally: every toast of ours passes `markup=False` (and `notify` below removes control
+characters), the banner and the cell line go through `tui.text.literal`.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent
 
@@ -36,6 +40,7 @@ from core.engine.api import (
 )
 from core.errors import UserError
 from core.preflight import Check, all_checks, gate_record, run_checks
+from core.printable import strip_controls
 from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
 from tui.modals.confirm import ConfirmScreen
@@ -44,6 +49,7 @@ from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
 from tui.session import Refreshed, Session
+from tui.text import literal
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
@@ -80,7 +86,27 @@ class BackfillApp(App[None]):
         self.session = Session.open(config, read_only)
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
-        self.sub_title = f"{config.name} · {config.path}"
+        self.sub_title = strip_controls(f"{config.name} · {config.path}")
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast without control characters. Textual's default (markup) is kept for its own
+        toasts ("Press [b]ctrl+q[/b] to quit"); every toast of ours passes `markup=False`: they
+        carry processor names, dates, engine replies and errors."""
+        super().notify(
+            strip_controls(message, newlines=True),
+            title=strip_controls(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -110,6 +136,7 @@ class BackfillApp(App[None]):
             f"Attached to the engine (pid {engine.info.pid} on {engine.info.host}). Quitting "
             "detaches: the run goes on.",
             timeout=8,
+            markup=False,
         )
 
     def _offer_unfinished_run(self) -> None:
@@ -124,6 +151,7 @@ class BackfillApp(App[None]):
             title="Unfinished run",
             severity="warning",
             timeout=20,
+            markup=False,
         )
 
     async def on_unmount(self) -> None:
@@ -164,7 +192,9 @@ class BackfillApp(App[None]):
 
     def _coverage_failed(self, message: str) -> None:
         self._status().show(refreshing=False, coverage_note="coverage unavailable")
-        self.notify(message, title="Coverage refresh failed", severity="error", timeout=10)
+        self.notify(
+            message, title="Coverage refresh failed", severity="error", timeout=10, markup=False
+        )
 
     def _show_coverage(self, fresh: Refreshed, *, note: str, save: bool = False) -> None:
         grid = self.session.adopt_refresh(fresh, save=save)
@@ -233,6 +263,7 @@ class BackfillApp(App[None]):
                 + (f"; {failed} items failed or blocked" if failed else ", all done"),
                 severity="warning" if failed else "information",
                 timeout=8,
+                markup=False,
             )
 
     def _announce_failures(self, taken: list[ItemView]) -> None:
@@ -267,14 +298,14 @@ class BackfillApp(App[None]):
 
     def _show_banner(self, text: str, *, error: bool) -> None:
         banner = self._dashboard().query_one("#banner", Static)
-        banner.update(Text(text))
+        banner.update(literal(text))
         banner.set_class(error, "-error")
         banner.display = True
 
     @work(exclusive=True, group="start")
     async def _gate_and_start(self, request: RunRequest) -> None:
         """Preflight first: a failed check needs a knowing override, which is journaled."""
-        self.notify("Running preflight before the run…", timeout=3)
+        self.notify("Running preflight before the run…", timeout=3, markup=False)
         results = await run_checks(all_checks(self.config))
         self._dashboard().query_one(PreflightPane).show_results(results)
         failed = [r.name for r in results if r.status == "fail"]
@@ -285,7 +316,7 @@ class BackfillApp(App[None]):
             )
             if not await self.push_screen_wait(ConfirmScreen(question, "Start anyway")):
                 self.session.journal.event("run_refused", **gate_record(results, overridden=False))
-                self.notify("Run not started.")
+                self.notify("Run not started.", markup=False)
                 return
         await self._start_engine(request, gate_record(results, overridden=bool(failed)))
 
@@ -294,11 +325,13 @@ class BackfillApp(App[None]):
     ) -> None:
         snap = self.session.snapshot
         if self.session.engine is not None and snap is not None and snap.busy:
-            self.notify("A run is in progress: let it finish, or stop it (C cancels all).")
+            self.notify(
+                "A run is in progress: let it finish, or stop it (C cancels all).", markup=False
+            )
             return
         self._dashboard().query_one("#banner", Static).display = False
         self._queue().update_items([])
-        self.notify(f"Starting a run: {request.start} → {request.end}…", timeout=4)
+        self.notify(f"Starting a run: {request.start} → {request.end}…", timeout=4, markup=False)
         try:
             started = await self.session.start(request, dict(preflight or {}))
         except UserError as exc:
@@ -309,6 +342,7 @@ class BackfillApp(App[None]):
             f"Run #{started.run_id} started: engine pid {started.pid} (it goes on when this "
             "dashboard quits)",
             timeout=6,
+            markup=False,
         )
         # Show where the work is: the run's first date, whatever the cursor was on.
         heatmap = self._heatmap()
@@ -321,7 +355,7 @@ class BackfillApp(App[None]):
     async def _send(self, command: Command) -> None:
         engine = self.session.engine
         if engine is None:
-            self.notify("No run yet: s starts one.")
+            self.notify("No run yet: s starts one.", markup=False)
             return
         reply = await engine.submit(command)
         self.notify(reply.message, severity="information" if reply.ok else "warning", markup=False)
@@ -335,7 +369,7 @@ class BackfillApp(App[None]):
     def action_start_run(self) -> None:
         coverage = self.session.coverage
         if coverage is None:
-            self.notify("Coverage is still loading.")
+            self.notify("Coverage is still loading.", markup=False)
             return
         if self._unfinished is not None and self.session.engine is None:
             run_id, unfinished = self._unfinished
@@ -372,7 +406,7 @@ class BackfillApp(App[None]):
     def action_pause(self) -> None:
         snap = self.session.snapshot
         if self.session.engine is None or snap is None:
-            self.notify("No run yet: s starts one.")
+            self.notify("No run yet: s starts one.", markup=False)
             return
         self._send(Resume() if snap.state == "paused" else Pause())
 
@@ -380,10 +414,10 @@ class BackfillApp(App[None]):
         item_id = self._queue().selected_item_id()
         view = self.session.items.get(item_id) if item_id is not None else None
         if view is None:
-            self.notify("Select a queued or running item in the queue first.")
+            self.notify("Select a queued or running item in the queue first.", markup=False)
             return
         if view.state not in (ItemState.PENDING, ItemState.RUNNING):
-            self.notify(f"That item is {view.state.value}; nothing to cancel.")
+            self.notify(f"That item is {view.state.value}; nothing to cancel.", markup=False)
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -396,7 +430,7 @@ class BackfillApp(App[None]):
     def action_cancel_all(self) -> None:
         snap = self.session.snapshot
         if self.session.engine is None or snap is None or not snap.busy:
-            self.notify("Nothing is running.")
+            self.notify("Nothing is running.", markup=False)
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -410,7 +444,9 @@ class BackfillApp(App[None]):
 
     def action_retry(self) -> None:
         if self.session.engine is None:
-            self.notify("No run yet: s starts one (it targets missing and failed dates).")
+            self.notify(
+                "No run yet: s starts one (it targets missing and failed dates).", markup=False
+            )
             return
         dates = None
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
@@ -429,7 +465,9 @@ class BackfillApp(App[None]):
         snap = self.session.snapshot
         phase = self._focused_phase()
         if snap is None or phase is None or phase not in snap.concurrency:
-            self.notify("Put the cursor on a phase (heatmap) or an item (queue) of a run.")
+            self.notify(
+                "Put the cursor on a phase (heatmap) or an item (queue) of a run.", markup=False
+            )
             return
         self._send(SetConcurrency(phase, snap.concurrency[phase][1] + delta))
 
@@ -453,7 +491,7 @@ class BackfillApp(App[None]):
         self._dashboard().query_one(PreflightPane).show_results(results)
         failed = [r.name for r in results if r.status == "fail"]
         if failed:
-            self.notify(f"Preflight failed: {', '.join(failed)}", severity="error")
+            self.notify(f"Preflight failed: {', '.join(failed)}", severity="error", markup=False)
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)
@@ -496,7 +534,7 @@ class BackfillApp(App[None]):
             return
         row, first, last = cursor
         text = self._describe(coverage, row.key, row.is_phase, first, last)
-        self._dashboard().query_one("#cell", Static).update(text)
+        self._dashboard().query_one("#cell", Static).update(literal(text, newlines=False))
 
     def _describe(
         self, coverage: Coverage, key: str, is_phase: bool, first: date, last: date
@@ -579,7 +617,8 @@ class BackfillApp(App[None]):
             self.notify(
                 f"{count} failed items on {event.day} queued again"
                 if count
-                else "Those cells are not failed in the current run; retry after it ends."
+                else "Those cells are not failed in the current run; retry after it ends.",
+                markup=False,
             )
             return
         names = ", ".join(event.processors)

@@ -1,4 +1,8 @@
-"""Command palette: jump to a processor or a date of the heatmap."""
+"""Command palette: jump to a processor or a date of the heatmap.
+
+A hit's str prompt is parsed as markup (and `Matcher.highlight` parses its candidate too), so the
+prompts, which hold processor names from the config, are built as literal Content.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,23 @@ from datetime import date
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
 
 from core.config.values import parse_date
+from core.printable import strip_controls
+
+
+def _highlight(matcher: Matcher, text: str) -> Content:
+    """`matcher.highlight` without parsing `text` as markup."""
+    content = Content(text)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    if not score:
+        return content
+    for offset in offsets:
+        if not text[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 class JumpProvider(Provider):
@@ -22,7 +41,8 @@ class JumpProvider(Provider):
 
     async def discover(self) -> Hits:
         for name in self._processors():
-            yield DiscoveryHit(f"Go to {name}", partial(self._jump, key=name))
+            text = f"Go to {strip_controls(name)}"
+            yield DiscoveryHit(Content(text), partial(self._jump, key=name), text=text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -31,9 +51,12 @@ class JumpProvider(Provider):
         except ValueError:
             day = None
         if day is not None:
-            yield Hit(100, f"Go to date {day}", partial(self._jump, day=day))
+            text = f"Go to date {day}"
+            yield Hit(100, Content(text), partial(self._jump, day=day), text=text)
         for name in self._processors():
-            text = f"Go to {name}"
+            text = f"Go to {strip_controls(name)}"
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self._jump, key=name))
+                yield Hit(
+                    score, _highlight(matcher, text), partial(self._jump, key=name), text=text
+                )

@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from tui.text import literal
+
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
@@ -23,7 +25,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self._question, classes="dialog--question")
+            # The question names processors, dates and checks: drawn literally.
+            yield Label(literal(self._question), classes="dialog--question")
             with Horizontal(classes="dialog--buttons"):
                 yield Button(f"{self._yes} (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="default", id="no")

@@ -32,6 +32,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
                 "Detach: quit; the run goes on (backfill attaches again).\n"
                 "Stop the run: cancel what runs and end it (a new start resumes it).",
                 classes="dialog--question",
+                markup=False,
             )
             with Horizontal(classes="dialog--buttons"):
                 # First and focused: Enter must never be the destructive choice.

@@ -1,4 +1,8 @@
-"""Start a run: range, phase and reprocess mode, with the plan summary before confirming."""
+"""Start a run: range, phase and reprocess mode, with the plan summary before confirming.
+
+What is typed (echoed back in error messages) and the plan's names come from the operator and the
+config: they are drawn literally (`tui.text.literal`), never parsed as markup.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from core.config.values import parse_date
 from core.coverage import Coverage
 from core.engine.api import RunRequest
 from core.planner import REPROCESS_CHOICES, Plan, make_plan
+from tui.text import literal
 
 
 def plan_summary(plan: Plan) -> str:
@@ -58,7 +63,7 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
                 yield Input(self._end.isoformat(), placeholder="end", id="end")
                 yield Select(
                     [
-                        (ph.label, ph.name)
+                        (literal(ph.label, newlines=False), ph.name)
                         for ph in config.phases
                         if any(not p.is_source for p in ph.processors)
                     ],
@@ -71,7 +76,7 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
                     allow_blank=False,
                     id="reprocess",
                 )
-            yield Static("", id="summary", classes="dialog--summary")
+            yield Static("", id="summary", classes="dialog--summary", markup=False)
             with Horizontal(classes="dialog--buttons"):
                 yield Button("Start", variant="success", id="go", disabled=True)
                 yield Button("Cancel (esc)", id="cancel")
@@ -94,12 +99,14 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
             start = parse_date(self.query_one("#start", Input).value)
             end = parse_date(self.query_one("#end", Input).value)
         except ValueError as exc:
-            summary.update(f"[red]{exc}[/]")
+            summary.update(literal(str(exc), "red"))
             button.disabled = True
             return
         cal = self._coverage.calendar
         if not (cal.start <= start <= end <= cal.end):
-            summary.update(f"[red]the range must lie within {cal.start} … {cal.end}, in order[/]")
+            summary.update(
+                literal(f"the range must lie within {cal.start} … {cal.end}, in order", "red")
+            )
             button.disabled = True
             return
         phase = self.query_one("#phase", Select).value
@@ -124,7 +131,7 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
 
     def _show_plan(self, request: RunRequest, text: str, runnable: bool) -> None:
         self._request = request if runnable else None
-        self.query_one("#summary", Static).update(text)
+        self.query_one("#summary", Static).update(literal(text))
         self.query_one("#go", Button).disabled = not runnable
 
     @on(Button.Pressed, "#go")

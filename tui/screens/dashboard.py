@@ -28,11 +28,11 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusBar(self._config, self._read_only, id="status")
         # What must not be missed (the engine stopped on an error): stays until the next run.
-        yield Static("", id="banner")
+        yield Static("", id="banner", markup=False)
         with Vertical(id="coverage"):
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")
-            yield Static("Loading coverage…", id="cell")
+            yield Static("Loading coverage…", id="cell", markup=False)
         with Horizontal(id="bottom"):
             with Vertical(id="queue-pane"):
                 yield Input(placeholder="filter the queue (esc to clear)", id="filter")

@@ -1,4 +1,8 @@
-"""One date, every processor: state, rows against the rule, attempts and their logs."""
+"""One date, every processor: state, rows against the rule, attempts and their logs.
+
+Names (config), reasons (engine, jobs) and the season are drawn literally: a DataTable parses a
+str cell as markup, so every cell is a `Text` (`tui.text.literal`).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from core.coverage import CellState, Coverage
 from core.progress import format_duration
 from core.state import AttemptRow, Journal
+from tui.text import literal
 from tui.widgets.log_tail import LogTail
 
 STATE_STYLE = {
@@ -70,7 +75,7 @@ class DateDetailScreen(Screen[None]):
         header += f" · season {season.name}" if season else ""
         header += f" · {games} calendar rows (games)" if games else " · not an expected date"
         with Vertical():
-            yield Static(header, id="detail-title")
+            yield Static(literal(header, newlines=False), id="detail-title")
             yield DataTable(id="processors", cursor_type="row")
             yield Static("Attempts", classes="detail--heading")
             yield DataTable(id="attempts", cursor_type="row")
@@ -121,13 +126,13 @@ class DateDetailScreen(Screen[None]):
                 tries = loaded[proc.name]
                 last = tries[-1] if tries else None
                 table.add_row(
-                    phase.label,
-                    proc.name + ("" if proc.command else " (source)"),
+                    literal(phase.label, newlines=False),
+                    literal(proc.name + ("" if proc.command else " (source)"), newlines=False),
                     Text(state.value, STATE_STYLE.get(state, "")),
-                    str(cell.rows),
-                    str(cell.required or "-"),
-                    str(len(tries)),
-                    _describe(last) if last else "",
+                    Text(str(cell.rows)),
+                    Text(str(cell.required or "-")),
+                    Text(str(len(tries))),
+                    literal(_describe(last) if last else ""),
                     key=proc.name,
                 )
         self._show_attempts(self._highlighted())
@@ -148,12 +153,12 @@ class DateDetailScreen(Screen[None]):
         tries = self._attempts.get(processor or "", [])
         for attempt in tries:
             table.add_row(
-                str(attempt.number),
-                time.strftime("%H:%M:%S", time.localtime(attempt.started_at)),
-                format_duration(attempt.duration),
-                "" if attempt.exit_code is None else str(attempt.exit_code),
-                attempt.reason or "running",
-                attempt.outcome or "",
+                Text(str(attempt.number)),
+                Text(time.strftime("%H:%M:%S", time.localtime(attempt.started_at))),
+                Text(format_duration(attempt.duration)),
+                Text("" if attempt.exit_code is None else str(attempt.exit_code)),
+                literal(attempt.reason or "running"),
+                literal(attempt.outcome or "", newlines=False),
                 key=str(attempt.id),
             )
         if tries:
@@ -191,14 +196,16 @@ class DateDetailScreen(Screen[None]):
         name = self._highlighted()
         targets = self._incomplete([name] if name else [])
         if not targets:
-            self.notify("Nothing to retry: that cell is complete, skipped or a source.")
+            self.notify(
+                "Nothing to retry: that cell is complete, skipped or a source.", markup=False
+            )
             return
         self.post_message(RetryRequested(self.day, targets))
 
     def action_retry_all(self) -> None:
         targets = self._incomplete([p.name for p in self._coverage.config.processors])
         if not targets:
-            self.notify("Nothing to retry on this date.")
+            self.notify("Nothing to retry on this date.", markup=False)
             return
         self.post_message(RetryRequested(self.day, targets))
 

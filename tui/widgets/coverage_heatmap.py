@@ -78,6 +78,7 @@ from textual.widgets import Static
 
 from core.coverage import WORST_FIRST, CellState
 from core.grid import CODE, CODES, Grid, GridRow
+from core.printable import strip_controls
 
 Zoom = Literal["day", "week", "month"]
 
@@ -724,7 +725,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         return strip
 
     def _label(self, row: GridRow, is_cursor: bool, styles: _Styles) -> Segment:
-        text = row.label if row.is_phase else "  " + row.label
+        # Segments are drawn as they are: a label from the config must not carry controls.
+        label = strip_controls(row.label)
+        text = label if row.is_phase else "  " + label
         room = self.LABEL_WIDTH - 2
         if cell_len(text) > room:
             text = set_cell_size(text, room - 1) + "…"
@@ -854,7 +857,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
                 continue
             lo, hi = self._column_of_date(start), self._column_of_date(end) + 1
             span = hi - lo
-            seasons[lo:hi] = list((name + " ").ljust(span, "─")[:span])
+            seasons[lo:hi] = list((strip_controls(name) + " ").ljust(span, "─")[:span])
 
         # The last label may run past the last column (into the blank right of the grid).
         room = count + 8

@@ -7,7 +7,10 @@ Attempt logs can reach gigabytes and jobs can print tens of thousands of lines a
   whatever the job's rate, and a poll that brings more than `max_lines` keeps only the last ones;
 - a poll reads at most `max_read` bytes; a file that grew more than that since the last poll is
   skipped ahead (and says so), so one poll's memory and time stay bounded;
-- the Log is a ring buffer of `max_lines` lines of at most `MAX_LINE_CHARS` characters each.
+- the Log is a ring buffer of `max_lines` lines of at most `MAX_LINE_CHARS` characters each;
+- a job's terminal control sequences never reach the terminal: Textual's Log only replaces
+  U+0000-U+0014 (ESC and the C1 controls pass), so every line is cleaned first
+  (`core.printable.printable`: colour codes dropped, other escapes and controls marked).
 
 Follow mode is on by default. Scrolling up (wheel, k/up, PageUp, Home, the scrollbar) pauses it.
 While paused nothing the operator reads moves or disappears: new lines fill the Log's free room,
@@ -36,6 +39,8 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Log, Static
 from textual.worker import Worker, WorkerState
+
+from core.printable import printable, strip_controls
 
 MAX_LINES = 2000
 POLL_SECONDS = 0.25
@@ -193,6 +198,7 @@ class FileTailer:
             lines[0] = _clip(lines[0], self._overflow)
             self._overflow = 0
             lines[1:] = [_clip(line) for line in lines[1:]]
+            lines = [printable(line) for line in lines]
         if len(tail) > MAX_LINE_CHARS:
             self._overflow += len(tail) - MAX_LINE_CHARS
             tail = tail[:MAX_LINE_CHARS]
@@ -484,7 +490,8 @@ class LogTail(Widget):
                 parts.append(f"paused — G to follow{unseen}")
             if self._file_size is not None:
                 parts.append(human_size(self._file_size))
-            text = " · ".join(parts)
+            # The title names a processor, the error comes from the OS: one line, no controls.
+            text = strip_controls(" · ".join(parts))
         self.set_class(self.path is not None and not self.following, "-paused")
         self.set_class(self._state == "waiting", "-waiting")
         self.set_class(self._state == "error", "-error")

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from core.preflight import CheckResult
+from tui.text import literal
 
 STATUS_STYLE = {
     "pass": "bold green",
@@ -19,7 +20,10 @@ STATUS_STYLE = {
 }
 
 
-class PreflightPane(DataTable[Text | str]):
+class PreflightPane(DataTable[Text]):
+    """A str cell would be parsed as markup: every cell is a Text (names and details come from
+    the config and the warehouse)."""
+
     DEFAULT_CSS = """
     PreflightPane { height: 1fr; }
     """
@@ -34,15 +38,21 @@ class PreflightPane(DataTable[Text | str]):
     def show_running(self, names: Sequence[str]) -> None:
         self.clear()
         for name in names:
-            self.add_row(Text("…", STATUS_STYLE["running"]), name, "", "running", key=name)
+            self.add_row(
+                Text("…", STATUS_STYLE["running"]),
+                literal(name, newlines=False),
+                Text(""),
+                Text("running"),
+                key=name,
+            )
 
     def show_results(self, results: Sequence[CheckResult]) -> None:
         self.clear()
         for r in results:
             self.add_row(
                 Text(r.status.upper(), STATUS_STYLE[r.status]),
-                r.name,
-                f"{r.duration_s:.2f}s",
-                r.detail,
+                literal(r.name, newlines=False),
+                Text(f"{r.duration_s:.2f}s"),
+                literal(r.detail),
                 key=r.name,
             )

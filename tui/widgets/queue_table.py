@@ -45,6 +45,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from core.engine.api import ItemState, ItemView
+from core.printable import strip_controls
 from core.progress import format_duration
 
 #: Row order by state: what needs the operator's eyes first, finished work last.
@@ -85,19 +86,10 @@ REBUILD_MIN = 64
 
 Order = tuple[int, date, int]
 
-# C0 controls, DEL and the C1 controls: ESC starts a terminal escape sequence, and so does a lone
-# C1 CSI (0x9b) on terminals that honour 8-bit controls.
-_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
-
 
 def item_order(item: ItemView) -> Order:
     """Sort key: state rank, then first date, then id (ids break ties, so keys are unique)."""
     return (STATE_RANK.get(item.state, len(STATE_RANK)), min(item.dates, default=date.max), item.id)
-
-
-def strip_controls(text: str) -> str:
-    """`text` without control characters (tabs and newlines included)."""
-    return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
 def format_dates(dates: Sequence[date]) -> str:

@@ -1,4 +1,8 @@
-"""One line at the top: engine state, progress, throughput, ETA, concurrency, where we are."""
+"""One line at the top: engine state, progress, throughput, ETA, concurrency, where we are.
+
+Built as a Text (never markup); names from the config and the engine's host lose their control
+characters.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from textual.widgets import Static
 
 from core.config import Config
 from core.engine.api import EngineSnapshot, ItemState
+from core.printable import strip_controls
 from core.progress import format_duration
 
 STATE_STYLE = {
@@ -87,18 +92,21 @@ class StatusBar(Static):
                 ph.name for ph in self._config.phases if any(not p.is_source for p in ph.processors)
             }
             text.append(
-                " ".join(
-                    f"{ph} {run}/{lim}"
-                    for ph, (run, lim) in snap.concurrency.items()
-                    if ph in runnable
+                strip_controls(
+                    " ".join(
+                        f"{ph} {run}/{lim}"
+                        for ph, (run, lim) in snap.concurrency.items()
+                        if ph in runnable
+                    )
                 ),
                 "dim",
             )
         if self._engine:
-            text.append(f"  {self._engine}", "dim")
-        text.append(f"  {self._config.warehouse.label} · {self._config.path.name}", "dim")
+            text.append(strip_controls(f"  {self._engine}"), "dim")
+        where = f"  {self._config.warehouse.label} · {self._config.path.name}"
+        text.append(strip_controls(where), "dim")
         if self._coverage_note:
-            text.append(f" · {self._coverage_note}", "dim")
+            text.append(strip_controls(f" · {self._coverage_note}"), "dim")
         if self._scan_cost:
-            text.append(f" · {self._scan_cost}", "dim")
+            text.append(strip_controls(f" · {self._scan_cost}"), "dim")
         return text
