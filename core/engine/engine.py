@@ -55,7 +55,7 @@ from core.engine.scheduler import (
 )
 from core.engine.snapshots import Snapshots
 from core.engine.verifier import Verifier
-from core.planner import DONE, chunk_dates
+from core.planner import DONE, chunk_dates, select_processors
 from core.state.items import OPEN, Item, ItemState, ItemStore
 from core.state.journal import Journal
 from core.warehouse import Warehouse
@@ -101,7 +101,6 @@ class Engine:
         self._gates: GateShares | None = None
         self._snapshots = Snapshots()
         self._verifier = Verifier(self._reread, self._take_reread)
-        self._planned_blocked: frozenset[tuple[str, date]] = frozenset()
         self._tg: anyio.abc.TaskGroup | None = None
 
     @property
@@ -131,7 +130,6 @@ class Engine:
         # again (full collections paused the dashboard for a second under load).
         gc.freeze()
         store = loaded.store
-        self._planned_blocked = loaded.planned_blocked
         self.attempts = Attempts(
             self.config,
             store,
@@ -407,14 +405,14 @@ class Engine:
     def _finish(self) -> RunResult:
         store, coverage = self.store, self.coverage
         assert store is not None and coverage is not None
-        targeted = {p.name for p in self.config.processors if not p.is_source} & {
-            i.processor.name for i in store.items.values()
-        } | {name for name, _ in self._planned_blocked}
+        # Judged over everything the request targets, not over the items: a resumed run loads
+        # its items, and a processor whose every cell was blocked from the start has none.
+        targeted = select_processors(self.config, self.request.phases, self.request.processors)
         incomplete = [
-            (name, day)
-            for name in sorted(targeted)
+            (proc.name, day)
+            for proc in sorted(targeted, key=lambda p: p.name)
             for day in coverage.calendar.expected_dates
-            if coverage.cell(self.config.processor(name), day).state not in DONE
+            if coverage.cell(proc, day).state not in DONE
         ]
         status = (
             "stopped"

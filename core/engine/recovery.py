@@ -12,7 +12,6 @@ that is complete is never run again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import anyio
@@ -31,8 +30,6 @@ from core.state.journal import AttemptRow, ItemRow, Journal
 @dataclass
 class Loaded:
     store: ItemStore
-    #: cells the plan could not target (source gaps, unreachable gates): never complete
-    planned_blocked: frozenset[tuple[str, date]]
     #: run_started | run_resumed
     kind: str
     message: str
@@ -60,7 +57,6 @@ def load_or_plan(
         left = sum(1 for i in store.items.values() if i.state is not ItemState.DONE)
         return Loaded(
             store,
-            frozenset(),
             "run_resumed",
             f"Resuming run #{previous.id}: {left} of {len(store.items)} items not done",
         )
@@ -99,7 +95,6 @@ def load_or_plan(
     blocked = f"; {plan.blocked_cells} cells blocked from the start" if plan.blocked_cells else ""
     return Loaded(
         store,
-        frozenset((p.processor.name, d) for p in plan.processors for d in p.blocked),
         "run_started",
         f"Run #{run_id}: {len(plan.items)} commands for {plan.target_cells} processor-dates, "
         f"{plan.start} → {plan.end}{blocked}",

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from tests.helpers import day, span, write_config, write_tables
@@ -37,10 +38,25 @@ phases:
 """
 
 
-def _fresh(folder: Path) -> Path:
+#: a processor whose source is empty: every one of its cells is blocked from the start
+BLOCKED = """
+      - {name: gone, table: ds.gone, date_column: d}
+  - name: stuck
+    processors:
+      - name: z
+        table: ds.z
+        date_column: d
+        depends_on: [gone]
+        command: ["true"]
+"""
+
+
+def _fresh(folder: Path, *, blocked: bool = False) -> Path:
     folder.mkdir()
-    write_tables(folder / "wh", {"ds.base": {day(d): 1 for d in DATES}}, date_column="d")
-    return write_config(folder, PIPELINE)
+    tables: dict[str, dict[date, int]] = {"ds.base": {day(d): 1 for d in DATES}, "ds.gone": {}}
+    write_tables(folder / "wh", tables, date_column="d")
+    text = PIPELINE.replace("  - name: work\n", BLOCKED.lstrip("\n") + "  - name: work\n")
+    return write_config(folder, text if blocked else PIPELINE)
 
 
 def _run(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -81,12 +97,12 @@ def _complete(config: Path) -> int:
     return int(next(p["complete"] for ph in phases for p in ph["processors"] if p["name"] == "x"))
 
 
-def _planning_steps(tmp_path: Path) -> range:
+def _planning_steps(tmp_path: Path, *, blocked: bool = False) -> range:
     """The journal statements (1-based) from looking for an unfinished run to launching the
     first attempt: every step of planning and journaling a new run."""
-    config = _fresh(tmp_path / "count")
+    config = _fresh(tmp_path / "count", blocked=blocked)
     log = tmp_path / "statements.log"
-    assert _run(config, PYTHONPATH=str(HOOK), STATEMENT_LOG=str(log)).returncode == 0
+    _run(config, PYTHONPATH=str(HOOK), STATEMENT_LOG=str(log))
     statements = log.read_text().splitlines()
     lookup = next(i for i, s in enumerate(statements) if "FROM runs WHERE status = 'running'" in s)
     first_attempt = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO attem"))
@@ -107,3 +123,16 @@ def test_a_kill_at_any_step_of_planning_never_leaves_a_false_complete(tmp_path: 
         assert "complete" in again.stdout, where
         assert _starts(config) == DATES, where  # every cell run, none twice
         assert _complete(config) == len(DATES), where
+
+
+def test_a_resumed_run_still_counts_the_cells_blocked_from_the_start(tmp_path: Path):
+    """The resumed engine loads items, not the plan: z has none (its source is empty), yet the
+    run is not complete while z's cells are missing."""
+    first_attempt = _planning_steps(tmp_path, blocked=True)[-1]
+    config = _fresh(tmp_path / "resume", blocked=True)
+    killed = _run(config, PYTHONPATH=str(HOOK), KILL_AT_STATEMENT=str(first_attempt))
+    assert killed.returncode == -9
+    again = _run(config)
+    assert "Resuming run #1" in again.stdout
+    assert again.returncode == 1, again.stdout
+    assert "3 cells not complete: z 2024-01-01" in again.stdout
