@@ -131,23 +131,25 @@ def _emit_json(data: dict[str, Any]) -> None:
 @click.group(invoke_without_command=True)
 @click.version_option(package_name="backfill")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context) -> int:
     """Supervise long, multi-phase, date-partitioned data backfills."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(tui)
+        code: int = ctx.invoke(tui)
+        return code
+    return 0
 
 
 @cli.command()
 @config_option
 @click.option("--read-only", is_flag=True, help="Disable every control that changes anything.")
-def tui(config_path: Path, read_only: bool) -> None:
+def tui(config_path: Path, read_only: bool) -> int:
     """Open the dashboard on the pipeline."""
     config = _load(config_path)
     # The one place core reaches the UI layer: imported here, on demand, so headless commands
     # never pull in Textual (an import-linter contract allows this import and no other).
     from tui.app import run_dashboard
 
-    run_dashboard(config, read_only=read_only)
+    return run_dashboard(config, read_only=read_only)
 
 
 @cli.command()

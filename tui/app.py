@@ -11,9 +11,11 @@ characters), the banner and the cell line go through `tui.text.literal`.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -43,6 +45,7 @@ from core.preflight import Check, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
+from tui.crash import crash_line, write_report
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
@@ -87,6 +90,8 @@ class BackfillApp(App[None]):
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
         self.sub_title = strip_controls(f"{config.name} · {config.path}")
+        #: set when the app failed: the one line printed instead of Textual's traceback
+        self.crash: str | None = None
 
     def notify(
         self,
@@ -107,6 +112,18 @@ class BackfillApp(App[None]):
             timeout=timeout,
             markup=markup,
         )
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's hook for an unhandled error (it then exits the app): keep its bookkeeping
+        (Pilot re-raises the error in tests) but replace the traceback screen by a report file
+        and one line."""
+        super()._handle_exception(error)
+        try:
+            report: Path | None = write_report(self.config.state_path, error)
+        except OSError:
+            report = None
+        self.crash = crash_line(error, report)
+        self._exit_renderables.clear()
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -660,5 +677,10 @@ def _engine_note(session: Session) -> str:
     return f"engine {info.pid}@{info.host} since {since}{watching}"
 
 
-def run_dashboard(config: Config, *, read_only: bool = False) -> None:
-    BackfillApp(config, read_only=read_only).run()
+def run_dashboard(config: Config, *, read_only: bool = False) -> int:
+    """The dashboard until the operator quits; the exit code (1 when it failed)."""
+    app = BackfillApp(config, read_only=read_only)
+    app.run()
+    if app.crash is not None:
+        print(app.crash, file=sys.stderr)
+    return app.return_code or 0
