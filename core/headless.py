@@ -34,7 +34,7 @@ from core.engine.api import (
 from core.errors import UserError
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
-from core.progress import format_duration
+from core.progress import describe
 from core.service.server import EngineServer
 from core.state import EngineLock, Journal
 from core.warehouse import open_warehouse
@@ -50,7 +50,9 @@ Echo = Callable[[str], None]
 def summary_line(snap: EngineSnapshot) -> str:
     if snap.state == "measuring":
         return "[measuring coverage and planning …]"
-    rate = f"{snap.rate_per_hour:.0f} items/h" if snap.rate_per_hour else "rate --"
+    rate = (
+        f"{snap.forecast.rate_per_hour:.0f} items/h" if snap.forecast.rate_per_hour else "rate --"
+    )
     phases = " · ".join(
         f"{name} {running}/{limit}"
         for name, (running, limit) in snap.concurrency.items()
@@ -59,8 +61,8 @@ def summary_line(snap: EngineSnapshot) -> str:
     return (
         f"[{snap.count(ItemState.DONE)}/{snap.total} done · {snap.count(ItemState.RUNNING)} "
         f"running · {snap.count(ItemState.PENDING)} queued · {snap.count(ItemState.FAILED)} "
-        f"failed · {snap.count(ItemState.BLOCKED)} blocked · {rate} · ETA "
-        f"{format_duration(snap.eta_seconds)}]" + (f" {phases}" if phases else "")
+        f"failed · {snap.count(ItemState.BLOCKED)} blocked · {rate} · {describe(snap.forecast)}]"
+        + (f" {phases}" if phases else "")
     )
 
 

@@ -1,45 +1,220 @@
-"""Throughput and ETA from observed attempt durations.
+"""How far a run is and when it will end, as honestly as the evidence allows.
 
-A per-date median per processor is robust to the odd hour-long outlier (a hung attempt that was
-killed is not a success and never enters the sample). Phases run largely one after another (gates,
-dependencies), so the ETA adds up each phase's remaining work divided by its concurrency.
+The model: each processor's seconds per date, from its latest successful attempts (the median for
+the estimate, the 20th and 80th percentiles for the range; a median is robust to the odd
+hour-long outlier). A phase's remaining time is its open work spread over its concurrency, but
+never less than its longest open item. Phases run largely one after another (gates,
+dependencies) where a gate holds the next phase back: across a gate their times add up. Without
+a gate a later phase follows its upstream date by date, so phases overlap: such a run of phases
+takes as long as its longest, plus one item of each phase that follows.
+
+The rate counts only this engine's finishes in the last WINDOW, never items done before a
+resume. (Calibrating the model by its own past estimates was tried, benchmarks/eta_accuracy.py:
+its estimate moves as samples arrive, and the calibration then made it worse, not better.)
+
+The forecast says what is true when no number is: "measuring" before any duration is known,
+"paused" while paused, "stalled" while attempts run and nothing has finished for much longer
+than they usually take.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+#: the sliding window of the rate and of the calibration
+WINDOW = 15 * 60.0
+#: nothing finished for this many times the usual attempt (and at least STALL_FLOOR seconds)
+STALL_FACTOR = 3.0
+STALL_FLOOR = 60.0
 
 
 @dataclass(frozen=True)
-class Remaining:
+class Finish:
+    """An attempt that ended complete, for the rate and the calibration."""
+
+    at: float  # time.monotonic()
+    phase: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class Open:
+    """A processor's open work: its pending and running items."""
+
     processor: str
     phase: str
-    dates: int
+    #: dates of its items not yet started
+    pending_dates: int
+    #: dates of its largest item (a pending item is not shared by slots: a phase lasts at least
+    #: as long as it)
+    largest_item: int
+    #: (dates, seconds running) of each running item
+    running: tuple[tuple[int, float], ...] = ()
 
 
-def seconds_per_date(samples: Iterable[tuple[float, int]]) -> float | None:
-    """Median seconds per date over (duration, dates) samples of successful attempts."""
-    per_date = [duration / max(1, dates) for duration, dates in samples if duration is not None]
-    return statistics.median(per_date) if per_date else None
+@dataclass(frozen=True)
+class PerDate:
+    """Seconds per date of a processor: the estimate and its range."""
+
+    mid: float
+    low: float
+    high: float
 
 
-def eta_seconds(
-    remaining: Iterable[Remaining],
-    per_date: Mapping[str, float | None],
-    concurrency: Mapping[str, int],
-) -> float | None:
-    """None until at least one processor has a measured duration."""
-    known = [v for v in per_date.values() if v is not None]
-    if not known:
+@dataclass(frozen=True)
+class Forecast:
+    #: measuring | running | paused | stalled | done
+    status: str
+    #: items finished per hour by this engine over the last WINDOW; None before the first
+    rate_per_hour: float | None = None
+    #: seconds to the end: the estimate and its range; None when no number is honest
+    eta_seconds: float | None = None
+    eta_low: float | None = None
+    eta_high: float | None = None
+    #: seconds since the last attempt finished, when stalled
+    stalled_for: float | None = None
+
+
+def per_date(samples: Iterable[tuple[float, int]]) -> PerDate | None:
+    """From (duration, dates) of successful attempts; None without any."""
+    values = sorted(duration / max(1, dates) for duration, dates in samples)
+    if not values:
         return None
-    fallback = statistics.median(known)
-    work: dict[str, float] = {}
-    for item in remaining:
-        rate = per_date.get(item.processor) or fallback
-        work[item.phase] = work.get(item.phase, 0.0) + rate * item.dates
-    return sum(seconds / max(1, concurrency.get(phase, 1)) for phase, seconds in work.items())
+    mid = statistics.median(values)
+    low, high = _quantile(values, 0.2), _quantile(values, 0.8)
+    # Few samples say little about the spread: never claim better than +-10 %.
+    return PerDate(mid, min(low, mid * 0.9), max(high, mid * 1.1))
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    position = q * (len(values) - 1)
+    below = int(position)
+    above = min(below + 1, len(values) - 1)
+    return values[below] + (values[above] - values[below]) * (position - below)
+
+
+def forecast(
+    *,
+    paused: bool,
+    open_work: Sequence[Open],
+    rates: Mapping[str, PerDate | None],
+    limits: Mapping[str, int],
+    finishes: Sequence[Finish],
+    started: float,
+    gated: frozenset[str] = frozenset(),
+    now: float | None = None,
+) -> Forecast:
+    """The forecast of a run from its open work and what it achieved since `started` (both
+    monotonic, as `now`). `open_work` comes in phase order; `gated` names the phases whose gate
+    holds the phases after them back."""
+    now = time.monotonic() if now is None else now
+    recent = [f for f in finishes if f.at >= now - WINDOW and f.at >= started]
+    span = max(1.0, min(WINDOW, now - started))
+    rate = len(recent) * 3600 / span if recent else None
+    if not open_work:
+        return Forecast("done", rate, 0.0, 0.0, 0.0)
+    if paused:
+        return Forecast("paused", rate)
+    known = [r for r in rates.values() if r is not None]
+    if not known:
+        return Forecast("measuring", rate)
+    # A processor not measured yet is assumed typical of those that are.
+    fallback = PerDate(
+        statistics.median(r.mid for r in known),
+        statistics.median(r.low for r in known),
+        statistics.median(r.high for r in known),
+    )
+    stalled = _stalled_for(open_work, rates, fallback, finishes, started, now)
+    if stalled is not None:
+        return Forecast("stalled", rate, stalled_for=stalled)
+    low, mid, high = (
+        _run_seconds(open_work, rates, fallback, limits, gated, pick)
+        for pick in ("low", "mid", "high")
+    )
+    return Forecast("running", rate, mid, low, high)
+
+
+def _run_seconds(
+    open_work: Sequence[Open],
+    rates: Mapping[str, PerDate | None],
+    fallback: PerDate,
+    limits: Mapping[str, int],
+    gated: frozenset[str],
+    pick: str,
+) -> float:
+    total = segment = 0.0
+    for phase in dict.fromkeys(o.phase for o in open_work):
+        seconds, one_item = _phase_seconds(open_work, rates, fallback, limits, phase, pick)
+        # overlapping the phases before it, it ends one of its items after the longest of them
+        segment = max(segment + one_item, seconds) if segment else seconds
+        if phase in gated:
+            total, segment = total + segment, 0.0
+    return total + segment
+
+
+def _phase_seconds(
+    open_work: Iterable[Open],
+    rates: Mapping[str, PerDate | None],
+    fallback: PerDate,
+    limits: Mapping[str, int],
+    phase: str,
+    pick: str,
+) -> tuple[float, float]:
+    """The phase's remaining seconds, and those of one of its items."""
+    work = longest = one_item = 0.0
+    for o in open_work:
+        if o.phase != phase:
+            continue
+        seconds = getattr(rates.get(o.processor) or fallback, pick)
+        work += o.pending_dates * seconds
+        longest = max(longest, min(o.largest_item, o.pending_dates) * seconds)
+        one_item = max(one_item, o.largest_item * seconds)
+        for dates, running in o.running:
+            left = max(0.0, dates * seconds - running)
+            work += left
+            longest = max(longest, left)
+    return max(work / max(1, limits.get(phase, 1)), longest), one_item
+
+
+def _stalled_for(
+    open_work: Sequence[Open],
+    rates: Mapping[str, PerDate | None],
+    fallback: PerDate,
+    finishes: Sequence[Finish],
+    started: float,
+    now: float,
+) -> float | None:
+    """Seconds since anything finished, when attempts run and that is far beyond their usual
+    time; None otherwise."""
+    usual = [
+        dates * (rates.get(o.processor) or fallback).high
+        for o in open_work
+        for dates, _ in o.running
+    ]
+    if not usual:
+        return None
+    last = max(started, finishes[-1].at) if finishes else started
+    quiet = now - last
+    return quiet if quiet > max(STALL_FLOOR, STALL_FACTOR * max(usual)) else None
+
+
+def describe(f: Forecast, *, wall_now: float | None = None) -> str:
+    """The forecast in a few words: "ETA 3h10m-3h40m, ~04:10", "ETA paused", ..."""
+    if f.status == "paused":
+        return "paused: no ETA"
+    if f.status == "measuring":
+        return "ETA measuring"
+    if f.status == "stalled":
+        return f"stalled: nothing finished for {format_duration(f.stalled_for)}"
+    if f.status == "done" or f.eta_seconds is None:
+        return "ETA --" if f.status != "done" else "ETA 0s"
+    low, high = format_duration(f.eta_low), format_duration(f.eta_high)
+    when = time.localtime((time.time() if wall_now is None else wall_now) + f.eta_seconds)
+    span = low if low == high else f"{low}-{high}"
+    return f"ETA {span}, ~{time.strftime('%H:%M', when)}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 from core.config import Config
 from core.coverage import Reread
 from core.planner import Reprocess
+from core.progress import Forecast
 from core.state.items import ItemState
 from core.state.journal import Journal
 from core.warehouse import Warehouse
@@ -119,8 +120,8 @@ class EngineSnapshot:
     counts: Mapping[ItemState, int]
     #: phase -> (attempts holding a slot, limit)
     concurrency: Mapping[str, tuple[int, int]]
-    rate_per_hour: float | None
-    eta_seconds: float | None
+    #: rate and ETA, or what is true instead (measuring, paused, stalled)
+    forecast: Forecast
     #: items changed after `since`, oldest change first (every item when `since` was 0)
     changed: tuple[ItemView, ...] = ()
     #: warehouse reads after `since`, oldest first, for the client to merge into its coverage

@@ -8,6 +8,7 @@ ends, the slot goes to the next job while the warehouse is re-read (`verifying`)
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ from core.engine.retry import Verdict, decide, is_transient, judge
 from core.engine.verifier import Verifier
 from core.errors import UserError, WarehouseError
 from core.planner import DONE, render_argv
+from core.progress import Finish
 from core.state.items import Item, ItemState, ItemStore
 from core.state.journal import AttemptRow
 
@@ -30,6 +32,8 @@ VERIFY_RETRY_FIRST_S = 5.0
 VERIFY_RETRY_MAX_S = 300.0
 #: successful attempts per processor kept for ETAs
 SAMPLES = 50
+#: finishes kept for the rate's window (a busy trivial run finishes thousands in it)
+FINISHES = 10_000
 
 Emit = Callable[[str, str, Item | None], None]
 
@@ -66,6 +70,8 @@ class Attempts:
         self.samples = {
             name: deque(rows[:SAMPLES], maxlen=SAMPLES) for name, rows in samples.items()
         }
+        #: this engine's successful attempts, oldest first: the rate and the ETA's calibration
+        self.finishes: deque[Finish] = deque(maxlen=FINISHES)
 
     # -- naming ----------------------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class Attempts:
             self.samples.setdefault(name, deque(maxlen=SAMPLES)).appendleft(
                 (outcome.duration, len(item.dates))
             )
+            self.finishes.append(Finish(time.monotonic(), item.phase.name, outcome.duration))
             self.cooldowns.succeeded(item.phase.name)
             self.store.set_state(item, ItemState.DONE, reason=None)
             self._emit(

@@ -41,6 +41,7 @@ from core.engine.api import (
 )
 from core.engine.attempts import Attempts, span
 from core.engine.cooldowns import Cooldowns
+from core.engine.forecasting import Forecaster
 from core.engine.gates import GateShares
 from core.engine.recovery import Loaded, adopt_open_attempts, load_or_plan
 from core.engine.scheduler import (
@@ -56,6 +57,7 @@ from core.engine.scheduler import (
 from core.engine.snapshots import Snapshots
 from core.engine.verifier import Verifier
 from core.planner import DONE, chunk_dates, select_processors
+from core.progress import Forecast
 from core.state.items import OPEN, Item, ItemState, ItemStore
 from core.state.journal import Journal
 from core.warehouse import Warehouse
@@ -100,6 +102,7 @@ class Engine:
         self._wake = anyio.Event()
         self._gates: GateShares | None = None
         self._snapshots = Snapshots()
+        self._forecaster: Forecaster | None = None
         self._verifier = Verifier(self._reread, self._take_reread)
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -143,6 +146,7 @@ class Engine:
         )
         self.store = store
         self._started = time.monotonic()
+        self._forecaster = Forecaster(self.attempts, self.limits, self._started)
         self._emit(loaded.kind, loaded.message)
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -396,11 +400,14 @@ class Engine:
                 name: (self._busy(name) if store and attempts else 0, limit)
                 for name, limit in self.limits.items()
             },
-            limits=self.limits,
-            samples=attempts.samples if attempts else {},
-            started=self._started,
+            forecast=self._forecast,
             error=self.error,
         )
+
+    def _forecast(self) -> Forecast:
+        if self._forecaster is None:
+            return Forecast("measuring")
+        return self._forecaster(paused=self.paused)
 
     def _finish(self) -> RunResult:
         store, coverage = self.store, self.coverage

@@ -8,13 +8,12 @@ a client merges into its own coverage.
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from core.coverage import Coverage, Reread
 from core.engine.api import EngineSnapshot, ItemView, RunRequest, RunState
-from core.progress import Remaining, eta_seconds, seconds_per_date
+from core.progress import Forecast
 from core.state.items import Item, ItemStore
 
 #: re-reads kept for clients that fall behind; one further back gets the whole coverage instead
@@ -87,13 +86,13 @@ class Snapshots:
         store: ItemStore | None,
         coverage: Coverage | None,
         concurrency: Mapping[str, tuple[int, int]],
-        limits: Mapping[str, int],
-        samples: Mapping[str, deque[tuple[float, int]]],
-        started: float,
+        forecast: Callable[[], Forecast],
         error: str | None,
     ) -> EngineSnapshot:
         if store is None:
-            return EngineSnapshot(0, state, None, request, {}, concurrency, None, None, error=error)
+            return EngineSnapshot(
+                0, state, None, request, {}, concurrency, Forecast("measuring"), error=error
+            )
         version = store.version
         changed: tuple[ItemView, ...] = ()
         rereads: list[Reread] = []
@@ -108,15 +107,6 @@ class Snapshots:
             rereads.reverse()
             if coverage is not None and (since == 0 or since < self._dropped):
                 rereads.insert(0, whole(coverage))
-        done = store.done_here
-        elapsed = max(1.0, time.monotonic() - started)
-        per_date = {name: seconds_per_date(s) for name, s in samples.items()}
-        open_dates = store.open_dates()
-        remaining = [
-            Remaining(name, store.config.phase_of(name).name, n)
-            for name, n in open_dates.items()
-            if n > 0
-        ]
         return EngineSnapshot(
             version=version,
             state=state,
@@ -124,8 +114,7 @@ class Snapshots:
             request=request,
             counts=store.counts(),
             concurrency=concurrency,
-            rate_per_hour=done * 3600 / elapsed if done else None,
-            eta_seconds=eta_seconds(remaining, per_date, limits) if remaining else 0.0,
+            forecast=forecast(),
             changed=changed,
             rereads=tuple(rereads),
             error=error,

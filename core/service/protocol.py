@@ -41,6 +41,7 @@ from core.engine.api import (
     Stop,
     Who,
 )
+from core.progress import Forecast
 
 PROTOCOL = 1
 SOCKET_FILE = "engine.sock"
@@ -140,8 +141,7 @@ def snapshot_to_json(snap: EngineSnapshot) -> dict[str, Any]:
         "request": _request_to_json(snap.request),
         "counts": {state.value: n for state, n in snap.counts.items()},
         "concurrency": {phase: list(pair) for phase, pair in snap.concurrency.items()},
-        "rate_per_hour": snap.rate_per_hour,
-        "eta_seconds": snap.eta_seconds,
+        "forecast": asdict(snap.forecast),
         "changed": [_view_to_json(v) for v in snap.changed],
         "rereads": [_reread_to_json(r) for r in snap.rereads],
         "error": snap.error,
@@ -156,8 +156,7 @@ def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:
         request=_request_from_json(data["request"]),
         counts={ItemState(k): int(n) for k, n in data["counts"].items()},
         concurrency={phase: (int(a), int(b)) for phase, (a, b) in data["concurrency"].items()},
-        rate_per_hour=data["rate_per_hour"],
-        eta_seconds=data["eta_seconds"],
+        forecast=Forecast(**data["forecast"]),
         changed=tuple(_view_from_json(v) for v in data["changed"]),
         rereads=tuple(_reread_from_json(r) for r in data["rereads"]),
         error=data["error"],

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.api import HEADER_ONLY, EngineSnapshot, ItemState, Who
-from core.progress import format_duration
+from core.progress import describe
 from core.service.client import NoEngine, RemoteEngine
 from core.state import Journal
 
@@ -37,6 +37,8 @@ class RunStatus:
     items: dict[str, int]
     rate_per_hour: float | None
     eta_seconds: float | None
+    #: the forecast in words ("ETA 3h10m-3h40m, ~04:10", "paused: no ETA", ...)
+    eta: str
     last_event: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -48,6 +50,7 @@ class RunStatus:
             "items": self.items,
             "rate_per_hour": self.rate_per_hour,
             "eta_seconds": self.eta_seconds,
+            "eta": self.eta,
             "last_event": self.last_event,
         }
 
@@ -63,8 +66,7 @@ class RunStatus:
         lines = [
             f"Run #{self.id} · {self.state} · {owner}",
             f"  {n['done']}/{n['total']} done · {n['running']} running · {n['pending']} queued · "
-            f"{n['failed']} failed · {n['blocked']} blocked · {rate} · ETA "
-            f"{format_duration(self.eta_seconds)}",
+            f"{n['failed']} failed · {n['blocked']} blocked · {rate} · {self.eta}",
         ]
         if self.last_event:
             lines.append(f"  last: {self.last_event}")
@@ -105,8 +107,9 @@ async def run_status(state_dir: Path) -> RunStatus | None:
             since=info.since,
             viewers=info.viewers,
             items=_items(dict(snap.counts)),
-            rate_per_hour=snap.rate_per_hour,
-            eta_seconds=snap.eta_seconds,
+            rate_per_hour=snap.forecast.rate_per_hour,
+            eta_seconds=snap.forecast.eta_seconds,
+            eta=describe(snap.forecast),
             last_event=_last_event(journal, snap.run_id) if journal else None,
         )
     finally:
@@ -129,6 +132,7 @@ def _from_journal(journal: Journal) -> RunStatus | None:
         items=_items(counts),
         rate_per_hour=None,
         eta_seconds=None,
+        eta="no engine: no ETA",
         last_event=_last_event(journal, run.id),
     )
 

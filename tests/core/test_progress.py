@@ -1,26 +1,106 @@
+"""The forecast: a range from observed durations, calibrated by what the run achieved, and the
+truth in words where no number is honest."""
+
 from __future__ import annotations
 
 import pytest
 
-from core.progress import Remaining, eta_seconds, format_duration, seconds_per_date
+from core.progress import (
+    STALL_FLOOR,
+    WINDOW,
+    Finish,
+    Forecast,
+    Open,
+    PerDate,
+    describe,
+    forecast,
+    format_duration,
+    per_date,
+)
+
+T0 = 1000.0
 
 
-def test_per_date_rate_is_a_median_so_one_outlier_does_not_move_it():
-    samples = [(10.0, 1), (12.0, 1), (11.0, 1), (3600.0, 1), (22.0, 2)]
-    assert seconds_per_date(samples) == 11.0
-    assert seconds_per_date([]) is None
+def test_per_date_is_a_median_so_one_outlier_does_not_move_it_and_the_range_holds_it():
+    rate = per_date([(10.0, 1), (12.0, 1), (11.0, 1), (3600.0, 1), (22.0, 2)])
+    assert rate is not None and rate.mid == 11.0
+    assert rate.low <= 10.5 and rate.high > 12.0
+    assert per_date([]) is None
 
 
-def test_eta_divides_each_phase_by_its_concurrency_and_adds_phases():
-    remaining = [Remaining("a", "p3", 10), Remaining("b", "p3", 10), Remaining("c", "p4", 4)]
-    eta = eta_seconds(remaining, {"a": 6.0, "b": 3.0, "c": 30.0}, {"p3": 5, "p4": 1})
-    assert eta == pytest.approx((60 + 30) / 5 + 120)
+def test_one_sample_still_gives_a_range():
+    rate = per_date([(10.0, 1)])
+    assert rate == PerDate(10.0, 9.0, 11.0)
 
 
-def test_eta_uses_known_rates_for_unmeasured_processors_and_none_without_any():
-    remaining = [Remaining("a", "p", 2), Remaining("new", "p", 2)]
-    assert eta_seconds(remaining, {"a": 5.0, "new": None}, {"p": 1}) == 20.0
-    assert eta_seconds(remaining, {"a": None}, {"p": 1}) is None
+def _run(
+    open_work, rates, limits, finishes=(), *, now=T0 + 100, paused=False, gated=frozenset()
+) -> Forecast:
+    return forecast(
+        paused=paused,
+        open_work=open_work,
+        rates=rates,
+        limits=limits,
+        finishes=list(finishes),
+        started=T0,
+        gated=gated,
+        now=now,
+    )
+
+
+def test_each_phase_is_spread_over_its_concurrency_and_phases_add_up_across_a_gate():
+    work = [Open("a", "p3", 10, 1), Open("b", "p3", 10, 1), Open("c", "p4", 4, 1)]
+    rates = {"a": PerDate(6, 5, 7), "b": PerDate(3, 2, 4), "c": PerDate(30, 20, 40)}
+    f = _run(work, rates, {"p3": 5, "p4": 1}, gated=frozenset({"p3"}))
+    assert f.status == "running"
+    assert f.eta_seconds == pytest.approx((60 + 30) / 5 + 120)
+    assert f.eta_low == pytest.approx((50 + 20) / 5 + 80)
+    assert f.eta_high == pytest.approx((70 + 40) / 5 + 160)
+
+
+def test_a_phase_lasts_at_least_its_longest_item_and_running_ones_count_what_is_left():
+    work = [Open("a", "p", 0, 7, running=((7, 20.0),))]  # 7 dates at 10 s, running for 20 s
+    f = _run(work, {"a": PerDate(10, 10, 10)}, {"p": 8})
+    assert f.eta_seconds == pytest.approx(50.0)  # not 50/8: one item cannot be shared
+
+
+def test_phases_without_a_gate_overlap_and_the_later_ends_one_item_after_the_longest():
+    work = [Open("a", "load", 40, 1), Open("m", "model", 40, 1)]
+    rates = {"a": PerDate(1, 1, 1), "m": PerDate(2, 2, 2)}
+    f = _run(work, rates, {"load": 4, "model": 2})
+    assert f.eta_seconds == pytest.approx(max(40 * 1 / 4, 40 * 2 / 2))  # model is the longest
+    g = _run([Open("a", "load", 40, 1), Open("m", "model", 4, 1)], rates, {"load": 4, "model": 2})
+    assert g.eta_seconds == pytest.approx(40 / 4 + 2)  # load is: model follows its last date
+
+
+def test_the_rate_counts_this_window_only():
+    old = [Finish(T0 - 50, "p", 1.0)] * 100  # before this engine started (a resume)
+    recent = [Finish(T0 + 50 + i, "p", 1.0) for i in range(10)]
+    f = _run([Open("a", "p", 5, 1)], {"a": PerDate(1, 1, 1)}, {"p": 1}, old + recent)
+    assert f.rate_per_hour == pytest.approx(10 * 3600 / 100)
+    later = T0 + WINDOW + 55  # the window has left the first five behind
+    late = _run([Open("a", "p", 5, 1)], {"a": PerDate(1, 1, 1)}, {"p": 1}, recent, now=later)
+    assert late.rate_per_hour == pytest.approx(5 * 3600 / WINDOW)
+
+
+def test_measuring_paused_stalled_and_done_are_said_not_guessed():
+    work = [Open("a", "p", 5, 1, running=((1, 5.0),))]
+    assert _run(work, {"a": None}, {"p": 1}).status == "measuring"
+    assert _run(work, {"a": PerDate(1, 1, 1)}, {"p": 1}, paused=True).status == "paused"
+    assert _run([], {"a": PerDate(1, 1, 1)}, {"p": 1}).status == "done"
+    # 1 s attempts, but nothing has finished for longer than the stall floor
+    stalled = _run(work, {"a": PerDate(1, 1, 1)}, {"p": 1}, now=T0 + STALL_FLOOR + 5)
+    assert stalled.status == "stalled" and stalled.eta_seconds is None
+    assert stalled.stalled_for == pytest.approx(STALL_FLOOR + 5)
+    assert describe(stalled) == "stalled: nothing finished for 1m05s"
+    assert describe(Forecast("measuring")) == "ETA measuring"
+    assert describe(Forecast("paused")) == "paused: no ETA"
+
+
+def test_describe_gives_the_range_and_the_clock_time():
+    f = Forecast("running", 10.0, 3 * 3600 + 20 * 60, 3 * 3600 + 10 * 60, 3 * 3600 + 40 * 60)
+    text = describe(f, wall_now=0.0)
+    assert text.startswith("ETA 3h10m-3h40m, ~")
 
 
 @pytest.mark.parametrize(

@@ -625,10 +625,10 @@ def test_headless_with_the_warehouse_gone_says_so_in_one_line(setup, capsys):
 def test_the_progress_line_says_measuring_until_it_knows():
     from core.engine.api import EngineSnapshot
     from core.headless import summary_line
+    from core.progress import Forecast
 
-    snap = EngineSnapshot(
-        0, "measuring", None, RunRequest(day("2024-01-01"), day("2024-01-02")), {}, {}, None, None
-    )
+    request = RunRequest(day("2024-01-01"), day("2024-01-02"))
+    snap = EngineSnapshot(0, "measuring", None, request, {}, {}, Forecast("measuring"))
     assert "measuring coverage" in summary_line(snap)
     assert "0/0" not in summary_line(snap)
 
@@ -636,6 +636,7 @@ def test_the_progress_line_says_measuring_until_it_knows():
 def test_a_snapshot_comes_in_pages_oldest_changes_first_and_re_reads_once(setup):
     from core.coverage import measure
     from core.engine.snapshots import Snapshots
+    from core.progress import Forecast
     from core.state.items import ItemStore
 
     config = setup()
@@ -650,7 +651,7 @@ def test_a_snapshot_comes_in_pages_oldest_changes_first_and_re_reads_once(setup)
     def snap(since: int, limit: int | None = None):
         return snapshots.snapshot(
             since, limit, state="running", request=RunRequest(day(DATES[0]), day(DATES[-1])),
-            store=store, coverage=coverage, concurrency={}, limits={}, samples={}, started=0.0,
+            store=store, coverage=coverage, concurrency={}, forecast=lambda: Forecast("measuring"),
             error=None,
         )  # fmt: skip
 

@@ -12,7 +12,7 @@ from textual.widgets import Static
 from core.config import Config
 from core.engine.api import EngineSnapshot, ItemState
 from core.printable import strip_controls
-from core.progress import format_duration
+from core.progress import describe
 
 STATE_STYLE = {
     "idle": "dim",
@@ -80,14 +80,14 @@ class StatusBar(Static):
             text.append("  ⟳ refreshing", "yellow")
         if snap and snap.run_id is not None:
             done, total = snap.count(ItemState.DONE), snap.total
-            rate = f"{snap.rate_per_hour:.0f}/h" if snap.rate_per_hour else "--/h"
+            rate = f"{snap.forecast.rate_per_hour:.0f}/h" if snap.forecast.rate_per_hour else "--/h"
             text.append(
                 f"  run #{snap.run_id}  {done}/{total} done · {snap.count(ItemState.RUNNING)} "
                 f"running · {snap.count(ItemState.PENDING)} queued · "
             )
             failed = snap.count(ItemState.FAILED)
             text.append(f"{failed} failed", "bold red" if failed else "")
-            text.append(f" · {rate} · ETA {format_duration(snap.eta_seconds)}  ")
+            text.append(f" · {rate} · {describe(snap.forecast)}  ")
             runnable = {
                 ph.name for ph in self._config.phases if any(not p.is_source for p in ph.processors)
             }
