@@ -38,6 +38,8 @@ class RunStatus:
     rate_per_hour: float | None
     eta_seconds: float | None
     last_event: str | None
+    #: what holds the live engine's dispatch up (a full disk), or None
+    problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class RunStatus:
             "rate_per_hour": self.rate_per_hour,
             "eta_seconds": self.eta_seconds,
             "last_event": self.last_event,
+            "problem": self.problem,
         }
 
     def render(self) -> str:
@@ -68,6 +71,8 @@ class RunStatus:
         ]
         if self.last_event:
             lines.append(f"  last: {self.last_event}")
+        if self.problem:
+            lines.append(f"  held up: {self.problem}")
         return "\n".join(lines)
 
 
@@ -108,6 +113,7 @@ async def run_status(state_dir: Path) -> RunStatus | None:
             rate_per_hour=snap.rate_per_hour,
             eta_seconds=snap.eta_seconds,
             last_event=_last_event(journal, snap.run_id) if journal else None,
+            problem=snap.error if snap.state != "failed" else None,
         )
     finally:
         if journal is not None:
