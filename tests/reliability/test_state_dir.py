@@ -354,7 +354,7 @@ until(lambda: any("disk is full" in l for _, l in said), "the engine never said 
 started = lambda: sum(r["kind"] == "start" for r in recs())
 ended = lambda: sum(r["kind"] == "end" for r in recs())
 until(lambda: ended() == started(), "the running attempts never ended")
-time.sleep(0.5)
+time.sleep(1.5)
 os.unlink(os.path.join(mnt, "filler"))
 code = engine.wait(timeout=60)
 time.sleep(0.2)
@@ -383,13 +383,14 @@ def test_a_full_disk_holds_dispatch_loses_no_transition_and_resumes(project, tmp
     assert "cannot write (database or disk is full): no new attempts start" in output
     assert "can be written again" in output and "Run #1 complete" in output
     # Held from each "full" line to the next "written again" (a write may fit in the WAL's last
-    # page before the filler goes: then dispatch resumes earlier, rightly). A job spawned just
-    # before a hold records its start a little later.
+    # page before the filler goes: then dispatch resumes earlier, rightly). An attempt whose
+    # start was the first write kept still runs, and its job records its start a little into
+    # the hold, which is said at the loop's next turn.
     full = [at for at, line in result["said"] if "disk is full" in line]
     again = [at for at, line in result["said"] if "can be written again" in line]
     started = [r["at"] for r in records(tmp_path) if r["kind"] == "start"]
     for held in zip(full, again, strict=True):
-        assert not [at for at in started if held[0] + 0.3 < at < held[1]], held
+        assert not [at for at in started if held[0] + 1.0 < at < held[1]], held
     assert starts(tmp_path) == Counter(d.isoformat() for d in span("2024-01-01", "2024-01-08"))
     # Every transition made while the disk was full is in the journal: one ended attempt per
     # item, every item done, the run finished, the hold journaled too.
