@@ -5,6 +5,7 @@ Bad input of any kind exits 2 with one line naming what and where; nothing print
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
@@ -603,6 +604,17 @@ def run_cli(entry: Callable[..., Any], argv: Sequence[str] | None) -> int:
     except UserError as exc:
         click.echo(f"backfill: {exc}", err=True)
         return EXIT_BAD_INPUT
+    except OSError as exc:
+        # A file or folder the system refused (a read-only state_dir the demo seeds into, say):
+        # the operator's to fix, named with its errno, never a traceback.
+        click.echo(f"backfill: {_os_problem(exc)}", err=True)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
     return code if isinstance(code, int) else 0
+
+
+def _os_problem(exc: OSError) -> str:
+    code = errno.errorcode.get(exc.errno or 0)
+    why = f"{exc.strerror}, {code}" if exc.strerror and code else str(exc)
+    return f"{exc.filename}: {why}" if exc.filename else why

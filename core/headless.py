@@ -11,6 +11,7 @@ of its own, its output going to state_dir/engine.log.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
 from core.service.server import EngineServer
-from core.state import EngineLock, Journal
+from core.state import EngineLock, Journal, statedir
 from core.warehouse import open_warehouse
 
 SUMMARY_EVERY = 15.0
@@ -78,18 +79,49 @@ async def run_headless(
     preflight: dict[str, Any] | None = None,
 ) -> int:
     """`preflight`: the checks' record, when the caller ran them already (the dashboard)."""
-    lock = EngineLock(config.state_path)
-    lock.acquire()
+    # Restored after: the dashboard's tests and `invoke` run this inside a longer-lived process.
+    umask = statedir.engine_umask(config.group)
+    try:
+        statedir.prepare(config.state_path, group=config.group)
+        lock = EngineLock(config.state_path)
+        lock.acquire()
+        try:
+            return await _own(config, request, echo, ignore_preflight, preflight)
+        finally:
+            lock.release()
+    finally:
+        os.umask(umask)
+
+
+async def _own(
+    config: Config,
+    request: RunRequest,
+    echo: Echo,
+    ignore_preflight: bool,
+    preflight: dict[str, Any] | None,
+) -> int:
+    """The run, with the state_dir locked."""
     journal = Journal(config.state_path)
     try:
         if preflight is None:
             preflight = await _preflight(config, echo, ignore_preflight, journal)
             if preflight is None:
                 return 1
-        return await _run(config, request, echo, preflight, journal)
+        code = await _run(config, request, echo, preflight, journal)
+        return code if _all_journaled(journal, echo) else EXIT_ERROR
     finally:
         journal.close()
-        lock.release()
+
+
+def _all_journaled(journal: Journal, echo: Echo) -> bool:
+    """The engine ended while the disk was still full: say what the journal lacks."""
+    if journal.flush():
+        return True
+    echo(
+        f"backfill: {journal.path}: cannot write ({journal.full}): {journal.waiting} journal "
+        "writes of this run are lost; the next run re-checks their cells in the warehouse"
+    )
+    return False
 
 
 async def _preflight(

@@ -31,6 +31,7 @@ from core.engine.api import (
     CancelAll,
     CancelItem,
     Command,
+    EngineSnapshot,
     ItemState,
     ItemView,
     Pause,
@@ -89,6 +90,8 @@ class BackfillApp(App[None]):
         self.session = Session.open(config, read_only)
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
+        #: the banner shows what holds the engine up (it hides again once that clears)
+        self._held = False
         self.sub_title = strip_controls(f"{config.name} · {config.path}")
         #: set when the app failed: the one line printed instead of Textual's traceback
         self.crash: str | None = None
@@ -271,8 +274,8 @@ class BackfillApp(App[None]):
             self._announce_failures(taken)
             queue.apply(taken)
         status.show(snap, engine=_engine_note(session))
-        if snap.state == "failed":
-            self._show_banner(f"The engine stopped: {snap.error}", error=True)
+        if self._shows_trouble(snap):
+            pass
         elif was_busy and not snap.busy:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
             self.notify(
@@ -282,6 +285,21 @@ class BackfillApp(App[None]):
                 timeout=8,
                 markup=False,
             )
+
+    def _shows_trouble(self, snap: EngineSnapshot) -> bool:
+        """The banner says why the engine stopped, or what holds it up (a full disk: that
+        banner goes once the engine goes on by itself); True while it does."""
+        if snap.state == "failed":
+            self._show_banner(f"The engine stopped: {snap.error}", error=True)
+            return True
+        if snap.error:
+            self._held = True
+            self._show_banner(f"Dispatch is held up: {snap.error}", error=True)
+            return True
+        if self._held:
+            self._held = False
+            self._dashboard().query_one("#banner", Static).display = False
+        return False
 
     def _announce_failures(self, taken: list[ItemView]) -> None:
         """A toast per item that failed for good since the last tick (not for the first

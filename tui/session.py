@@ -25,7 +25,7 @@ from core.engine.api import EngineSnapshot, ItemState, ItemView, RunRequest, Who
 from core.grid import Grid, Overlay, build_grid, refresh_cells
 from core.service.client import EngineGone, NoEngine, RemoteEngine
 from core.service.detach import Started, last_words, run_args, start_detached
-from core.state import Journal
+from core.state import JOURNAL_FILE, Journal
 from core.warehouse import Warehouse, open_warehouse
 
 #: a re-read longer than this is drawn by a grid rebuild in a thread, not cell by cell on the loop
@@ -82,7 +82,15 @@ class Session:
 
     @classmethod
     def open(cls, config: Config, read_only: bool) -> Session:
-        return cls(config, read_only, Journal(config.state_path), open_warehouse(config))
+        """Read-only, the journal is opened so that nothing can write it. Where there is none
+        yet (nothing ran here), an empty one is made first, as without --read-only."""
+        state = config.state_path
+        if not read_only:
+            return cls(config, read_only, Journal(state), open_warehouse(config))
+        if not (state / JOURNAL_FILE).exists():
+            Journal(state).close()
+        journal = Journal(state, read_only=True)
+        return cls(config, read_only, journal, open_warehouse(config))
 
     def close(self) -> None:
         self.warehouse.close()
@@ -145,7 +153,7 @@ class Session:
         gc.freeze()
         self.coverage = fresh.coverage
         self.past_failures = fresh.past_failures
-        if save:
+        if save and not self.journal.read_only:
             self.journal.save_coverage(fresh.coverage)
         overlay, drawn = self.overlay(), fresh.overlay
         stale = {k for k in drawn.keys() | overlay.keys() if drawn.get(k) != overlay.get(k)}

@@ -126,7 +126,8 @@ class EngineSnapshot:
     changed: tuple[ItemView, ...] = ()
     #: warehouse reads after `since`, oldest first, for the client to merge into its coverage
     rereads: tuple[Reread, ...] = ()
-    #: why the engine stopped, when `state` is "failed"
+    #: why the engine stopped, when `state` is "failed"; otherwise what holds its dispatch up
+    #: for now (a full disk), which clears by itself
     error: str | None = None
 
     def count(self, state: ItemState) -> int:

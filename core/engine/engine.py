@@ -4,6 +4,11 @@ One engine owns a state_dir at a time. It measures coverage and plans (or resume
 thread, journals every transition before acting on it (through the item store), dispatches what
 the scheduler allows, hands each attempt to `Attempts`, and stops when nothing more can be
 dispatched. Clients see it through `snapshot(since)` and change it through `submit(command)`.
+
+It also watches its journal. A full disk holds dispatch (the journal keeps the refused writes
+and the engine writes them when there is room again; running attempts go on). A journal file
+deleted or replaced under it ends dispatch for good: what it wrote since would be lost to every
+reader, and the next engine would run those cells again.
 """
 
 from __future__ import annotations
@@ -56,14 +61,16 @@ from core.engine.scheduler import (
 )
 from core.engine.snapshots import Snapshots
 from core.engine.verifier import Verifier
+from core.errors import UserError
 from core.planner import DONE, chunk_dates, select_processors
 from core.progress import Forecast
 from core.state.items import OPEN, Item, ItemState, ItemStore
 from core.state.journal import Journal
 from core.warehouse import Warehouse
 
-#: how long the loop sleeps when no timer is due (commands and attempt ends wake it earlier)
-IDLE_WAKE_S = 5.0
+#: how long the loop sleeps when no timer is due (commands and attempt ends wake it earlier); it
+#: looks at its journal file then (a stat), and writes what a full disk held back
+IDLE_WAKE_S = 2.0
 
 
 class Engine:
@@ -98,6 +105,10 @@ class Engine:
         self.stopping = False
         self.finished = False
         self.error: str | None = None
+        #: what holds dispatch up for now (a full disk), shown to clients as the error
+        self.held: str | None = None
+        #: the journal file was deleted or replaced: why (dispatch is over)
+        self._journal_gone: str | None = None
         self._started = time.monotonic()
         self._wake = anyio.Event()
         self._gates: GateShares | None = None
@@ -153,6 +164,7 @@ class Engine:
             tg.start_soon(self._verifier.run)
             await adopt_open_attempts(self.attempts, tg)
             while True:
+                self._watch_journal()
                 self._dispatch(tg)
                 if self._done():
                     break
@@ -161,6 +173,8 @@ class Engine:
                 self._wake = anyio.Event()
             tg.cancel_scope.cancel()  # nothing runs, so nothing awaits a verification
         self._tg = None
+        if self._journal_gone is not None:
+            raise UserError(self._journal_gone)
         return self._finish()
 
     def _load(self, coverage: Coverage) -> Loaded:
@@ -178,6 +192,48 @@ class Engine:
         self._snapshots.warm(loaded.store)
         return loaded
 
+    # -- the journal ----------------------------------------------------------------------
+
+    def _watch_journal(self) -> None:
+        """Each turn of the loop (at least every IDLE_WAKE_S): a stat and, while the disk is
+        full, one try at writing what waits. Both fail fast: nothing here blocks the loop."""
+        journal = self.journal
+        if journal.waiting:
+            count = journal.waiting
+            if journal.flush():
+                if self.held is not None:
+                    self.held = None
+                    self._journal_event("journal_writable", kept=count)
+                    self._emit(
+                        "journal_writable",
+                        f"{journal.path} can be written again ({count} writes kept meanwhile "
+                        "are in it): dispatch resumes",
+                    )
+            elif self.held is None:
+                self.held = (
+                    f"{journal.path}: cannot write ({journal.full}): no new attempts start "
+                    "until there is room; running ones go on and their ends are kept"
+                )
+                self._journal_event("journal_full", problem=journal.full)  # kept, too
+                self._emit("journal_full", self.held)
+        if self._journal_gone is None:
+            gone = journal.vanished()
+            if gone is not None:
+                self._lose_journal(gone)
+
+    def _lose_journal(self, why: str) -> None:
+        """Start nothing more; let the running attempts end (their cells are then complete in
+        the warehouse, which the next engine reads), then stop with the reason."""
+        assert self.store is not None
+        running = self.store.count(ItemState.RUNNING)
+        self._journal_gone = (
+            f"{why} while this engine ran: what it journals now is lost to every reader, so it "
+            f"starts nothing more and exits once {running} running attempts end; start the run "
+            "again to go on"
+        )
+        self.error = self._journal_gone
+        self._emit("journal_vanished", self._journal_gone)
+
     def _wake_up(self) -> None:
         self._wake.set()  # the current event: the loop makes a new one after each wake-up
 
@@ -190,7 +246,7 @@ class Engine:
         assert store is not None
         if store.count(ItemState.RUNNING):
             return False
-        if self.stopping:
+        if self.stopping or self._journal_gone is not None:
             return True
         # Pending work with nothing running waits on a backoff timer, a cooldown or a resume.
         return not self.linger and not store.count(ItemState.PENDING)
@@ -201,7 +257,7 @@ class Engine:
         now = time.monotonic()
         times = [*self.store.retry_times(), *self.cooldowns.until.values()]
         future = [t - now for t in times if t > now]
-        return min(future, default=IDLE_WAKE_S) + 0.05
+        return min([*future, IDLE_WAKE_S]) + 0.05
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -220,7 +276,7 @@ class Engine:
         """Start what may start; True if some item settled without running."""
         store, attempts, coverage, gates = self.store, self.attempts, self.coverage, self._gates
         assert store and attempts and coverage and gates
-        if self.paused or self.stopping:
+        if self.paused or self.stopping or self.held or self._journal_gone:
             return False
         slots = Slots(
             busy=Counter({name: self._busy(name) for name in self.limits}),
@@ -258,6 +314,8 @@ class Engine:
                 settled = True
                 store.set_state(item, ItemState.DONE, reason="already complete")
             elif isinstance(decision, Start):
+                if self.journal.waiting:
+                    break  # the disk just filled: an attempt's start needs its row written
                 if decision.dates != item.dates:
                     # Some dates were done meanwhile: the rest may no longer share a command.
                     groups = chunk_dates(item.processor, item.phase, coverage, decision.dates)
@@ -401,7 +459,7 @@ class Engine:
                 for name, limit in self.limits.items()
             },
             forecast=self._forecast,
-            error=self.error,
+            error=self.error or self.held,
         )
 
     def _forecast(self) -> Forecast:

@@ -25,6 +25,7 @@ from core.engine.api import HEADER_ONLY, RunRequest, Who
 from core.errors import UserError
 from core.process import read_tail
 from core.service.client import NoEngine, RemoteEngine
+from core.state import statedir
 
 LOG_FILE = "engine.log"
 #: an engine that has not answered by then (its process still alive) is reported, not awaited
@@ -79,8 +80,9 @@ async def start_detached(
 ) -> Started:
     """Start the engine on `backfill run ARGS`; returns once it runs the run (raises
     DetachFailed, with the engine's last words, if it ended instead)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    statedir.ensure(state_dir)
     log_path = state_dir / LOG_FILE
+    statedir.create_file(log_path)  # the engine's output quotes jobs': private, like the logs
     with open(log_path, "ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} engine starting\n".encode())
         log.flush()

@@ -40,6 +40,8 @@ class RunStatus:
     #: the forecast in words ("ETA 3h10m-3h40m, ~04:10", "paused: no ETA", ...)
     eta: str
     last_event: str | None
+    #: what holds the live engine's dispatch up (a full disk), or None
+    problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class RunStatus:
             "eta_seconds": self.eta_seconds,
             "eta": self.eta,
             "last_event": self.last_event,
+            "problem": self.problem,
         }
 
     def render(self) -> str:
@@ -70,6 +73,8 @@ class RunStatus:
         ]
         if self.last_event:
             lines.append(f"  last: {self.last_event}")
+        if self.problem:
+            lines.append(f"  held up: {self.problem}")
         return "\n".join(lines)
 
 
@@ -111,6 +116,7 @@ async def run_status(state_dir: Path) -> RunStatus | None:
             eta_seconds=snap.forecast.eta_seconds,
             eta=describe(snap.forecast),
             last_event=_last_event(journal, snap.run_id) if journal else None,
+            problem=snap.error if snap.state != "failed" else None,
         )
     finally:
         if journal is not None:

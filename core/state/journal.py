@@ -5,32 +5,52 @@ next engine knows what was running, which process to adopt and what is already d
 
 Each thread has its own connection, opened on its first use: a thread reads only what is
 committed, plus its own open transaction, never another thread's half-done one.
+
+A full disk loses no transition: a write SQLite refuses with SQLITE_FULL ("database or disk is
+full") is kept, in order, with every later one behind it, and `flush()` writes them all in one
+transaction once there is room. Meanwhile `waiting` says how many wait, so the engine starts
+nothing new (an attempt's start needs its row id, which a kept write does not have yet) while
+the running attempts go on and their ends are kept. Nothing sleeps or retries in here: the
+engine's event loop calls `flush()` now and then, and a write that fails does so at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.calendar import ExpectedCalendar
 from core.config import Config
 from core.coverage import Coverage, assemble
 from core.errors import UserError
-from core.state.migrations import migrate
+from core.state import statedir
+from core.state.migrations import LATEST, migrate, user_version
 
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 10_000
 
 # What SQLite says of a file that is not (or no longer) a whole database.
 _DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class JournalFull(UserError):
+    """A write that cannot wait for space (it needs its row id) found the disk full."""
+
+
+class _Write(NamedTuple):
+    sql: str
+    args: Sequence[Any]  # the rows, for `many`
+    many: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,10 @@ class _Connection:
     conn: sqlite3.Connection
     thread: threading.Thread  # whose it is: once that thread has ended, it is closed
     depth: int = 0
+    #: the writes of the open transaction: kept, should its commit find the disk full
+    writes: list[_Write] = field(default_factory=list)
+    #: the open transaction writes nothing now: its writes join those waiting for space
+    deferred: bool = False
 
 
 _RUN_COLUMNS = "id, created_at, status, range_start, range_end, request, ended_at"
@@ -93,15 +117,34 @@ _ATTEMPT_COLUMNS = (
 
 
 class Journal:
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, state_dir: Path, *, read_only: bool = False) -> None:
+        """`read_only`: never writes the file, not even to migrate it (SQLite opens it
+        `mode=ro` and `query_only`); it must exist."""
         self.path = state_dir / JOURNAL_FILE
+        self.read_only = read_only
         self._local = threading.local()
         self._lock = threading.Lock()  # guards _connections, which threads of any kind open
         self._connections: list[_Connection] = []
         self._closed = False
+        #: writes a full disk refused, oldest first, for `flush()`
+        self._waiting: list[_Write] = []
+        #: what SQLite said when it first refused a write that now waits
+        self.full: str | None = None
+        self._immutable = False
+        if not read_only:
+            statedir.ensure(state_dir)
+            statedir.require_writable(state_dir)
+            statedir.create_file(self.path)
+            if not statedir.writable(self.path):
+                denied = PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+                raise statedir.cannot(self.path, "write", denied)
         try:
-            migrate(self._connection().conn, self.path)
+            conn = self._connection().conn
+            if read_only:
+                _refuse_other_version(self.path, user_version(conn))
+            else:
+                migrate(conn, self.path)
+            info = os.stat(self.path)
         except sqlite3.DatabaseError as exc:
             self.close()
             damaged = self._damaged(exc)
@@ -111,11 +154,72 @@ class Journal:
         except BaseException:
             self.close()
             raise
+        #: which file this journal writes: `vanished()` compares the path with it
+        self._identity = (info.st_dev, info.st_ino)
 
     @classmethod
     def open_if_exists(cls, state_dir: Path) -> Journal | None:
-        """For readers (status, logs): no journal yet means no run ever happened."""
-        return cls(state_dir) if (state_dir / JOURNAL_FILE).exists() else None
+        """For readers (status, logs): no journal yet means no run ever happened. One that
+        this user cannot write (a read-only file system, say) is read without writing."""
+        path = state_dir / JOURNAL_FILE
+        try:
+            path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise statedir.cannot(state_dir, "read", exc) from None
+        writable = statedir.writable(state_dir) and statedir.writable(path)
+        return cls(state_dir, read_only=not writable)
+
+    def vanished(self) -> str | None:
+        """Why the file at `path` is no longer the one this journal writes (deleted, or
+        replaced by another), if it is not: a cheap stat, for the engine to ask now and then.
+        An engine writing on to a deleted file loses every transition since to all readers."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path} was deleted"
+        except OSError:
+            return None  # cannot tell from here: the next write will say what is wrong
+        if (info.st_dev, info.st_ino) != self._identity:
+            return f"{self.path} was replaced by another file"
+        return None
+
+    @property
+    def waiting(self) -> int:
+        """Writes that wait for space (a full disk), to be written by `flush()`."""
+        return len(self._waiting)
+
+    def flush(self) -> bool:
+        """Write what waits for space, in one transaction; True when nothing waits any more.
+        Costs a failed write when the disk is still full."""
+        if not self._waiting:
+            return True
+        connection = self._connection()
+        if connection.depth:
+            return False  # inside one of this thread's transactions: the next call
+        pending = list(self._waiting)
+        try:
+            self._execute("BEGIN IMMEDIATE")
+            try:
+                for write in pending:
+                    _do(connection.conn, write)
+            except BaseException:
+                if connection.conn.in_transaction:
+                    connection.conn.execute("ROLLBACK")
+                raise
+            self._end(connection, "COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if _is_full(exc):
+                return False
+            raise UserError(
+                f"{self.path}: {len(pending)} writes kept while the disk was full could not be "
+                f"written ({exc}); the next run re-checks their cells in the warehouse"
+            ) from None
+        del self._waiting[: len(pending)]
+        if not self._waiting:
+            self.full = None
+        return not self._waiting
 
     def close(self) -> None:
         """Closes every thread's connection (one open in a transaction rolls back)."""
@@ -139,6 +243,20 @@ class Journal:
             return connection
         if self._closed:
             raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
+        conn = self._open_read_only() if self.read_only else self._open()
+        connection = _Connection(conn, threading.current_thread())
+        # Threads come and go (a dashboard refresh, a worker pool): the connections of those
+        # that have ended are closed here, so they never pile up.
+        with self._lock:
+            ended = [c for c in self._connections if not c.thread.is_alive()]
+            self._connections = [c for c in self._connections if c.thread.is_alive()]
+            self._connections.append(connection)
+        for old in ended:
+            old.conn.close()
+        self._local.connection = connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
         # check_same_thread is off only so that close() and the sweep below can close another
         # thread's connection; each is used by its own thread alone, reached via self._local.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -151,17 +269,32 @@ class Journal:
         except BaseException:
             conn.close()
             raise
-        connection = _Connection(conn, threading.current_thread())
-        # Threads come and go (a dashboard refresh, a worker pool): the connections of those
-        # that have ended are closed here, so they never pile up.
-        with self._lock:
-            ended = [c for c in self._connections if not c.thread.is_alive()]
-            self._connections = [c for c in self._connections if c.thread.is_alive()]
-            self._connections.append(connection)
-        for old in ended:
-            old.conn.close()
-        self._local.connection = connection
-        return connection
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """`mode=ro`. A WAL journal closed cleanly has no -wal and -shm files, which a reader
+        must create: where it cannot (a read-only file system) the file alone is the whole
+        journal, and SQLite reads it as immutable."""
+        try:
+            return self._connect_read_only("immutable=1" if self._immutable else "mode=ro")
+        except sqlite3.OperationalError as exc:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or wal.exists():
+                raise
+        self._immutable = True
+        return self._connect_read_only("immutable=1")
+
+    def _connect_read_only(self, how: str) -> sqlite3.Connection:
+        uri = f"{self.path.absolute().as_uri()}?{how}"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the WAL
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> UserError | None:
         """A damaged file is the user's to deal with: one line naming it, not a traceback."""
@@ -183,14 +316,47 @@ class Journal:
                 raise
             raise damaged from None
 
-    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self._put(_Write(sql, args))
+
+    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._put(_Write(sql, list(rows), many=True))
+
+    def _insert(self, sql: str, args: Sequence[Any]) -> int:
+        """A write whose row id the caller needs: it cannot wait for space."""
+        connection = self._connection()
+        if connection.deferred if connection.depth else self._waiting:
+            raise JournalFull(f"{self.path}: cannot write ({self.full}): free some space")
+        return self._put(_Write(sql, args))
+
+    def _put(self, write: _Write) -> int:
+        """Write now, or keep it (in order) while the disk is full; the row id, 0 if kept."""
+        connection = self._connection()
+        if connection.depth:
+            connection.writes.append(write)
+            if connection.deferred:
+                return 0
+        elif self._waiting:
+            self._waiting.append(write)
+            return 0
         try:
-            self._connection().conn.executemany(sql, rows)
+            return _do(connection.conn, write)
         except sqlite3.DatabaseError as exc:
-            damaged = self._damaged(exc)
-            if damaged is None:
-                raise
-            raise damaged from None
+            if not _is_full(exc):
+                damaged = self._damaged(exc)
+                if damaged is None:
+                    raise
+                raise damaged from None
+            self.full = self.full or str(exc)
+            if connection.depth:
+                # SQLite may have undone the whole transaction or only this statement: undo
+                # it all, and keep the rest of it, this write included, to write later.
+                if connection.conn.in_transaction:
+                    connection.conn.execute("ROLLBACK")
+                connection.deferred = True
+            else:
+                self._waiting.append(write)
+            return 0
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:  # rows are read (and found damaged) while fetching, too
@@ -205,9 +371,6 @@ class Journal:
         rows = self._all(sql, args)
         return rows[0] if rows else None
 
-    def _write(self, sql: str, args: Sequence[Any] = ()) -> int:
-        return self._execute(sql, args).lastrowid or 0
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Writes inside commit together, or not at all; nested, the outermost one commits.
@@ -218,18 +381,38 @@ class Journal:
         between and fail at once instead of waiting for the lock."""
         connection = self._connection()
         if connection.depth == 0:
-            self._execute("BEGIN IMMEDIATE")
+            connection.writes = []
+            # Behind writes that wait for space, this one waits too: their order is kept.
+            connection.deferred = bool(self._waiting)
+            if not connection.deferred:
+                self._execute("BEGIN IMMEDIATE")
         connection.depth += 1
         try:
             yield
         except BaseException:
             connection.depth -= 1
             if connection.depth == 0:
-                self._end(connection, "ROLLBACK")
+                connection.writes = []
+                if not connection.deferred:
+                    self._end(connection, "ROLLBACK")
             raise
         connection.depth -= 1
         if connection.depth == 0:
-            self._end(connection, "COMMIT")
+            self._commit(connection)
+
+    def _commit(self, connection: _Connection) -> None:
+        writes, connection.writes = connection.writes, []
+        if not connection.deferred:
+            try:
+                self._end(connection, "COMMIT")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                self.full = self.full or str(exc)
+        # Written again as it was: the engine is the only writer (it holds the state_dir) and
+        # nothing of it is written before these, so each insert gets the row id it had.
+        self._waiting.extend(writes)
 
     def _end(self, connection: _Connection, statement: str) -> None:
         try:
@@ -245,7 +428,7 @@ class Journal:
 
     def start_run(self, start: date, end: date, request: dict[str, Any]) -> int:
         with self.transaction():
-            run_id = self._write(
+            run_id = self._insert(
                 "INSERT INTO runs (created_at, status, range_start, range_end, request)"
                 " VALUES (?, 'running', ?, ?, ?)",
                 (
@@ -301,10 +484,12 @@ class Journal:
         with self.transaction():
             # Ids are chosen here, not left to SQLite, so that they are known without reading
             # them back; no other connection can insert meanwhile: transaction() holds the
-            # write lock.
+            # write lock. Items kept for a full disk are not in the table yet: no ids then.
+            if self._connection().deferred:
+                raise JournalFull(f"{self.path}: cannot write ({self.full}): free some space")
             first = self._one("SELECT COALESCE(MAX(id), 0) + 1 FROM items")[0]
             ids = list(range(first, first + len(items)))
-            self._executemany(
+            self._write_many(
                 "INSERT INTO items (id, run_id, processor, phase, state, updated_at)"
                 " VALUES (?, ?, ?, ?, 'pending', ?)",
                 [
@@ -312,7 +497,7 @@ class Journal:
                     for item_id, (processor, phase, _) in zip(ids, items, strict=True)
                 ],
             )
-            self._executemany(
+            self._write_many(
                 "INSERT INTO item_dates (item_id, processor, day) VALUES (?, ?, ?)",
                 [
                     (item_id, processor, day.isoformat())
@@ -355,14 +540,14 @@ class Journal:
         dates: Sequence[date] | None = fields.pop("dates", None)
         sets = "".join(f"{name} = ?, " for name in fields)
         with self.transaction():
-            self._execute(
+            self._write(
                 f"UPDATE items SET {sets}updated_at = ? WHERE id = ?",
                 (*fields.values(), time.time(), item_id),
             )
             if dates is not None:
                 processor = self._one("SELECT processor FROM items WHERE id = ?", (item_id,))[0]
-                self._execute("DELETE FROM item_dates WHERE item_id = ?", (item_id,))
-                self._executemany(
+                self._write("DELETE FROM item_dates WHERE item_id = ?", (item_id,))
+                self._write_many(
                     "INSERT INTO item_dates (item_id, processor, day) VALUES (?, ?, ?)",
                     [(item_id, processor, day.isoformat()) for day in dates],
                 )
@@ -374,11 +559,11 @@ class Journal:
         now = time.time()
         detail = json.dumps({"state": state, "reason": reason})
         with self.transaction():
-            self._execute(
+            self._write(
                 "UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
                 (state, reason, now, item_id),
             )
-            self._execute(
+            self._write(
                 "INSERT INTO events (at, run_id, item_id, kind, detail)"
                 " VALUES (?, ?, ?, 'item_state', ?)",
                 (now, run_id, item_id, detail),
@@ -390,7 +575,7 @@ class Journal:
         self, item_id: int, number: int, argv: Sequence[str], log_path: Path
     ) -> AttemptRow:
         started_at = time.time()
-        attempt_id = self._write(
+        attempt_id = self._insert(
             "INSERT INTO attempts (item_id, number, argv, log_path, started_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (item_id, number, json.dumps(list(argv)), str(log_path), started_at),
@@ -621,3 +806,29 @@ def _attempt(r: Sequence[Any]) -> AttemptRow:
         duration=r[12],
         tail=tuple(json.loads(r[13])) if r[13] else (),
     )
+
+
+def _do(conn: sqlite3.Connection, write: _Write) -> int:
+    if write.many:
+        conn.executemany(write.sql, write.args)
+        return 0
+    return conn.execute(write.sql, write.args).lastrowid or 0
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL: the disk (or the file system's quota) has no room for the write."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
+def _refuse_other_version(path: Path, version: int) -> None:
+    """A reader that may not write cannot migrate: it reads the latest schema only."""
+    if version > LATEST:
+        raise UserError(
+            f"{path}: journal schema version {version} is newer than this backfill knows "
+            f"({LATEST}); use a newer backfill"
+        )
+    if version < LATEST:
+        raise UserError(
+            f"{path}: journal schema version {version} is older than this backfill's "
+            f"({LATEST}) and cannot be upgraded read-only: open it once where it can be written"
+        )
