@@ -515,6 +515,31 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
 
 
 @cli.command()
+@click.option("--run", "run_id", type=click.IntRange(min=1), help="Run N (default: the latest).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True
+)
+@config_option
+def report(run_id: int | None, fmt: str, config_path: Path) -> None:
+    """What happened in a run: phases, failures grouped by error, retries, cooldowns, actions."""
+    from core.report import build_report, to_json, to_markdown
+    from core.state import Journal
+
+    config = load_config(config_path)
+    journal = Journal.open_if_exists(config.state_path)
+    if journal is None:
+        raise UserError(f"{config.state_path}: no journal yet, so no run to report on")
+    try:
+        built = build_report(journal, run_id)
+    finally:
+        journal.close()
+    if fmt == "json":
+        _emit_json(to_json(built))
+    else:
+        click.echo(to_markdown(built), nl=False)
+
+
+@cli.command()
 @config_option
 @click.option("--quick", is_flag=True, help="Skip the checks marked quick: false.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
