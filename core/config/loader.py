@@ -1,8 +1,9 @@
 """Load backfill.yaml into a validated Config, or fail with one message naming file:line and key.
 
-YAML is composed into nodes first (PyYAML keeps a mark per node), turned into plain data while
-recording the line of every key path, then validated by the pydantic model and by the semantic
-checks. Every problem is reported against the line of the key it concerns.
+The file is read as bounded UTF-8 text (source.py), composed into nodes (PyYAML keeps a mark
+per node), turned into plain data while recording the line of every key path, then validated by
+the pydantic model and by the semantic checks. Every problem is reported against the line of the
+key it concerns.
 """
 
 from __future__ import annotations
@@ -18,22 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from core.config.checks import Problem, semantic_problems
 from core.config.model import Config
-from core.errors import ConfigError, UserError
+from core.config.source import read_config_text
+from core.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
 
 
 def load_config(path: Path) -> Config:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: config file not found (pass --config FILE, or run where backfill.yaml is)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read config: {exc}") from None
-    data, lines = _parse_yaml(path, text)
+    data, lines = _parse_yaml(path, read_config_text(path))
     if not isinstance(data, dict):
         raise ConfigError(path, 1, "", "expected a mapping of keys (name, warehouse, phases, ...)")
     try:

@@ -1,0 +1,187 @@
+"""Hostile configs (issue 12): whatever --config names and whatever the file holds, `status` and
+`plan` answer at once with one line naming the file, the line where there is one, and the cause,
+and exit 2. Each case is one the fuzz run found as a traceback, a hang or a message without a
+cause."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.config.source import MAX_BYTES
+from tests.helpers import day, invoke, write_config, write_tables
+
+GOOD = """\
+name: t
+warehouse: {kind: sqlite, path: wh}
+calendar:
+  start: 2024-01-01
+  end: 2024-01-10
+phases:
+  - name: raw
+    processors:
+      - name: src
+        table: ds.src
+        date_column: d
+  - name: work
+    processors:
+      - name: job
+        table: ds.job
+        date_column: d
+        depends_on: [src]
+        command: ["true", "{start}"]
+"""
+
+COMMANDS = {"status": ["status"], "plan": ["plan", "2024-01-02"]}
+
+
+def run(command: str, config: Path, capsys) -> tuple[int, str, str]:
+    return invoke([*COMMANDS[command], "--config", str(config)], capsys)
+
+
+def assert_refused(result: tuple[int, str, str], config: Path, where: str, cause: str) -> None:
+    """Exit 2 and one line: `backfill: FILE:WHERE: ... CAUSE ...` (no WHERE when the file has no
+    line at fault: it is missing, a FIFO, too large, ...)."""
+    code, out, err = result
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"backfill: {config}:{where}: " if where else f"backfill: {config}: "), (
+        err
+    )
+    assert cause in err, err
+
+
+def good_folder(folder: Path) -> Path:
+    """A warehouse with the source filled, so `plan` on GOOD prints commands."""
+    write_tables(folder / "wh", {"ds.src": {day("2024-01-02"): 1}}, date_column="d")
+    return folder
+
+
+# -- what the file holds -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Content:
+    id: str
+    data: bytes
+    where: str  # line, or line:column, of the message
+    cause: str
+
+
+CONTENTS = [
+    # text: UTF-8, and none of the control characters YAML refuses
+    Content("NUL byte", b"name: t\nx: a\x00b\n", "2:5", "control character U+0000 (NUL)"),
+    Content("escape character", b"name: t\x1b[2J\n", "1:8", "control character U+001B"),
+    Content(
+        "latin-1 text",
+        "name: t\ncalendar:\n  title: café\n".encode("latin-1"),
+        "3:13",
+        "byte 0xe9 is not UTF-8: a config file must be UTF-8 text",
+    ),
+    Content("UTF-16 text", "name: t\n".encode("utf-16"), "1:1", "byte 0xff is not UTF-8"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("content", CONTENTS, ids=[c.id for c in CONTENTS])
+def test_hostile_content_is_refused_in_one_line(tmp_path, capsys, content, command):
+    config = good_folder(tmp_path) / "backfill.yaml"
+    config.write_bytes(content.data)
+    assert_refused(run(command, config, capsys), config, content.where, content.cause)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_random_junk_bytes_are_refused_with_line_and_column(tmp_path, capsys, command):
+    config = tmp_path / "backfill.yaml"
+    config.write_bytes(random.Random(12).randbytes(4096))
+    code, _, err = run(command, config, capsys)
+    assert code == 2
+    assert re.fullmatch(
+        rf"backfill: {re.escape(str(config))}:\d+:\d+: "
+        r"(byte 0x[0-9a-f]{2} is not UTF-8|control character U\+[0-9A-F]{4}).*\n",
+        err,
+    ), err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_file_above_the_limit_is_refused_before_it_is_read(tmp_path, capsys, command):
+    config = tmp_path / "backfill.yaml"
+    config.write_bytes(b"#" * MAX_BYTES + b"\n")
+    assert_refused(
+        run(command, config, capsys),
+        config,
+        "",
+        f"a config file may be at most 5 MiB; this one is {MAX_BYTES + 1:,} bytes",
+    )
+
+
+# -- what --config names -----------------------------------------------------------------------
+
+
+@contextmanager
+def released_after(fifo: Path, seconds: float) -> Iterator[None]:
+    """Should the CLI ever block opening the FIFO, a writer comes and goes after `seconds`: the
+    test then fails on the message instead of hanging the suite."""
+
+    def release() -> None:
+        with suppress(OSError):  # no reader waiting: nothing to release
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "backfill.yaml")
+    return folder / "backfill.yaml"
+
+
+def symlink_loop(folder: Path) -> Path:
+    (folder / "backfill.yaml").symlink_to("backfill.yaml")
+    return folder / "backfill.yaml"
+
+
+PATHS: list[tuple[str, Callable[[Path], Path], str]] = [
+    ("FIFO", fifo, "is a FIFO (named pipe); --config takes a regular file"),
+    ("directory", lambda folder: folder, "is a directory; --config takes a regular file"),
+    ("/dev/null", lambda _: Path("/dev/null"), "is a character device; --config takes a regular"),
+    ("/dev/zero", lambda _: Path("/dev/zero"), "is a character device; --config takes a regular"),
+    ("symlink loop", symlink_loop, "too many levels of symbolic links (a symlink loop?)"),
+    ("missing", lambda folder: folder / "nope.yaml", "config file not found (pass --config FILE"),
+    ("under a file", lambda folder: folder / "f" / "x.yaml", "cannot read the config file: Not a"),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(("make", "cause"), [p[1:] for p in PATHS], ids=[p[0] for p in PATHS])
+def test_a_config_path_that_is_no_regular_file_is_refused_at_once(
+    tmp_path, capsys, make, cause, command
+):
+    (tmp_path / "f").write_text("")
+    config = make(tmp_path)
+    guard = released_after(config, seconds=10) if config.is_fifo() else nullcontext()
+    with guard:
+        result = run(command, config, capsys)
+    assert_refused(result, config, "", cause)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unreadable_config_is_refused(tmp_path, capsys, command):
+    config = write_config(tmp_path, GOOD)
+    config.chmod(0)
+    result = run(command, config, capsys)
+    assert_refused(result, config, "", "permission denied: cannot read the config file")
