@@ -1,9 +1,9 @@
 """Load backfill.yaml into a validated Config, or fail with one message naming file:line and key.
 
-The file is read as bounded UTF-8 text (source.py), composed into nodes (PyYAML keeps a mark
-per node), turned into plain data while recording the line of every key path, then validated by
-the pydantic model and by the semantic checks. Every problem is reported against the line of the
-key it concerns.
+The file is read as bounded UTF-8 text (source.py) and composed into nodes with a mark each,
+within budgets of size and depth (compose.py); the nodes are turned into plain data while
+recording the line of every key path, then validated by the pydantic model and by the semantic
+checks. Every problem is reported against the line of the key it concerns.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import SafeConstructor
 
 from core.config.checks import Problem, semantic_problems
+from core.config.compose import KeyPath, Refused, compose
 from core.config.model import Config
 from core.config.source import read_config_text
 from core.errors import ConfigError
-
-KeyPath = tuple[str | int, ...]
 
 
 def load_config(path: Path) -> Config:
@@ -45,13 +45,15 @@ def load_config(path: Path) -> Config:
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        node = compose(text)
         if node is None:
             raise ConfigError(path, 1, "", "the file is empty")
         lines: dict[KeyPath, int] = {}
-        return _to_data(loader, node, (), lines, path), lines
+        return _to_data(SafeConstructor(), node, (), lines, path), lines
+    except Refused as exc:
+        line = exc.mark.line + 1 if exc.mark else None
+        raise ConfigError(path, line, _short_key(exc.at), exc.text) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -59,15 +61,21 @@ def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
         if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
             context += f" (opened on line {exc.context_mark.line + 1})"
         problem = ", ".join(p for p in (context, exc.problem) if p) or "not valid YAML"
-        raise ConfigError(path, line, "", f"malformed YAML: {problem}") from None
+        raise ConfigError(path, line, "", f"malformed YAML: {_one_line(problem)}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(path, None, "", f"malformed YAML: {exc}") from None
-    finally:
-        loader.dispose()
+        raise ConfigError(path, None, "", f"malformed YAML: {_one_line(str(exc))}") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _to_data(
-    loader: yaml.SafeLoader, node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int], path: Path
+    constructor: SafeConstructor,
+    node: yaml.Node,
+    at: KeyPath,
+    lines: dict[KeyPath, int],
+    path: Path,
 ) -> Any:
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -79,22 +87,28 @@ def _to_data(
                 line = key_node.start_mark.line + 1
                 raise ConfigError(path, line, format_key((*at, key_node.value)), "key given twice")
             written.add(key_node.value)
-        loader.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
+        constructor.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
+            key = constructor.construct_object(key_node)
             line = key_node.start_mark.line + 1
             if not isinstance(key, str):
                 raise ConfigError(path, line, format_key(at), f"keys must be text, got {key!r}")
             lines[(*at, key)] = line
-            result[key] = _to_data(loader, value_node, (*at, key), lines, path)
+            result[key] = _to_data(constructor, value_node, (*at, key), lines, path)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_to_data(loader, item, (*at, i), lines, path) for i, item in enumerate(node.value)]
+        return [
+            _to_data(constructor, item, (*at, i), lines, path) for i, item in enumerate(node.value)
+        ]
     try:
-        return loader.construct_object(node)
-    except ValueError:
-        # e.g. 2024-13-45 looks like a date to YAML but is none; let validation name the key.
+        return constructor.construct_object(node)
+    except yaml.YAMLError:
+        raise
+    except Exception:
+        # PyYAML's constructors trust that the text fits its tag: 2024-13-45 looks like a date
+        # but is none (ValueError), `!!timestamp x` or `!!bool maybe` break them in other ways.
+        # The text goes on as text, and validation names the key.
         return node.value
 
 
@@ -106,6 +120,11 @@ def format_key(at: Iterable[str | int]) -> str:
     for part in at:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
+
+
+def _short_key(at: KeyPath, parts: int = 6) -> str:
+    """The first parts of a key path: nesting fifty levels deep needs no fifty-part path."""
+    return format_key(at[:parts]) + ("..." if len(at) > parts else "")
 
 
 def _line_of(lines: dict[KeyPath, int], at: KeyPath) -> int | None:

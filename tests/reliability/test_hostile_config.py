@@ -69,6 +69,14 @@ def good_folder(folder: Path) -> Path:
 # -- what the file holds -----------------------------------------------------------------------
 
 
+def nine_level_alias_bomb() -> str:
+    lines = ["a: &a [" + ", ".join(["x"] * 9) + "]"]
+    for level in range(1, 9):
+        name, below = "abcdefghi"[level], "abcdefghi"[level - 1]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{below}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass(frozen=True)
 class Content:
     id: str
@@ -88,6 +96,44 @@ CONTENTS = [
         "byte 0xe9 is not UTF-8: a config file must be UTF-8 text",
     ),
     Content("UTF-16 text", "name: t\n".encode("utf-16"), "1:1", "byte 0xff is not UTF-8"),
+    # structure: nesting, aliases and size within budgets
+    Content(
+        "flow nesting 1,000 deep",
+        b"name: t\nx: " + b"[" * 1000 + b"]" * 1000 + b"\n",
+        "2",
+        "x[0][0][0][0][0]...: nested more than 50 levels deep",
+    ),
+    Content(
+        "block nesting 1,000 deep",
+        b"".join(b" " * i + b"k:\n" for i in range(1000)),
+        "51",
+        "k.k.k.k.k.k...: nested more than 50 levels deep",
+    ),
+    Content(
+        "block sequences 1,000 deep",
+        b"".join(b" " * (2 * i) + b"-\n" for i in range(1000)),
+        "51",
+        "nested more than 50 levels deep",
+    ),
+    Content(
+        "nine-level alias bomb",
+        nine_level_alias_bomb().encode(),
+        "6",
+        "f[0]: alias *e repeats 66,430 values, past the 100,000",
+    ),
+    Content("alias of itself", b"a: &a [x, *a]\n", "1", "a[1]: alias *a is inside the value"),
+    Content(
+        "200,000 list items",
+        b"name: t\nx:\n" + b"".join(b"  - item\n" for _ in range(200_000)),
+        "99998",
+        "more than 100,000 values: a config this large is not supported",
+    ),
+    Content(
+        "a tag the text does not fit",
+        GOOD.replace("start: 2024-01-01", "start: !!timestamp soon").encode(),
+        "4",
+        "calendar.start: expected a date YYYY-MM-DD, got 'soon'",
+    ),
 ]
 
 
@@ -122,6 +168,17 @@ def test_a_file_above_the_limit_is_refused_before_it_is_read(tmp_path, capsys, c
         "",
         f"a config file may be at most 5 MiB; this one is {MAX_BYTES + 1:,} bytes",
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_200000_line_file_under_the_limit_loads(tmp_path, capsys, command):
+    config = good_folder(tmp_path) / "backfill.yaml"
+    comments = "".join(f"# note {i}\n" for i in range(200_000))
+    config.write_text(comments + GOOD)
+    assert config.stat().st_size < MAX_BYTES
+    code, out, err = run(command, config, capsys)
+    assert code == 0, err
+    assert out.startswith("t ")
 
 
 # -- what --config names -----------------------------------------------------------------------
