@@ -79,22 +79,12 @@ def _to_data(
 ) -> Any:
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        written: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            if key_node.value in written:
-                line = key_node.start_mark.line + 1
-                raise ConfigError(path, line, format_key((*at, key_node.value)), "key given twice")
-            written.add(key_node.value)
+        _refuse_repeated_keys(node, at, path)
         constructor.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, str):
-                raise ConfigError(path, line, format_key(at), f"keys must be text, got {key!r}")
-            lines[(*at, key)] = line
+            key = _text_key(key_node, at, path)
+            lines[(*at, key)] = key_node.start_mark.line + 1
             result[key] = _to_data(constructor, value_node, (*at, key), lines, path)
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -112,13 +102,45 @@ def _to_data(
         return node.value
 
 
+def _refuse_repeated_keys(node: yaml.MappingNode, at: KeyPath, path: Path) -> None:
+    written: set[str] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = _text_key(key_node, at, path)
+        if key in written:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(path, line, format_key((*at, key)), "key given twice")
+        written.add(key)
+
+
+def _text_key(node: yaml.Node, at: KeyPath, path: Path) -> str:
+    """The key as written, if YAML reads it as text: `1:`, `null:`, `yes:` and `? [a, b]:` are
+    a number, nothing, true and a list, which no key of the config is."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+        return str(node.value)
+    if isinstance(node, yaml.ScalarNode):
+        shown = node.value if node.value.isprintable() else repr(node.value)
+        got = f"{shown or 'nothing'} (write it in quotes if it is meant as text)"
+    else:
+        got = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+    raise ConfigError(
+        path, node.start_mark.line + 1, format_key(at), f"keys must be text, got {got}"
+    )
+
+
 # -- problems -> one message -------------------------------------------------------------------
 
 
 def format_key(at: Iterable[str | int]) -> str:
     out = ""
     for part in at:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isprintable() or not part:
+            out += f"[{part!r}]"  # a newline or an escape sequence in a key is shown, not sent
+        else:
+            out += f".{part}" if out else part
     return out
 
 

@@ -134,6 +134,23 @@ CONTENTS = [
         "4",
         "calendar.start: expected a date YYYY-MM-DD, got 'soon'",
     ),
+    # keys: text only
+    Content("number as key", b"name: t\n1: x\n", "2", "keys must be text, got 1"),
+    Content("null as key", b"null: x\n", "1", "keys must be text, got null"),
+    Content("list as key", b"name: t\n? [a, b]\n: c\n", "2", "keys must be text, got a list"),
+    Content("mapping as key", b"name: t\n? [a, b]: c\n", "2", "keys must be text, got a mapping"),
+    Content(
+        "escape sequence in a key",
+        GOOD.replace("name: t", 'name: t\n"\\e]2;title\\a": 1').encode(),
+        "2",
+        "['\\x1b]2;title\\x07']: unknown key",  # shown escaped, not sent to the terminal
+    ),
+    Content(
+        "number as a nested key",
+        b"name: t\ncalendar:\n  start: 2024-01-01\n  2: x\n",
+        "4",
+        "calendar: keys must be text, got 2",
+    ),
 ]
 
 
