@@ -128,14 +128,25 @@ def _names(config: Config) -> list[Problem]:
     return problems
 
 
-def _unknown(name: str, known: list[str], what: str = "processor") -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}{hint}"
+class _Unknown:
+    """`unknown processor 'scr'; did you mean 'src'?` A suggestion compares the name with every
+    known one, so a file of thousands of unknown names would take minutes; only the first
+    problem is shown and each rule finds its problems in file order, so the first few names get
+    a suggestion and the rest none."""
+
+    def __init__(self, suggestions: int = 20) -> None:
+        self._left = suggestions
+
+    def __call__(self, name: str, known: list[str], what: str = "processor") -> str:
+        self._left -= 1
+        close = difflib.get_close_matches(name, known, n=1) if self._left >= 0 else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {what} {name!r}{hint}"
 
 
 def _dependencies(config: Config) -> list[Problem]:
     problems = []
+    _unknown = _Unknown()
     phase_index = {p.name: i for i, phase in enumerate(config.phases) for p in phase.processors}
     known = list(phase_index)
     graph: dict[str, list[str]] = {}
@@ -210,6 +221,7 @@ def _commands(config: Config) -> list[Problem]:
 
 def _preflight(config: Config) -> list[Problem]:
     problems = []
+    _unknown = _Unknown()
     phases = [ph.name for ph in config.phases]
     processors = [p.name for p in config.processors]
     names: set[str] = set()

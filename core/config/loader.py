@@ -174,13 +174,11 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
             seen.add(at)
             errors.append((err, at))
     # A list whose item failed is also reported as too short; the item's own error says more.
+    inside = {other[:n] for _, other in errors for n in range(len(other))}
     return [
         Problem(at, _describe(err, at, data))
         for err, at in errors
-        if not (
-            err["type"] == "too_short"
-            and any(other[: len(at)] == at and other != at for _, other in errors)
-        )
+        if not (err["type"] == "too_short" and at in inside)
     ]
 
 
@@ -256,7 +254,7 @@ def _known_keys(at: KeyPath, data: Any) -> list[str]:
     """Field names of the model that sits at `at`, for 'expected one of' hints."""
     model: Any = Config
     node = data
-    for part in at:
+    for i, part in enumerate(at):
         if isinstance(part, int):
             node = node[part] if isinstance(node, dict | list) else None
             continue
@@ -264,8 +262,16 @@ def _known_keys(at: KeyPath, data: Any) -> list[str]:
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
-        model = _model_for(field.annotation, node)
+        model = _model_for(field.annotation, _item(node, at[i + 1 : i + 2]))
     return list(getattr(model, "model_fields", {}))
+
+
+def _item(node: Any, index: KeyPath) -> Any:
+    """The item of a list the path goes on into: its own `kind` picks its model (and a list of
+    thousands of items is not searched once per problem)."""
+    if index and isinstance(index[0], int) and isinstance(node, list) and index[0] < len(node):
+        return node[index[0]]
+    return node
 
 
 def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:

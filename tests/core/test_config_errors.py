@@ -216,6 +216,16 @@ CASES = [
         "expected a URL such as http://localhost:9050",
     ),
     (
+        "unknown key of a preflight check among checks of another kind",
+        "        timeout: 6h\n",
+        "        timeout: 6h\npreflight:\n"
+        "  - {name: c, kind: coverage, phase: raw, min_coverage: 1}\n"
+        '  - {name: q, kind: query, sql: x, op: "==", value: 1, colour: red}\n',
+        22,
+        "preflight[1].colour",
+        "unknown key (expected one of: name, severity, quick, timeout, kind, sql, op, value)",
+    ),
+    (
         "empty phase",
         "  - name: work\n    processors:",
         "  - name: work\n    processors: []\n    old:",

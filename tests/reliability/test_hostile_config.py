@@ -187,6 +187,38 @@ def test_a_file_above_the_limit_is_refused_before_it_is_read(tmp_path, capsys, c
     )
 
 
+def many_processors(line: str) -> str:
+    head = "name: t\ncalendar: {start: 2024-01-01, end: 2024-01-10}\nphases:\n  - name: raw\n"
+    return head + "    processors:\n" + "".join(line.format(i=i) + "\n" for i in range(5000))
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        (
+            many_processors("      - {{name: p{i}, table: ds.p{i}, date_column: d, colour: red}}"),
+            "phases[0].processors[0].colour: unknown key (expected one of: name, table,",
+        ),
+        (
+            many_processors("      - {{name: p{i}, table: ds.p{i}, date_column: d, command: []}}"),
+            "phases[0].processors[0].command: tuple should have at least 1 item",
+        ),
+        (
+            many_processors(
+                "      - {{name: p{i}, table: ds.p{i}, date_column: d, depends_on: [x{i}]}}"
+            ),
+            "phases[0].processors[0].depends_on[0]: unknown processor 'x0' (and 4999 more",
+        ),
+    ],
+    ids=["unknown keys", "empty commands", "unknown dependencies"],
+)
+def test_thousands_of_problems_are_found_at_once(tmp_path, capsys, text, cause):
+    # Each problem once searched the whole list of processors (or compared its name with every
+    # processor's): minutes for a file like these.
+    config = write_config(tmp_path, text)
+    assert_refused(run("status", config, capsys), config, "6", cause)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_200000_line_file_under_the_limit_loads(tmp_path, capsys, command):
     config = good_folder(tmp_path) / "backfill.yaml"
