@@ -24,6 +24,10 @@ from core.config.model import (
 KeyPath = tuple[str | int, ...]
 # It goes inside backquotes in SQL: letters, digits, dashes, and a domain prefix (example.com:p).
 PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# What a shell can assign and a program read back: `A=B` would be read as variable A; a NUL
+# cannot pass through exec at all (starting the attempt would fail).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NO_NUL = "contains a NUL character, which no program's arguments or environment can hold"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ def semantic_problems(config: Config) -> list[Problem]:
         *_names(config),
         *_dependencies(config),
         *_commands(config),
+        *_environment(config),
         *_preflight(config),
         *_group(config),
     ]
@@ -208,6 +213,8 @@ def _commands(config: Config) -> list[Problem]:
                         )
                     )
             for k, arg in enumerate(proc.command or ()):
+                if "\0" in arg:
+                    problems.append(Problem(("phases", i, "processors", j, "command", k), NO_NUL))
                 for name in PLACEHOLDER.findall(arg):
                     if name not in PLACEHOLDERS:
                         problems.append(
@@ -216,6 +223,25 @@ def _commands(config: Config) -> list[Problem]:
                                 f"unknown placeholder {{{name}}} (allowed: {allowed})",
                             )
                         )
+    return problems
+
+
+def _environment(config: Config) -> list[Problem]:
+    problems = []
+    for i, phase in enumerate(config.phases):
+        for j, proc in enumerate(phase.processors):
+            for name, value in proc.env.items():
+                at: KeyPath = ("phases", i, "processors", j, "env", name)
+                if not ENV_NAME.fullmatch(name):
+                    problems.append(
+                        Problem(
+                            at,
+                            f"{name!r} is not an environment variable name "
+                            "(letters, digits and _, not starting with a digit)",
+                        )
+                    )
+                elif "\0" in value:
+                    problems.append(Problem(at, f"the value {NO_NUL}"))
     return problems
 
 
@@ -232,6 +258,8 @@ def _preflight(config: Config) -> list[Problem]:
         names.add(check.name)
         if isinstance(check, CommandCheck):
             for k, arg in enumerate(check.command):
+                if "\0" in arg:
+                    problems.append(Problem((*at, "command", k), NO_NUL))
                 for name in PLACEHOLDER.findall(arg):
                     if name not in ("python", "config"):
                         problems.append(

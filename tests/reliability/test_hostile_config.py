@@ -77,6 +77,12 @@ def nine_level_alias_bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
+def env(entries: str) -> bytes:
+    return GOOD.replace(
+        'command: ["true", "{start}"]', f"command: [echo]\n        env: {entries}"
+    ).encode()
+
+
 @dataclass(frozen=True)
 class Content:
     id: str
@@ -150,6 +156,37 @@ CONTENTS = [
         b"name: t\ncalendar:\n  start: 2024-01-01\n  2: x\n",
         "4",
         "calendar: keys must be text, got 2",
+    ),
+    # env: variable names, and no NUL where exec cannot take one
+    Content(
+        "env name with =",
+        env('{"A=B": x}'),
+        "19",
+        "phases[1].processors[0].env.A=B: 'A=B' is not an environment variable name",
+    ),
+    Content(
+        "env name with NUL",
+        env('{"A\\0B": x}'),
+        "19",
+        "phases[1].processors[0].env['A\\x00B']: 'A\\x00B' is not an environment variable name",
+    ),
+    Content(
+        "env name with shell code",
+        env('{"A;touch X": x}'),
+        "19",
+        "env.A;touch X: 'A;touch X' is not an environment variable name",
+    ),
+    Content(
+        "env value with NUL",
+        env('{A: "x\\0y"}'),
+        "19",
+        "phases[1].processors[0].env.A: the value contains a NUL character",
+    ),
+    Content(
+        "command argument with NUL",
+        GOOD.replace('"{start}"', '"a\\0b"').encode(),
+        "18",
+        "phases[1].processors[0].command[1]: contains a NUL character",
     ),
 ]
 
