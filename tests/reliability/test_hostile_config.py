@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import random
 import re
+import shlex
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.config.source import MAX_BYTES
+from core.report_text import shell_line
 from tests.helpers import day, invoke, write_config, write_tables
 
 GOOD = """\
@@ -328,3 +331,31 @@ def test_an_unreadable_config_is_refused(tmp_path, capsys, command):
     config.chmod(0)
     result = run(command, config, capsys)
     assert_refused(result, config, "", "permission denied: cannot read the config file")
+
+
+# -- plan prints commands that paste safely ----------------------------------------------------
+
+
+def test_plan_commands_pasted_into_a_shell_run_nothing_hidden(tmp_path, capsys):
+    hostile = "$(touch made-by-subst); touch made-by-semicolon `touch made-by-backquote`"
+    config = write_config(
+        good_folder(tmp_path),
+        GOOD.replace(
+            'command: ["true", "{start}"]',
+            f'command: ["true", "{hostile}", "{{start}}"]\n        env: {{A: "{hostile}"}}',
+        ),
+    )
+    code, out, err = invoke(["plan", "2024-01-02", "--config", str(config)], capsys)
+    assert code == 0, err
+    [line] = [line.strip() for line in out.splitlines() if line.strip().startswith("A=")]
+    pasted = subprocess.run(["sh", "-c", line], cwd=tmp_path, check=False)
+    assert pasted.returncode == 0  # `true` ran: the line is valid shell
+    assert not list(tmp_path.glob("made-by-*"))
+
+
+def test_env_names_are_quoted_too(tmp_path):
+    # The loader refuses such a name; the printed line stays inert even if one got through.
+    line = shell_line(["true"], {"A;touch made": "1", "B": "$(touch made-too)"})
+    subprocess.run(["sh", "-c", line], cwd=tmp_path, check=False, capture_output=True)
+    assert not list(tmp_path.glob("made*"))
+    assert shlex.split(line)[0] == "A;touch made=1"
