@@ -1,7 +1,7 @@
 """Hostile configs (issue 12): whatever --config names and whatever the file holds, `status` and
 `plan` answer at once with one line naming the file, the line where there is one, and the cause,
 and exit 2. Each case is one the fuzz run found as a traceback, a hang or a message without a
-cause."""
+cause; the seeded fuzz at the end keeps looking."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import pytest
 from core.config.source import MAX_BYTES
 from core.report_text import shell_line
 from tests.helpers import day, invoke, write_config, write_tables
+
+ROOT = Path(__file__).parents[2]
 
 GOOD = """\
 name: t
@@ -359,3 +361,82 @@ def test_env_names_are_quoted_too(tmp_path):
     subprocess.run(["sh", "-c", line], cwd=tmp_path, check=False, capture_output=True)
     assert not list(tmp_path.glob("made*"))
     assert shlex.split(line)[0] == "A;touch made=1"
+
+
+# -- fuzz --------------------------------------------------------------------------------------
+
+SNIPPETS = [
+    b"\x00",
+    b"\xe9",
+    b"\xff\xfe",
+    b"\x1b]2;x\x07",
+    b"[" * 200,
+    b"{" * 60,
+    b"&a [*a]",
+    b"*nowhere",
+    b"? [a, b]\n: c\n",
+    b"1: x\n",
+    b"null: x\n",
+    b"<<: *x\n",
+    b"<<: 3\n",
+    b"!!python/object/apply:os.system [true]",
+    b"!!binary x",
+    b"!!timestamp 2024-13-45",
+    b"!!timestamp x",
+    b"!!bool maybe",
+    b"---\n",
+    b"\t",
+    b"'",
+    b'"',
+    b'"\\0"',
+    b"- - - -\n",
+    b'env: {"A=B": x}\n',
+    b"\r",
+    b"%YAML 1.1\n",
+    b": :\n",
+]
+
+
+def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    how = rng.choice(["flip", "truncate", "insert", "insert a line", "drop a line"])
+    at = rng.randrange(len(data) + 1)
+    snippet = rng.choice(SNIPPETS)
+    lines = data.splitlines(keepends=True) or [b""]
+    row = rng.randrange(len(lines))
+    indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+    if how == "flip":
+        mutated = data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
+    elif how == "truncate":
+        mutated = data[:at]
+    elif how == "insert":
+        mutated = data[:at] + snippet + data[at:]
+    elif how == "insert a line":
+        mutated = b"".join([*lines[:row], indent + snippet + b"\n", *lines[row:]])
+    else:
+        mutated = b"".join(lines[:row] + lines[row + 1 :])
+    return mutated, f"{how} at {at} / line {row + 1}: {snippet!r}"
+
+
+@pytest.fixture(scope="module")
+def demo_config() -> bytes:
+    # The demo seeds its warehouse on first use (seconds): here the warehouse is an empty folder.
+    text = (ROOT / "backfill.yaml").read_text()
+    assert "demo: true " in text
+    return text.replace("demo: true ", "demo: false").encode()
+
+
+def test_fuzzed_demo_configs_never_crash_plan(tmp_path, capsys, demo_config):
+    (tmp_path / ".backfill" / "warehouse").mkdir(parents=True)
+    config = tmp_path / "backfill.yaml"
+    rng = random.Random(20240112)
+    for case in range(200):
+        data, hows = demo_config, []
+        for _ in range(rng.randint(1, 3)):
+            data, how = mutate(data, rng)
+            hows.append(how)
+        config.write_bytes(data)
+        code, _, err = invoke(["plan", "2024-01-02", "--config", str(config)], capsys)
+        assert code in (0, 2), (case, hows, err)
+        assert "Traceback" not in err
+        if code == 2:
+            assert err.count("\n") == 1, (case, hows, err)
