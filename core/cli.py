@@ -57,7 +57,9 @@ DATE = DateType()
 config_option = click.option(
     "--config",
     "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    # Not checked here: click would answer a directory or an unreadable file with a usage
+    # screen; the loader says what is wrong with any path in one line (core/config/source.py).
+    type=click.Path(path_type=Path, readable=False),
     default=Path("backfill.yaml"),
     show_default=True,
     help="The pipeline to supervise.",

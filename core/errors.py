@@ -10,12 +10,20 @@ class UserError(Exception):
 
 
 class ConfigError(UserError):
-    def __init__(self, file: Path, line: int | None, key: str, problem: str) -> None:
+    """`file:line: key.path: problem`; `file:line:column:` where a character is at fault (bytes
+    that are not UTF-8, a control character), as compilers write it and editors jump to it."""
+
+    def __init__(
+        self, file: Path, line: int | None, key: str, problem: str, *, column: int | None = None
+    ) -> None:
         self.file = file
         self.line = line
+        self.column = column
         self.key = key
         self.problem = problem
         where = f"{file}:{line}" if line else str(file)
+        if line and column:
+            where += f":{column}"
         super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
 
 

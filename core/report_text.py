@@ -71,8 +71,9 @@ def _count_cells(counts: Counts, *, blocked: bool) -> list[str]:
 
 
 def shell_line(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
-    """The command as an operator would paste it into a shell."""
-    prefix = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    """The command as an operator would paste it into a shell: every word quoted, so a name or a
+    value such as `A;touch X` or `$(rm -rf ~)` is passed as text and runs nothing."""
+    prefix = [f"{shlex.quote(k)}={shlex.quote(v)}" for k, v in (env or {}).items()]
     return " ".join([*prefix, *(shlex.quote(a) for a in argv)])
 
 

@@ -24,6 +24,10 @@ from core.config.model import (
 KeyPath = tuple[str | int, ...]
 # It goes inside backquotes in SQL: letters, digits, dashes, and a domain prefix (example.com:p).
 PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+# What a shell can assign and a program read back: `A=B` would be read as variable A; a NUL
+# cannot pass through exec at all (starting the attempt would fail).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NO_NUL = "contains a NUL character, which no program's arguments or environment can hold"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ def semantic_problems(config: Config) -> list[Problem]:
         *_names(config),
         *_dependencies(config),
         *_commands(config),
+        *_environment(config),
         *_preflight(config),
         *_group(config),
     ]
@@ -128,14 +133,25 @@ def _names(config: Config) -> list[Problem]:
     return problems
 
 
-def _unknown(name: str, known: list[str], what: str = "processor") -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}{hint}"
+class _Unknown:
+    """`unknown processor 'scr'; did you mean 'src'?` A suggestion compares the name with every
+    known one, so a file of thousands of unknown names would take minutes; only the first
+    problem is shown and each rule finds its problems in file order, so the first few names get
+    a suggestion and the rest none."""
+
+    def __init__(self, suggestions: int = 20) -> None:
+        self._left = suggestions
+
+    def __call__(self, name: str, known: list[str], what: str = "processor") -> str:
+        self._left -= 1
+        close = difflib.get_close_matches(name, known, n=1) if self._left >= 0 else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {what} {name!r}{hint}"
 
 
 def _dependencies(config: Config) -> list[Problem]:
     problems = []
+    _unknown = _Unknown()
     phase_index = {p.name: i for i, phase in enumerate(config.phases) for p in phase.processors}
     known = list(phase_index)
     graph: dict[str, list[str]] = {}
@@ -197,6 +213,8 @@ def _commands(config: Config) -> list[Problem]:
                         )
                     )
             for k, arg in enumerate(proc.command or ()):
+                if "\0" in arg:
+                    problems.append(Problem(("phases", i, "processors", j, "command", k), NO_NUL))
                 for name in PLACEHOLDER.findall(arg):
                     if name not in PLACEHOLDERS:
                         problems.append(
@@ -208,8 +226,28 @@ def _commands(config: Config) -> list[Problem]:
     return problems
 
 
+def _environment(config: Config) -> list[Problem]:
+    problems = []
+    for i, phase in enumerate(config.phases):
+        for j, proc in enumerate(phase.processors):
+            for name, value in proc.env.items():
+                at: KeyPath = ("phases", i, "processors", j, "env", name)
+                if not ENV_NAME.fullmatch(name):
+                    problems.append(
+                        Problem(
+                            at,
+                            f"{name!r} is not an environment variable name "
+                            "(letters, digits and _, not starting with a digit)",
+                        )
+                    )
+                elif "\0" in value:
+                    problems.append(Problem(at, f"the value {NO_NUL}"))
+    return problems
+
+
 def _preflight(config: Config) -> list[Problem]:
     problems = []
+    _unknown = _Unknown()
     phases = [ph.name for ph in config.phases]
     processors = [p.name for p in config.processors]
     names: set[str] = set()
@@ -220,6 +258,8 @@ def _preflight(config: Config) -> list[Problem]:
         names.add(check.name)
         if isinstance(check, CommandCheck):
             for k, arg in enumerate(check.command):
+                if "\0" in arg:
+                    problems.append(Problem((*at, "command", k), NO_NUL))
                 for name in PLACEHOLDER.findall(arg):
                     if name not in ("python", "config"):
                         problems.append(

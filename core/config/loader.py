@@ -1,6 +1,7 @@
 """Load backfill.yaml into a validated Config, or fail with one message naming file:line and key.
 
-YAML is composed into nodes first (PyYAML keeps a mark per node), turned into plain data while
+The file is read as bounded UTF-8 text (source.py) and composed into nodes with a mark each,
+within budgets of size and depth (compose.py); the nodes are turned into plain data while
 recording the line of every key path, then validated by the pydantic model and by the semantic
 checks. Every problem is reported against the line of the key it concerns.
 """
@@ -15,25 +16,18 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import SafeConstructor
 
 from core.config.checks import Problem, semantic_problems
+from core.config.compose import KeyPath, Refused, compose
 from core.config.model import Config
-from core.errors import ConfigError, UserError
-
-KeyPath = tuple[str | int, ...]
+from core.config.source import read_config_text
+from core.errors import ConfigError
 
 
 def load_config(path: Path) -> Config:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: config file not found (pass --config FILE, or run where backfill.yaml is)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read config: {exc}") from None
-    data, lines = _parse_yaml(path, text)
+    data, lines = _parse_yaml(path, read_config_text(path))
     if not isinstance(data, dict):
         raise ConfigError(path, 1, "", "expected a mapping of keys (name, warehouse, phases, ...)")
     try:
@@ -51,13 +45,15 @@ def load_config(path: Path) -> Config:
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        node = compose(text)
         if node is None:
             raise ConfigError(path, 1, "", "the file is empty")
         lines: dict[KeyPath, int] = {}
-        return _to_data(loader, node, (), lines, path), lines
+        return _to_data(SafeConstructor(), node, (), lines, path), lines
+    except Refused as exc:
+        line = exc.mark.line + 1 if exc.mark else None
+        raise ConfigError(path, line, _short_key(exc.at), exc.text) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -65,43 +61,72 @@ def _parse_yaml(path: Path, text: str) -> tuple[Any, dict[KeyPath, int]]:
         if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
             context += f" (opened on line {exc.context_mark.line + 1})"
         problem = ", ".join(p for p in (context, exc.problem) if p) or "not valid YAML"
-        raise ConfigError(path, line, "", f"malformed YAML: {problem}") from None
+        raise ConfigError(path, line, "", f"malformed YAML: {_one_line(problem)}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(path, None, "", f"malformed YAML: {exc}") from None
-    finally:
-        loader.dispose()
+        raise ConfigError(path, None, "", f"malformed YAML: {_one_line(str(exc))}") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _to_data(
-    loader: yaml.SafeLoader, node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int], path: Path
+    constructor: SafeConstructor,
+    node: yaml.Node,
+    at: KeyPath,
+    lines: dict[KeyPath, int],
+    path: Path,
 ) -> Any:
     lines.setdefault(at, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        written: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            if key_node.value in written:
-                line = key_node.start_mark.line + 1
-                raise ConfigError(path, line, format_key((*at, key_node.value)), "key given twice")
-            written.add(key_node.value)
-        loader.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
+        _refuse_repeated_keys(node, at, path)
+        constructor.flatten_mapping(node)  # resolves `<<: *anchor`; explicit keys come last and win
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if not isinstance(key, str):
-                raise ConfigError(path, line, format_key(at), f"keys must be text, got {key!r}")
-            lines[(*at, key)] = line
-            result[key] = _to_data(loader, value_node, (*at, key), lines, path)
+            key = _text_key(key_node, at, path)
+            lines[(*at, key)] = key_node.start_mark.line + 1
+            result[key] = _to_data(constructor, value_node, (*at, key), lines, path)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_to_data(loader, item, (*at, i), lines, path) for i, item in enumerate(node.value)]
+        return [
+            _to_data(constructor, item, (*at, i), lines, path) for i, item in enumerate(node.value)
+        ]
     try:
-        return loader.construct_object(node)
-    except ValueError:
-        # e.g. 2024-13-45 looks like a date to YAML but is none; let validation name the key.
+        return constructor.construct_object(node)
+    except yaml.YAMLError:
+        raise
+    except Exception:
+        # PyYAML's constructors trust that the text fits its tag: 2024-13-45 looks like a date
+        # but is none (ValueError), `!!timestamp x` or `!!bool maybe` break them in other ways.
+        # The text goes on as text, and validation names the key.
         return node.value
+
+
+def _refuse_repeated_keys(node: yaml.MappingNode, at: KeyPath, path: Path) -> None:
+    written: set[str] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = _text_key(key_node, at, path)
+        if key in written:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(path, line, format_key((*at, key)), "key given twice")
+        written.add(key)
+
+
+def _text_key(node: yaml.Node, at: KeyPath, path: Path) -> str:
+    """The key as written, if YAML reads it as text: `1:`, `null:`, `yes:` and `? [a, b]:` are
+    a number, nothing, true and a list, which no key of the config is."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+        return str(node.value)
+    if isinstance(node, yaml.ScalarNode):
+        shown = node.value if node.value.isprintable() else repr(node.value)
+        got = f"{shown or 'nothing'} (write it in quotes if it is meant as text)"
+    else:
+        got = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+    raise ConfigError(
+        path, node.start_mark.line + 1, format_key(at), f"keys must be text, got {got}"
+    )
 
 
 # -- problems -> one message -------------------------------------------------------------------
@@ -110,8 +135,18 @@ def _to_data(
 def format_key(at: Iterable[str | int]) -> str:
     out = ""
     for part in at:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isprintable() or not part:
+            out += f"[{part!r}]"  # a newline or an escape sequence in a key is shown, not sent
+        else:
+            out += f".{part}" if out else part
     return out
+
+
+def _short_key(at: KeyPath, parts: int = 6) -> str:
+    """The first parts of a key path: nesting fifty levels deep needs no fifty-part path."""
+    return format_key(at[:parts]) + ("..." if len(at) > parts else "")
 
 
 def _line_of(lines: dict[KeyPath, int], at: KeyPath) -> int | None:
@@ -139,13 +174,11 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
             seen.add(at)
             errors.append((err, at))
     # A list whose item failed is also reported as too short; the item's own error says more.
+    inside = {other[:n] for _, other in errors for n in range(len(other))}
     return [
         Problem(at, _describe(err, at, data))
         for err, at in errors
-        if not (
-            err["type"] == "too_short"
-            and any(other[: len(at)] == at and other != at for _, other in errors)
-        )
+        if not (err["type"] == "too_short" and at in inside)
     ]
 
 
@@ -221,7 +254,7 @@ def _known_keys(at: KeyPath, data: Any) -> list[str]:
     """Field names of the model that sits at `at`, for 'expected one of' hints."""
     model: Any = Config
     node = data
-    for part in at:
+    for i, part in enumerate(at):
         if isinstance(part, int):
             node = node[part] if isinstance(node, dict | list) else None
             continue
@@ -229,8 +262,16 @@ def _known_keys(at: KeyPath, data: Any) -> list[str]:
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
-        model = _model_for(field.annotation, node)
+        model = _model_for(field.annotation, _item(node, at[i + 1 : i + 2]))
     return list(getattr(model, "model_fields", {}))
+
+
+def _item(node: Any, index: KeyPath) -> Any:
+    """The item of a list the path goes on into: its own `kind` picks its model (and a list of
+    thousands of items is not searched once per problem)."""
+    if index and isinstance(index[0], int) and isinstance(node, list) and index[0] < len(node):
+        return node[index[0]]
+    return node
 
 
 def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:

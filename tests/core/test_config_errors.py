@@ -179,7 +179,9 @@ CASES = [
         "  start: [2024-01-01",
         5,
         None,
-        "malformed YAML: while parsing a flow sequence (opened on line 4), expected ',' or ']'",
+        # libyaml's wording (the parser the loader uses when PyYAML has it)
+        "malformed YAML: while parsing a flow sequence (opened on line 4), "
+        "did not find expected ',' or ']'",
     ),
     (
         "bad warehouse kind",
@@ -212,6 +214,16 @@ CASES = [
         2,
         "warehouse.api_endpoint",
         "expected a URL such as http://localhost:9050",
+    ),
+    (
+        "unknown key of a preflight check among checks of another kind",
+        "        timeout: 6h\n",
+        "        timeout: 6h\npreflight:\n"
+        "  - {name: c, kind: coverage, phase: raw, min_coverage: 1}\n"
+        '  - {name: q, kind: query, sql: x, op: "==", value: 1, colour: red}\n',
+        22,
+        "preflight[1].colour",
+        "unknown key (expected one of: name, severity, quick, timeout, kind, sql, op, value)",
     ),
     (
         "empty phase",
