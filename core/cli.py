@@ -518,9 +518,7 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
 
 @cli.command()
 @click.option("--run", "run_id", type=click.IntRange(min=1), help="Run N (default: the latest).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @config_option
 def report(run_id: int | None, fmt: str, config_path: Path) -> None:
     """What happened in a run: phases, failures grouped by error, retries, cooldowns, actions."""
