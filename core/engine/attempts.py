@@ -2,7 +2,9 @@
 and journal the end together with the item's next state (retry, done, failed).
 
 A running item's attempt holds its phase's concurrency slot only while its process runs: once it
-ends, the slot goes to the next job while the warehouse is re-read (`verifying`).
+ends, the slot goes to the next job while the warehouse is re-read (`verifying`). "Ends" means
+nothing of it runs any more: `Attempt.wait()` has ended what it left running, so no leftover
+can write the rows that would make a killed or failed attempt look complete.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from core.errors import UserError, WarehouseError
 from core.planner import DONE, render_argv
 from core.progress import Finish
 from core.state.items import Item, ItemState, ItemStore
-from core.state.journal import AttemptRow
+from core.state.journal import AttemptRow, ended_leftovers
 
 #: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
 VERIFY_RETRY_FIRST_S = 5.0
@@ -123,7 +125,9 @@ class Attempts:
                 self._after_failure(item, f"could not start: {exc}", transient=False)
             return
         launched = handle.launched
-        attempt = self.store.launched(item, launched.pid, launched.pgid, launched.started_at)
+        attempt = self.store.launched(
+            item, launched.pid, launched.pgid, launched.started_at, launched.start_ticks
+        )
         await self.watch(item, attempt, handle)
 
     async def watch(self, item: Item, attempt: AttemptRow, handle: process.Attempt) -> None:
@@ -155,8 +159,36 @@ class Attempts:
                 outcome=verdict.label,
                 duration=outcome.duration,
                 tail=outcome.tail,
+                leftovers=outcome.leftovers,
             )
             self._settle(item, outcome, verdict, permanent=problem is not None)
+        self._wake()
+
+    async def abandon(self, item: Item, attempt: AttemptRow, why: str) -> None:
+        """An attempt a crashed engine left open whose process is not there to adopt (`why`):
+        whatever still carries its tag is ended, then the item is re-queued, using no retry (the
+        interruption was the engine's, not the job's). The pid is never signalled: it may be a
+        stranger's now, and so may the group it led."""
+        leftovers = await process.end_leftovers(
+            tag=self.tag(attempt),
+            pgid=None,
+            cgroup=process.attempt_cgroup(self.tag(attempt)),
+            grace=item.processor.kill_grace,
+            log_path=attempt.log_path,
+        )
+        with self.store.transaction():
+            self.store.end_attempt(
+                item,
+                attempt,
+                exit_code=None,
+                reason="interrupted",
+                outcome="interrupted",
+                duration=0.0,
+                tail=(f"[backfill] not adopted after a restart: {why}",),
+                leftovers=leftovers,
+            )
+            reason = f"interrupted: {why}{ended_leftovers(leftovers)}; re-queued"
+            self.store.set_state(item, ItemState.PENDING, reason=reason)
         self._wake()
 
     def _settle(
@@ -174,7 +206,8 @@ class Attempts:
             self.store.set_state(item, ItemState.DONE, reason=None)
             self._emit(
                 "item_done",
-                f"done {name} {span(item)} in {outcome.duration:.1f}s (attempt {attempt.number})",
+                f"done {name} {span(item)} in {outcome.duration:.1f}s (attempt {attempt.number})"
+                f"{ended_leftovers(outcome.leftovers)}",
                 item,
             )
         elif verdict.label == "cancelled":

@@ -6,12 +6,14 @@ no cut-down plan for the next engine to trust. After a crash (even `kill -9`) th
 with the same request resumes the same run: attempts whose process still lives are watched to
 their end (found by pid, or by their tag in /proc when the crash came before the pid was
 journaled) and judged by the warehouse; attempts with no process left are re-queued; a cell
-that is complete is never run again.
+that is complete is never run again. A journaled pid counts as the attempt's only if the process
+holding it has the journaled start time and the attempt's tag: after a crash the OS may have
+given the pid to a stranger, who is left alone while the attempt is re-queued.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -102,35 +104,32 @@ def load_or_plan(
 
 
 async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> None:
-    """Re-attach to the attempts a crashed engine left open: each is watched to its end through
-    its pid and log, and judged by the warehouse (its exit status went with the engine that
-    started it). One with no process is re-queued, using no retry: the interruption was the
-    engine's, not the job's."""
+    """Re-attach to the attempts a crashed engine left open: each whose process is still the
+    one it started is watched to its end through its pid and log, and judged by the warehouse
+    (its exit status went with the engine that started it); so is one whose process has ended
+    meanwhile. One whose pid a stranger now holds, or that has no process at all, is re-queued
+    (`Attempts.abandon`), using no retry: the interruption was the engine's, not the job's."""
     store = attempts.store
     journal = store.journal
     open_attempts = journal.open_attempts(store.run_id)
-    tags = [attempts.tag(a) for a in open_attempts if a.pid is None]
-    # Crashed between spawning and journaling the pid: find such attempts by their tag (a scan
-    # of /proc, so not on the event loop).
-    untracked = await anyio.to_thread.run_sync(process.find_tagged, tags) if tags else {}
-    adopted: set[int] = set()
+    # One stat and environment read per attempt, and a read of every process for those whose
+    # pid was never journaled: not on the event loop.
+    found = await anyio.to_thread.run_sync(_find_processes, attempts, open_attempts)
+    taken: set[int] = set()
     for attempt in open_attempts:
         item = store.items[attempt.item_id]
-        pid = untracked.get(attempts.tag(attempt))
-        if pid is not None:
-            attempt = store.launched(item, pid, pid, attempt.started_at)
-        launched = _launched(attempt)
-        if launched is None:  # nothing runs for it (never started, or already ended)
-            store.end_attempt(
-                item,
-                attempt,
-                exit_code=None,
-                reason="interrupted",
-                outcome="interrupted",
-                duration=0.0,
-                tail=(),
+        taken.add(item.id)
+        launched = found[attempt.id]
+        if isinstance(launched, process.Unproven):
+            journal.event(
+                "attempt_not_adopted", run_id=store.run_id, item_id=item.id, why=launched.why
             )
+            tg.start_soon(attempts.abandon, item, attempt, launched.why)
             continue
+        if attempt.pid is None:  # crashed between spawning and journaling the pid
+            attempt = store.launched(
+                item, launched.pid, launched.pgid, attempt.started_at, launched.start_ticks
+            )
         journal.event(
             "attempt_adopted",
             run_id=store.run_id,
@@ -140,11 +139,36 @@ async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> No
         )
         handle = process.adopt(launched, attempts.spec(item, attempt))
         store.set_state(item, ItemState.RUNNING, reason=None)
-        adopted.add(item.id)
         tg.start_soon(attempts.watch, item, attempt, handle)
     for item in list(store.items.values()):
-        if item.state is ItemState.RUNNING and item.id not in adopted:
+        if item.state is ItemState.RUNNING and item.id not in taken:
             store.set_state(item, ItemState.PENDING, reason="interrupted: re-queued")
+
+
+def _find_processes(
+    attempts: Attempts, open_attempts: list[AttemptRow]
+) -> dict[int, process.Launched | process.Unproven]:
+    """Attempt id -> its process to adopt, or why there is none. Blocking: reads /proc."""
+    tags = [attempts.tag(a) for a in open_attempts if a.pid is None]
+    untracked = process.find_tagged(tags) if tags else {}
+    found: dict[int, process.Launched | process.Unproven] = {}
+    for attempt in open_attempts:
+        tag = attempts.tag(attempt)
+        launched = _launched(attempt)
+        if launched is None and tag in untracked:
+            pid = untracked[tag]  # the tag is its proof of identity
+            launched = _launched(
+                replace(attempt, pid=pid, pgid=pid, start_ticks=process.start_ticks(pid))
+            )
+        if launched is None:
+            why = "no pid was journaled and no process carries its tag (never started, or ended)"
+            found[attempt.id] = process.Unproven(why, gone=True)
+            continue
+        unproven = process.identify(launched, tag)
+        # A pid nobody holds is safe to watch: the attempt ends at once and the warehouse
+        # judges what it did. A stranger holding it is never watched, nor ever signalled.
+        found[attempt.id] = launched if unproven is None or unproven.gone else unproven
+    return found
 
 
 def _launched(attempt: AttemptRow) -> process.Launched | None:
@@ -155,4 +179,5 @@ def _launched(attempt: AttemptRow) -> process.Launched | None:
         pgid=attempt.pgid,
         started_at=attempt.started_at,
         log_path=attempt.log_path,
+        start_ticks=attempt.start_ticks,
     )

@@ -15,6 +15,7 @@ from typing import Literal
 
 from core.config import Phase, Processor
 from core.process import AttemptOutcome
+from core.state.journal import ended_leftovers
 
 BACKOFF_CAP = 600.0
 #: characters of a failed job's last log line quoted in its reason
@@ -31,15 +32,18 @@ class Verdict:
 
 
 def judge(outcome: AttemptOutcome, short: Sequence[date]) -> Verdict:
-    """`short`: the attempt's dates the warehouse says are still not complete."""
+    """`short`: the attempt's dates the warehouse says are still not complete. Rows do not
+    rescue an attempt that was killed: what it left was ended before the warehouse was re-read,
+    and what it wrote until then is no proof it finished."""
+    ended = ended_leftovers(outcome.leftovers)
     if outcome.reason == "cancelled":
-        return Verdict("cancelled", "cancelled")
+        return Verdict("cancelled", f"cancelled{ended}")
     if outcome.ok or outcome.status_unknown:
         if not short:
             return Verdict("ok", None)
         how = "exit 0" if outcome.ok else "ended while no engine watched it"
-        return Verdict("incomplete", f"{how} but incomplete on {', '.join(map(str, short))}")
-    return Verdict("failed", describe(outcome))
+        return Verdict("incomplete", f"{how} but incomplete on {', '.join(map(str, short))}{ended}")
+    return Verdict("failed", describe(outcome) + ended)
 
 
 def is_transient(processor: Processor, tail: Sequence[str]) -> bool:
@@ -72,7 +76,12 @@ def describe(outcome: AttemptOutcome) -> str:
     if outcome.reason == "exit":
         # The job's last error line says why ("403 Quota exceeded ..."): no log to open for the
         # gist. Jobs often end with a summary or a retry hint, so error-like lines come first.
-        lines = [line.strip() for line in outcome.tail if line.strip()]
+        # Our own notes ("[backfill] ended 3 processes ...") are not the job's last words.
+        lines = [
+            line.strip()
+            for line in outcome.tail
+            if line.strip() and not line.startswith("[backfill] ")
+        ]
         last = next((line for line in reversed(lines) if ERROR_LINE.search(line)), None)
         last = last or (lines[-1] if lines else "")
         if len(last) > LAST_WORDS:

@@ -11,7 +11,13 @@ The engine may be `kill -9`ed while attempts run. They keep running, but the nex
 their parent, so their exit status is lost. `adopt()` reattaches to such an attempt through its
 pid and log, watches it to its end and enforces the limits; the warehouse, not the exit status,
 then says whether it did its work. An attempt whose pid never reached the journal is found by
-the tag in its environment (`find_tagged`, in `tags`).
+the tag in its environment (`find_tagged`, in `tags`). A journaled pid is adopted only if it is
+still the attempt's process: the start time journaled with it and the tag (`identify`); after a
+crash the OS may have given it to a stranger, who is then left alone.
+
+An attempt owns every process it started. Once it ends, whatever of it still runs (workers it
+left behind, grandchildren that called setsid()) is ended before `wait()` returns, found in the
+attempt's own cgroup where it has one, else by its group and its tag (`leftovers`, `cgroups`).
 
 There is deliberately no wrapper process (an earlier version ran each job under a /bin/sh shim
 that wrote the exit status to a file): it cost a second exec per attempt, as much as the job
@@ -28,11 +34,14 @@ translated to the monotonic clock once, at the edge.
 """
 
 from core.process.attempt import Attempt, adopt
-from core.process.groups import alive
+from core.process.cgroups import existing as attempt_cgroup
+from core.process.cgroups import probe as probe_cgroups
+from core.process.groups import alive, start_ticks
+from core.process.leftovers import end_leftovers
 from core.process.logfile import TAIL_LINES, read_tail
 from core.process.spawn import LaunchError, start
 from core.process.spec import TAG_VAR, AttemptOutcome, AttemptSpec, Launched, Reason
-from core.process.tags import find_tagged
+from core.process.tags import Unproven, find_tagged, identify
 
 __all__ = [
     "TAG_VAR",
@@ -43,9 +52,15 @@ __all__ = [
     "LaunchError",
     "Launched",
     "Reason",
+    "Unproven",
     "adopt",
     "alive",
+    "attempt_cgroup",
+    "end_leftovers",
     "find_tagged",
+    "identify",
+    "probe_cgroups",
     "read_tail",
     "start",
+    "start_ticks",
 ]

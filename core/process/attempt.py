@@ -3,6 +3,9 @@
 One `Attempt` object per attempt, whether we spawned it (`start`) or reattached to it after an
 engine crash (`adopt`). The difference is whether we are the parent: only then can we read an
 exit status, so an adopted attempt ends with `exit_code=None` and the warehouse decides.
+
+The attempt is over only when nothing it started runs any more: `wait()` ends its leftovers
+(`leftovers`) before it returns, so nothing of it writes once the warehouse is re-read.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from pathlib import Path
 
 import anyio
 
+from core.process import cgroups
 from core.process.groups import alive, terminate_group
+from core.process.leftovers import end_leftovers
 from core.process.logfile import human, note, read_tail
 from core.process.spec import AttemptOutcome, AttemptSpec, Launched, Reason
 
@@ -22,9 +27,11 @@ POLL_INTERVAL = 0.5  # how often the log is stat'ed for stalls while nothing els
 
 
 def adopt(launched: Launched, spec: AttemptSpec) -> Attempt:
-    """Reattach to an attempt that an earlier engine started. Timeout and stall limits still
-    apply, counted from `launched.started_at` and the log's last modification."""
-    return Attempt(launched, spec, proc=None)
+    """Reattach to an attempt that an earlier engine started, once `identify` has said the pid
+    is still its process. Timeout and stall limits still apply, counted from
+    `launched.started_at` and the log's last modification."""
+    cgroup = cgroups.existing(spec.tag, leader=launched.pid)
+    return Attempt(launched, spec, proc=None, cgroup=cgroup)
 
 
 class Attempt:
@@ -42,10 +49,13 @@ class Attempt:
         *,
         proc: subprocess.Popen[bytes] | None,
         started_mono: float | None = None,
+        cgroup: Path | None = None,
     ) -> None:
         self.launched = launched
         self.spec = spec
         self._proc = proc
+        self._cgroup = cgroup
+        self._leftovers: int | None = None
         if started_mono is None:
             # Started by another engine: all we have is the journaled wall clock, translated
             # to the monotonic clock once, here, so a later clock step moves no deadline.
@@ -90,10 +100,12 @@ class Attempt:
                 with anyio.CancelScope(shield=True):
                     await self._terminate("cancelled", "the engine stopped waiting")
                     if self._ended():
+                        await self._end_leftovers()
                         self._outcome = self._make_outcome()
                 raise
             finally:
                 self._close_pidfd()
+            await self._end_leftovers()
             self._outcome = self._make_outcome()
             return self._outcome
 
@@ -211,6 +223,21 @@ class Attempt:
     def _note(self, text: str) -> None:
         note(self.launched.log_path, text)
 
+    async def _end_leftovers(self) -> None:
+        """Once the leader has ended: whatever of the attempt still runs. Its group counts only
+        if we saw the leader lead it: while a member lives the kernel gives that number to no
+        new process, but an adopted leader found dead may have left a group long gone, whose
+        number now names a stranger's group."""
+        if self._leftovers is None:
+            ours = self._proc is not None or self._seen_running
+            self._leftovers = await end_leftovers(
+                tag=self.spec.tag,
+                pgid=self.launched.pgid if ours else None,
+                cgroup=self._cgroup,
+                grace=self.spec.grace,
+                log_path=self.launched.log_path,
+            )
+
     # -- outcome -----------------------------------------------------------------------------
 
     def _make_outcome(self) -> AttemptOutcome:
@@ -227,6 +254,7 @@ class Attempt:
             reason=reason,
             duration=max(0.0, end - self._mono_start),
             tail=read_tail(self.launched.log_path),
+            leftovers=self._leftovers or 0,
         )
 
     def _to_mono(self, wall: float) -> float:

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import anyio
 
@@ -89,13 +90,14 @@ def scan_group(pgid: int) -> bool:
     for entry in os.scandir(PROC):
         if entry.name.isdigit():
             stat = proc_stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and not is_dead_state(stat[0]):
+            if stat is not None and stat.pgrp == pgid and not is_dead_state(stat.state):
                 return True
     return False
 
 
 def alive(launched: Launched) -> bool:
-    """The process still runs and still leads the group we started (so it is not a reused pid)."""
+    """The process still runs, still leads the group we started and, where its start time was
+    journaled, was started then (so it is not a reused pid)."""
     try:
         os.kill(launched.pid, 0)
     except ProcessLookupError:
@@ -108,21 +110,42 @@ def alive(launched: Launched) -> bool:
     except ProcessLookupError:
         return False
     stat = proc_stat(launched.pid)
-    return stat is None or (stat[1] == launched.pgid and not is_dead_state(stat[0]))
+    if stat is None:
+        return not HAVE_PROC  # without /proc, kill() and getpgid() are all we have
+    started = launched.start_ticks
+    return (
+        stat.pgrp == launched.pgid
+        and not is_dead_state(stat.state)
+        and (started is None or stat.start_ticks == started)
+    )
 
 
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, pgrp) from /proc/<pid>/stat, or None where there is no /proc or no such pid."""
+class ProcStat(NamedTuple):
+    state: str
+    pgrp: int
+    #: when the process started, in clock ticks since boot: with the pid, unique until reboot
+    start_ticks: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """From /proc/<pid>/stat, or None where there is no /proc or no such pid."""
     if not HAVE_PROC:
         return None
     try:
         data = (PROC / str(pid) / "stat").read_bytes()
     except OSError:
         return None
-    # The command name is in parentheses and may contain anything, so split after the last ")".
+    # The command name is in parentheses and may contain anything, so split after the last ")";
+    # what follows starts at field 3 (state), so field N is at index N - 3.
     fields = data.rpartition(b")")[2].split()
-    return fields[0].decode(), int(fields[2])
+    return ProcStat(fields[0].decode(), int(fields[2]), int(fields[19]))
 
 
 def is_dead_state(state: str) -> bool:
     return state in ("Z", "X", "x")
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), or None without /proc or such pid."""
+    stat = proc_stat(pid)
+    return None if stat is None else stat.start_ticks

@@ -3,7 +3,8 @@
 The log is opened here (append, binary, unbuffered) and handed to the child as stdout and stderr,
 so the kernel writes output straight to disk: the engine never carries it, and the file keeps
 filling while the engine is down. `start_new_session=True` makes the job lead a new process
-group, which is what lets a kill reach its grandchildren.
+group, which is what lets a kill reach its grandchildren; where attempts get a cgroup of their
+own, the job is born in it (`cgroups`), which also holds the grandchildren that leave the group.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import BinaryIO
 
 import anyio
 
+from core.process import cgroups
 from core.process.attempt import Attempt
+from core.process.groups import proc_stat
 from core.process.logfile import note
 from core.process.spec import TAG_VAR, AttemptSpec, Launched
 
@@ -44,22 +47,28 @@ async def start(spec: AttemptSpec) -> Attempt:
         started_at, started_mono = time.time(), time.monotonic()
         # No shell: argv runs as given, PATH searched in the job's own environment.
         try:
-            proc = subprocess.Popen(
-                spec.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=spec.cwd,
-                env=env,
-                start_new_session=True,
+            proc, cgroup = cgroups.spawn_inside(
+                spec.tag,
+                lambda: subprocess.Popen(
+                    spec.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=spec.cwd,
+                    env=env,
+                    start_new_session=True,
+                ),
             )
         except OSError as exc:
             why = _launch_problem(spec, exc)
             note(log_path, f"could not start: {why}")
             raise LaunchError(why) from exc
-    # setsid() made the job the leader of a new group whose id is its pid.
-    launched = Launched(proc.pid, proc.pid, started_at, log_path)
-    return Attempt(launched, spec, proc=proc, started_mono=started_mono)
+    # setsid() made the job the leader of a new group whose id is its pid. Not reaped yet, so
+    # even a job that has already exited still shows its start time.
+    stat = proc_stat(proc.pid)
+    start_ticks = None if stat is None else stat.start_ticks
+    launched = Launched(proc.pid, proc.pid, started_at, log_path, start_ticks)
+    return Attempt(launched, spec, proc=proc, started_mono=started_mono, cgroup=cgroup)
 
 
 def _open_log(log_path: Path) -> BinaryIO:

@@ -42,6 +42,10 @@ class Launched:
     # engine process; deadlines are derived from it once, at adoption
     started_at: float
     log_path: Path
+    # When the kernel started the process (field 22 of /proc/PID/stat, clock ticks since boot):
+    # with the tag, what tells the attempt from a stranger that was given the same pid after a
+    # crash. None where there is no /proc, and in journals from before it was recorded.
+    start_ticks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class AttemptOutcome:
     reason: Reason
     duration: float  # seconds, measured on the monotonic clock
     tail: tuple[str, ...]  # last non-empty lines of the log
+    #: processes of the attempt still running once it ended, which the engine then ended
+    leftovers: int = 0
 
     @property
     def ok(self) -> bool:

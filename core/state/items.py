@@ -211,10 +211,14 @@ class ItemStore:
             item.last = self.journal.start_attempt(item.id, number, argv, log_path)
         return item.last
 
-    def launched(self, item: Item, pid: int, pgid: int, started_at: float) -> AttemptRow:
+    def launched(
+        self, item: Item, pid: int, pgid: int, started_at: float, start_ticks: int | None
+    ) -> AttemptRow:
         assert item.last is not None
-        self.journal.attempt_launched(item.last.id, pid, pgid, started_at)
-        item.last = replace(item.last, pid=pid, pgid=pgid, started_at=started_at)
+        self.journal.attempt_launched(item.last.id, pid, pgid, started_at, start_ticks)
+        item.last = replace(
+            item.last, pid=pid, pgid=pgid, started_at=started_at, start_ticks=start_ticks
+        )
         self._changed(item)
         return item.last
 
@@ -228,6 +232,7 @@ class ItemStore:
         outcome: str,
         duration: float,
         tail: Sequence[str],
+        leftovers: int = 0,
     ) -> AttemptRow:
         """Journal the end of `attempt` (the item's next state belongs in the same transaction:
         the caller opens it)."""
@@ -238,6 +243,7 @@ class ItemStore:
             outcome=outcome,
             duration=duration,
             tail=tail,
+            leftovers=leftovers,
         )
         if item.last is None or item.last.id == attempt.id:
             item.last = ended

@@ -93,6 +93,22 @@ class AttemptRow:
     outcome: str | None
     duration: float | None
     tail: tuple[str, ...]
+    #: when the kernel started its process (clock ticks since boot); None: unknown
+    start_ticks: int | None = None
+    #: processes of it still running once it ended, which the engine ended; None: not ended
+    leftovers: int | None = None
+
+    @property
+    def leftovers_note(self) -> str:
+        """What follows the attempt's outcome where it left processes (" · ended 3 ...")."""
+        return ended_leftovers(self.leftovers)
+
+
+def ended_leftovers(count: int | None) -> str:
+    """What follows an attempt's outcome when the engine had to end processes it left."""
+    if not count:
+        return ""
+    return f" · ended {count} leftover process{'' if count == 1 else 'es'}"
 
 
 @dataclass
@@ -112,7 +128,7 @@ _RUN_COLUMNS = "id, created_at, status, range_start, range_end, request, ended_a
 _ITEM_COLUMNS = "i.id, i.run_id, i.processor, i.phase, i.state, i.attempts, i.not_before, i.reason"
 _ATTEMPT_COLUMNS = (
     "id, item_id, number, argv, log_path, pid, pgid, started_at, ended_at, exit_code,"
-    " reason, outcome, duration, tail"
+    " reason, outcome, duration, tail, start_ticks, leftovers"
 )
 
 
@@ -586,10 +602,12 @@ class Journal:
             None, None, None, None, None, (),
         )  # fmt: skip
 
-    def attempt_launched(self, attempt_id: int, pid: int, pgid: int, started_at: float) -> None:
+    def attempt_launched(
+        self, attempt_id: int, pid: int, pgid: int, started_at: float, start_ticks: int | None
+    ) -> None:
         self._write(
-            "UPDATE attempts SET pid = ?, pgid = ?, started_at = ? WHERE id = ?",
-            (pid, pgid, started_at, attempt_id),
+            "UPDATE attempts SET pid = ?, pgid = ?, started_at = ?, start_ticks = ? WHERE id = ?",
+            (pid, pgid, started_at, start_ticks, attempt_id),
         )
 
     def end_attempt(
@@ -601,6 +619,7 @@ class Journal:
         outcome: str,
         duration: float,
         tail: Iterable[str],
+        leftovers: int = 0,
     ) -> AttemptRow:
         """Records the end; returns the attempt as now journaled."""
         ended = replace(
@@ -611,10 +630,11 @@ class Journal:
             outcome=outcome,
             duration=duration,
             tail=tuple(tail),
+            leftovers=leftovers,
         )
         self._write(
             "UPDATE attempts SET ended_at = ?, exit_code = ?, reason = ?, outcome = ?,"
-            " duration = ?, tail = ? WHERE id = ?",
+            " duration = ?, tail = ?, leftovers = ? WHERE id = ?",
             (
                 ended.ended_at,
                 exit_code,
@@ -622,6 +642,7 @@ class Journal:
                 outcome,
                 duration,
                 json.dumps(list(ended.tail)),
+                leftovers,
                 attempt.id,
             ),
         )
@@ -805,6 +826,8 @@ def _attempt(r: Sequence[Any]) -> AttemptRow:
         outcome=r[11],
         duration=r[12],
         tail=tuple(json.loads(r[13])) if r[13] else (),
+        start_ticks=r[14],
+        leftovers=r[15],
     )
 
 

@@ -122,6 +122,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id)",
         ),
     ),
+    Migration(
+        3,
+        "an attempt's process start time (adoption proves identity) and its leftovers count",
+        (
+            # /proc/PID/stat field 22, clock ticks since boot: with the pid, it tells the
+            # attempt's process from a stranger given the same pid after a crash. NULL: from
+            # before (then the tag in the environment alone identifies it), or no /proc.
+            "ALTER TABLE attempts ADD COLUMN start_ticks INTEGER",
+            # Processes of the attempt still running once it ended, which the engine ended.
+            "ALTER TABLE attempts ADD COLUMN leftovers INTEGER",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -177,13 +177,25 @@ async def test_exit_zero_with_rows_missing_is_retried_until_complete(setup):
 async def test_a_warehouse_outage_while_verifying_delays_the_verdict_but_never_the_run(setup):
     config = setup(faults="x:2024-01-02:outage-once")
     events = []
-    engine, result = await run_engine(config, on_event=events.append, processors=("x",))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bring_back_after, config.warehouse_path, 2.0)
+        engine, result = await run_engine(config, on_event=events.append, processors=("x",))
     assert result.complete
     retried = [e.message for e in events if e.kind == "verify_failed"]
     mine = [m for m in retried if "re-reading x 2024-01-02 failed" in m]
     assert mine and "warehouse folder" in mine[0]  # it was away
     item = next(i for i in engine.store.items.values() if day("2024-01-02") in i.dates)
     assert [a.outcome for a in engine.journal.attempts_of_item(item.id)] == ["ok"]  # once
+
+
+async def bring_back_after(warehouse: Path, seconds: float) -> None:
+    """The end of the outage record.py's `outage-once` starts by moving the warehouse away."""
+    away = warehouse.with_name(warehouse.name + ".away")
+    with anyio.fail_after(30):
+        while not away.exists():
+            await anyio.sleep(0.02)
+    await anyio.sleep(seconds)
+    away.rename(warehouse)
 
 
 class SlowToVerifyTheFirstDay(SqliteWarehouse):

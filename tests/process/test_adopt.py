@@ -32,6 +32,8 @@ os._exit(0)  # like kill -9: no wait, no cleanup
 
 
 def launch_from_dying_engine(tmp_path: Path, argv: list[str], tag: str = "") -> Launched:
+    # Tagged as the engine tags attempts: by the tag the next one finds the attempt's cgroup.
+    tag = tag or f"adopted@{tmp_path}"
     done = subprocess.run(
         [PY, "-c", DYING_ENGINE, json.dumps(argv), str(tmp_path), tag],
         cwd=ROOT,
@@ -51,7 +53,9 @@ async def test_an_adopted_attempt_is_watched_to_its_end_without_a_status(tmp_pat
     argv = ["sh", "-c", "echo adopted; sleep 1.5; exit 5"]
     launched = launch_from_dying_engine(tmp_path, argv)
     assert process.alive(launched)  # still running when we reattach: not the trivial case
-    attempt = process.adopt(launched, spec(tmp_path, argv, log_path=launched.log_path))
+    attempt = process.adopt(
+        launched, spec(tmp_path, argv, log_path=launched.log_path, tag=f"adopted@{tmp_path}")
+    )
     outcome = await attempt.wait()
     # Not our child, so its exit status is not ours to read: the warehouse judges it.
     assert (outcome.reason, outcome.exit_code, outcome.ok) == ("exit", None, False)
@@ -68,7 +72,9 @@ async def test_an_attempt_whose_pid_was_never_journaled_is_found_by_its_tag(tmp_
     launched = launch_from_dying_engine(tmp_path, argv, tag)  # as if its journal row had no pid
     found = process.find_tagged([tag, "18@elsewhere"])
     assert found == {tag: launched.pid}  # the group's leader, not its children
-    outcome = await process.adopt(launched, spec(tmp_path, argv, log_path=launched.log_path)).wait()
+    outcome = await process.adopt(
+        launched, spec(tmp_path, argv, log_path=launched.log_path, tag=tag)
+    ).wait()
     assert outcome.tail == ("child",)
     assert process.find_tagged([tag]) == {}  # ended: nothing left to adopt
 
@@ -81,7 +87,9 @@ async def test_an_attempt_already_gone_when_adopted_is_interrupted(tmp_path):
     deadline = time.monotonic() + 10
     while process.alive(launched) and time.monotonic() < deadline:
         await anyio.sleep(0.02)
-    outcome = await process.adopt(launched, spec(tmp_path, argv, log_path=launched.log_path)).wait()
+    outcome = await process.adopt(
+        launched, spec(tmp_path, argv, log_path=launched.log_path, tag=f"adopted@{tmp_path}")
+    ).wait()
     assert (outcome.reason, outcome.exit_code, outcome.status_unknown) == (
         "interrupted",
         None,
@@ -96,7 +104,14 @@ async def test_adopted_attempt_still_times_out_from_its_original_start(tmp_path)
     launched = launch_from_dying_engine(tmp_path, argv)
     elapsed = time.time() - launched.started_at
     attempt = process.adopt(
-        launched, spec(tmp_path, argv, log_path=launched.log_path, timeout=elapsed + 0.3)
+        launched,
+        spec(
+            tmp_path,
+            argv,
+            log_path=launched.log_path,
+            timeout=elapsed + 0.3,
+            tag=f"adopted@{tmp_path}",
+        ),
     )
     outcome = await attempt.wait()
     assert (outcome.reason, outcome.exit_code) == ("timeout", None)

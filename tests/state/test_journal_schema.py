@@ -153,7 +153,7 @@ def test_a_journal_from_before_versions_is_upgraded_and_keeps_its_items(tmp_path
 
     journal = Journal(tmp_path)
 
-    assert version(path) == LATEST == 2
+    assert version(path) == LATEST == 3
     assert "dates" not in columns(path, "items") and "priority" not in columns(path, "items")
     run = journal.unfinished_run()
     assert run is not None and (run.id, run.start, run.request) == (
