@@ -8,13 +8,17 @@ show, not the widget's internals.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from rich.style import Style
 from textual.app import App, ComposeResult
+from textual.strip import Strip
 
+from core.config import load_config
 from core.coverage import CellState, worst
 from core.grid import CODE, CODES, Grid, GridRow
+from tui.screens.dashboard import DashboardScreen
 from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, HeatmapLegend
 
 S = CellState
@@ -27,6 +31,7 @@ SEASONS = [("2023-24", date(2023, 10, 24), date(2024, 6, 17))]
 #: every state once in the first 9 days of `proc_one`, then a repeating mix
 MIX = [S.COMPLETE, S.PARTIAL, S.MISSING, S.NOT_EXPECTED, S.SKIPPED, S.QUEUED, S.RUNNING]
 MIX += [S.FAILED, S.BLOCKED]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def day(i: int) -> date:
@@ -383,3 +388,105 @@ def test_snapshot_day_zoom(snap_compare):
 
 def test_snapshot_week_zoom_fitted(snap_compare):
     assert snap_compare(HeatmapApp(), terminal_size=(60, 8), press=["j", "l", "l"])
+
+
+# ------------------------------------------------------------------ on the dashboard's screen
+
+ROOT = Path(__file__).parents[2]
+DEMO = load_config(ROOT / "backfill.yaml")
+DEMO_SEASONS = [(s.name, s.start, s.end) for s in DEMO.calendar.seasons]
+
+
+def demo_grid() -> Grid:
+    """The bundled demo's rows and range with made-up states: game days inside the seasons,
+    raw complete, analytics complete up to 2022-11-15 then missing, precompute missing with
+    one failed day (2022-01-10 of player_daily_cache)."""
+    first, last = DEMO.calendar.start, DEMO.calendar.end
+    days = tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
+    in_season = [any(s <= d <= e for _, s, e in DEMO_SEASONS) and d.day % 3 != 0 for d in days]
+
+    def states(processor: str, phase: str) -> list[CellState]:
+        row = []
+        for d, expected in zip(days, in_season, strict=True):
+            if not expected:
+                row.append(S.NOT_EXPECTED)
+            elif phase == "raw" or (phase == "analytics" and d <= date(2022, 11, 15)):
+                row.append(S.COMPLETE)
+            elif processor == "player_daily_cache" and d == date(2022, 1, 10):
+                row.append(S.FAILED)
+            else:
+                row.append(S.MISSING)
+        return row
+
+    rows: list[GridRow] = []
+    codes: list[bytearray] = []
+    for phase in DEMO.phases:
+        members = [states(p.name, phase.name) for p in phase.processors]
+        rows.append(GridRow(f"phase:{phase.name}", phase.label, phase.name, True))
+        codes.append(bytearray(CODE[worst(list(c))] for c in zip(*members, strict=True)))
+        for proc, member in zip(phase.processors, members, strict=True):
+            rows.append(GridRow(proc.name, proc.name, phase.name, False))
+            codes.append(bytearray(CODE[s] for s in member))
+    return Grid(days, tuple(rows), codes)
+
+
+class DashboardHost(App[None]):
+    """The dashboard's screen and stylesheet, without a session: the heatmap laid out as the
+    operator gets it."""
+
+    CSS_PATH = ROOT / "tui" / "app.tcss"
+
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen(DEMO, read_only=False)
+
+    def on_dashboard_screen_ready(self) -> None:
+        heatmap = self.screen.query_one(CoverageHeatmap)
+        heatmap.set_grid(demo_grid(), DEMO_SEASONS)
+        heatmap.focus()
+
+
+def on_screen_lines(app: App[None], heatmap: CoverageHeatmap) -> list[str]:
+    """The heatmap's lines the terminal shows (clipped by its container), as text."""
+    visible = app.screen.find_widget(heatmap).visible_region
+    top = visible.y - heatmap.region.y
+    return [heatmap.render_line(y).text for y in range(top, top + visible.height)]
+
+
+def row_line(heatmap: CoverageHeatmap, key: str) -> Strip:
+    """The line drawn for a row, found by its label."""
+    for y in range(heatmap.HEADER_HEIGHT, heatmap.size.height):
+        strip = heatmap.render_line(y)
+        if strip.text[:LABEL].strip(" │▸▾") == key:
+            return strip
+    raise AssertionError(f"{key} is not on screen")
+
+
+def cells_of(strip: Strip) -> list[tuple[str, Style]]:
+    """(character, style) of each cell right of the label column."""
+    out = []
+    for segment in strip:
+        assert segment.style is not None
+        out += [(char, segment.style) for char in segment.text]
+    return out[LABEL:]
+
+
+@pytest.mark.asyncio
+async def test_at_80x24_the_cursor_row_the_legend_and_the_cell_line_stay_on_screen():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        await pilot.press("G")  # the last processor of Phase 4
+        await pilot.pause()
+        assert heatmap.cursor_cell()[0].key == "ml_feature_store_v2"
+        lines = on_screen_lines(app, heatmap)
+        assert any(line[:LABEL].strip(" │") == "ml_feature_store_v2" for line in lines)
+        assert heatmap.scroll_y > 0
+        for widget in (app.screen.query_one("#legend"), app.screen.query_one("#cell")):
+            assert app.screen.find_widget(widget).visible_region.height == 1
+        assert app.screen.query_one("#bottom").region.height > 0  # the queue keeps its room
+
+        await pilot.press("g")  # back up: the first row shows again, under the headers
+        await pilot.pause()
+        assert heatmap.scroll_y == 0
+        assert on_screen_lines(app, heatmap)[HEADER][:LABEL].strip(" │▾") == "Phase 2 (Raw)"

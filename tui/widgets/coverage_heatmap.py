@@ -408,7 +408,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         count = len(self._grid.rows)
         cursor_row = self.cursor[0]
         top = round(self.scroll_y)
-        body = max(0, self.size.height - self.HEADER_HEIGHT)
+        body = self._body_height()
         for row in set(rows):
             if not 0 <= row < count:
                 continue
@@ -491,10 +491,11 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         return self._columns_of(self.zoom).of_day_index(index)
 
     def _cell_width(self) -> int:
-        return max(0, self.size.width - self.LABEL_WIDTH)
+        # Not `size`: scrollbars cover the last columns and lines of it.
+        return max(0, self.scrollable_content_region.width - self.LABEL_WIDTH)
 
     def _body_height(self) -> int:
-        return max(0, self.size.height - self.HEADER_HEIGHT)
+        return max(0, self.scrollable_content_region.height - self.HEADER_HEIGHT)
 
     def _update_virtual_size(self) -> None:
         rows = len(self._grid.rows) if self._grid is not None else 0
@@ -587,6 +588,8 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         if self._auto_zoom:
             self._fit_zoom()
+        # A shorter terminal must not leave the cursor below the last line shown.
+        self._scroll_to_cursor()
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
