@@ -278,9 +278,11 @@ async def test_a_bucket_shows_its_worst_state_and_the_share_done():
         assert complete[0] == GLYPHS[S.COMPLETE]
 
         # proc_one week 1: complete, partial, missing, not expected, skipped, queued, running:
-        # worst is missing; 1 of 5 due days complete -> the second-lowest bar, missing colour.
+        # worst is missing; 1 of 5 due days complete -> the second-lowest bar, share colour.
         glyph, style = cell(heatmap, 1, 0)
         assert glyph == "▂"
+        share = app.query_one(HeatmapLegend).get_component_rich_style("heatmap--share")
+        assert style.color == share.color
         away_from(heatmap, 2)
         # proc_two week 4 (days 21-27) holds the failed day 22: failed wins.
         assert cell(heatmap, 2, 3)[0] == GLYPHS[S.FAILED]
@@ -293,7 +295,8 @@ async def test_a_bucket_shows_its_worst_state_and_the_share_done():
         heatmap.zoom = "day"
         away_from(heatmap, 1)
         await pilot.pause()
-        assert style == cell(heatmap, 1, 2)[1]  # the day-zoom missing style
+        assert style != cell(heatmap, 1, 2)[1]  # not the colour of what is missing in it
+        assert style.color == cell(heatmap, 1, 1)[1].color  # the partial colour
         assert heatmap.cursor_cell() is not None
 
 
@@ -490,3 +493,24 @@ async def test_at_80x24_the_cursor_row_the_legend_and_the_cell_line_stay_on_scre
         await pilot.pause()
         assert heatmap.scroll_y == 0
         assert on_screen_lines(app, heatmap)[HEADER][:LABEL].strip(" │▾") == "Phase 2 (Raw)"
+
+
+@pytest.mark.asyncio
+async def test_a_partly_done_month_reads_as_partial_and_red_means_failed():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        heatmap.move_to(key="nbac_schedule")
+        await pilot.pause()
+        failed = [s for c, s in cells_of(row_line(heatmap, "player_daily_cache")) if c == "✗"]
+        assert failed, "the month with a failed day shows it"
+        red = failed[0].bgcolor
+        analytics = cells_of(row_line(heatmap, "player_game_summary"))  # nothing failed there
+        partly = [style for char, style in analytics if char in "▁▂▃▄▅▆▇"]
+        assert partly, "November 2022 is half done"
+        assert all(red not in (style.color, style.bgcolor) for _, style in analytics)
+        legend = app.screen.query_one(HeatmapLegend)
+        share = legend.get_component_rich_style("heatmap--share", partial=True)
+        assert partly[0].color == share.color

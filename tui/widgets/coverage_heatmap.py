@@ -11,7 +11,7 @@ or for a colour-blind operator) and colours (component classes, themed):
     state          glyph  component class           colour
     complete         █    heatmap--complete         $success
     partial          ▒    heatmap--partial          $warning
-    missing          ·    heatmap--missing          $error
+    missing          ·    heatmap--missing          $text-warning (to do, not an error)
     not_expected    " "   heatmap--not-expected     $foreground-disabled (blank cell)
     skipped          ─    heatmap--skipped          $foreground-muted
     queued           ○    heatmap--queued           $text-primary (never the complete green)
@@ -19,14 +19,18 @@ or for a colour-blind operator) and colours (component classes, themed):
     failed           ✗    heatmap--failed           bold $text on $error
     blocked          ▪    heatmap--blocked          bold $foreground
 
+Red is for failures only (a failed cell, or a bucket holding one): a hole still to fill is not
+an error, and a half-done month must not look like a broken one.
+
 Zoom: "day" is one column per calendar day, "week" one per ISO week (Monday to Sunday), "month"
 one per calendar month; every column is one character wide, so a 3-year range fits 200 columns
 at week zoom and 120 at month zoom. A week or month column shows the WORST state of its days
 (`core.coverage.worst`; not_expected only when every day is) in that state's colour. When the
-worst is partial or missing but some days of the bucket are complete, the glyph is instead a bar
-▁▂▃▄▅▆▇ giving the share complete among the bucket's due days (expected and not skipped): the
-colour says what is wrong, the bar how much is already done (a full bucket is █, nothing done
-keeps the state's own glyph). The legend shows the bar next to the states.
+worst is partial or missing but some days of the bucket are complete, the bucket is partly
+done: a bar ▁▂▃▄▅▆▇ gives the share complete among its due days (expected and not skipped), in
+the `heatmap--share` colour ($warning, the partial colour), whatever is missing in it (a full
+bucket is █, nothing done keeps the state's own glyph). The legend shows the bar next to the
+states.
 
 Layout: two header lines that never scroll vertically (season names from `set_grid(seasons=)`,
 then a month axis with the year at each January and at the start) and a label column
@@ -106,7 +110,7 @@ BARS = "▁▂▃▄▅▆▇"
 STATE_CSS: dict[CellState, str] = {
     CellState.COMPLETE: "color: $success;",
     CellState.PARTIAL: "color: $warning;",
-    CellState.MISSING: "color: $error;",
+    CellState.MISSING: "color: $text-warning;",
     CellState.NOT_EXPECTED: "color: $foreground-disabled;",
     CellState.SKIPPED: "color: $foreground-muted;",
     CellState.QUEUED: "color: $text-primary;",
@@ -114,6 +118,9 @@ STATE_CSS: dict[CellState, str] = {
     CellState.FAILED: "color: $text; background: $error; text-style: bold;",
     CellState.BLOCKED: "color: $foreground; text-style: bold;",
 }
+
+#: A partly done bucket's share bar: the partial colour, never that of what is missing in it.
+SHARE_CSS = "color: $warning;"
 
 #: A cursor cell whose glyph fills the cell would hide the cursor background: draw this instead.
 _CURSOR_FILL = "■"
@@ -126,9 +133,9 @@ def state_class(state: CellState) -> str:
 
 
 def _state_rules(selector: str) -> str:
-    return "\n".join(
-        f"{selector} > .{state_class(state)} {{ {css} }}" for state, css in STATE_CSS.items()
-    )
+    rules = [f"{selector} > .{state_class(state)} {{ {css} }}" for state, css in STATE_CSS.items()]
+    rules.append(f"{selector} > .heatmap--share {{ {SHARE_CSS} }}")
+    return "\n".join(rules)
 
 
 _COMPLETE = CODE[CellState.COMPLETE]
@@ -136,6 +143,8 @@ _PARTIAL = CODE[CellState.PARTIAL]
 _MISSING = CODE[CellState.MISSING]
 _SKIPPED = CODE[CellState.SKIPPED]
 _NOT_EXPECTED = CODE[CellState.NOT_EXPECTED]
+#: The draw code of a partly done bucket: past the state codes, it picks the share style.
+_SHARE = len(CODES)
 #: code -> rank in WORST_FIRST (0 = worst), as a bytes.translate table: min() of a translated
 #: slice is the worst state of a bucket at C speed.
 _RANK_OF_CODE = bytes(WORST_FIRST.index(CODES[i]) if i < len(CODES) else 255 for i in range(256))
@@ -166,9 +175,11 @@ class _Columns:
 
 @dataclass(frozen=True)
 class _RowCells:
-    """One row at one zoom: the worst code per column and the glyph drawn for it."""
+    """One row at one zoom: per column the worst code, the draw code (the worst, or _SHARE for
+    a partly done bucket) and the glyph drawn for it."""
 
     codes: bytes
+    draw: bytes
     glyphs: str
 
 
@@ -177,8 +188,8 @@ class _Styles:
     """Rich styles resolved from the component classes, looked up once per theme."""
 
     base: Style
-    states: tuple[Style, ...]  # by code
-    cursor: tuple[Style, ...]  # by code: the cursor background, the state's colour
+    states: tuple[Style, ...]  # by draw code
+    cursor: tuple[Style, ...]  # by draw code: the cursor background, the state's colour
     label: Style
     phase: Style
     cursor_label: Style
@@ -205,7 +216,7 @@ def _aggregate(codes: bytes, columns: _Columns, zoom: Zoom) -> _RowCells:
     """Worst code and glyph per column. Why bytes tricks and one comprehension: a cold
     week-zoom frame aggregates ~2,000 days x 25 rows inside the 16 ms frame budget."""
     if zoom == "day":
-        return _RowCells(codes, codes.decode("latin-1").translate(_GLYPH_OF_CODE))
+        return _RowCells(codes, codes, codes.decode("latin-1").translate(_GLYPH_OF_CODE))
     ranks = codes.translate(_RANK_OF_CODE)
     worst = bytes([min(ranks[lo:hi]) for lo, hi in columns.spans]).translate(_CODE_OF_RANK)
     glyphs = worst.decode("latin-1").translate(_GLYPH_OF_CODE)
@@ -219,12 +230,14 @@ def _aggregate(codes: bytes, columns: _Columns, zoom: Zoom) -> _RowCells:
         if done:
             due = hi - lo - chunk.count(_NOT_EXPECTED) - chunk.count(_SKIPPED)
             bars.append((c, BARS[min(len(BARS), math.ceil(done * len(BARS) / due)) - 1]))
-    if bars:
-        chars = list(glyphs)
-        for c, bar in bars:
-            chars[c] = bar
-        glyphs = "".join(chars)
-    return _RowCells(worst, glyphs)
+    if not bars:
+        return _RowCells(worst, worst, glyphs)
+    chars = list(glyphs)
+    draw = bytearray(worst)
+    for c, bar in bars:
+        chars[c] = bar
+        draw[c] = _SHARE
+    return _RowCells(worst, bytes(draw), "".join(chars))
 
 
 def _share_complete(codes: bytes) -> float | None:
@@ -245,6 +258,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         *(state_class(state) for state in CellState),
+        "heatmap--share",
         "heatmap--cursor",
         "heatmap--label",
         "heatmap--phase",
@@ -667,6 +681,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         base = self.rich_style
         component = self.get_component_rich_style
         states = tuple(base + component(state_class(state)) for state in CODES)
+        states += (base + component("heatmap--share"),)  # at _SHARE
         cursor = component("heatmap--cursor")
         cursor_states = tuple(
             base
@@ -750,7 +765,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             Segment("│", styles.header),
         ]
         state_styles = styles.states
-        codes, glyphs = cells.codes, cells.glyphs
+        codes, glyphs = cells.draw, cells.glyphs
         spans = [(first, last)]
         if first <= cursor_column < last:
             spans = [(first, cursor_column), (cursor_column + 1, last)]
@@ -903,7 +918,10 @@ class CoverageHeatmap(ScrollView, can_focus=True):
 class HeatmapLegend(Static):
     """One line: each state's glyph in its heatmap colour and its name, then the share bar."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {state_class(state) for state in CellState}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        *(state_class(state) for state in CellState),
+        "heatmap--share",
+    }
 
     DEFAULT_CSS = f"""
     HeatmapLegend {{
@@ -919,8 +937,8 @@ class HeatmapLegend(Static):
             style = self.get_component_rich_style(state_class(state), partial=True)
             text.append(GLYPHS[state], style)
             text.append(f" {state.value.replace('_', ' ')}  ")
-        partial = self.get_component_rich_style(state_class(CellState.PARTIAL), partial=True)
-        text.append("▁▃▅▇", partial)
+        share = self.get_component_rich_style("heatmap--share", partial=True)
+        text.append("▁▃▅▇", share)
         text.append(" share done")
         return text
 
