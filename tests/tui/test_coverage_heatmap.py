@@ -14,6 +14,7 @@ import pytest
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.strip import Strip
+from textual.widgets._footer import FooterKey
 
 from core.config import load_config
 from core.coverage import CellState, worst
@@ -405,6 +406,7 @@ def demo_grid() -> Grid:
     raw complete, analytics complete up to 2022-11-15 then missing, precompute missing with
     one failed day (2022-01-10 of player_daily_cache)."""
     first, last = DEMO.calendar.start, DEMO.calendar.end
+    assert isinstance(last, date)
     days = tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
     in_season = [any(s <= d <= e for _, s, e in DEMO_SEASONS) and d.day % 3 != 0 for d in days]
 
@@ -453,6 +455,46 @@ def on_screen_lines(app: App[None], heatmap: CoverageHeatmap) -> list[str]:
     visible = app.screen.find_widget(heatmap).visible_region
     top = visible.y - heatmap.region.y
     return [heatmap.render_line(y).text for y in range(top, top + visible.height)]
+
+
+@pytest.mark.asyncio
+async def test_a_phase_folds_to_its_summary_row_and_unfolds():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        rows = heatmap.virtual_size.height
+        assert heatmap.cursor_cell()[0].key == "phase:raw"
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        lines = on_screen_lines(app, heatmap)
+        assert lines[HEADER][:LABEL].strip(" │") == "▸ Phase 2 (Raw)"
+        assert lines[HEADER + 1][:LABEL].strip(" │▾") == "Phase 3 (Analytics)"
+        assert heatmap.virtual_size.height == rows - 5
+        await pilot.click(CoverageHeatmap, offset=(LABEL + 3, HEADER + 1))
+        assert heatmap.cursor_cell()[0].key == "phase:analytics"  # the row drawn there
+        await pilot.press("k")
+
+        await pilot.press("j", "j")  # rows of a folded phase are skipped
+        assert heatmap.cursor_cell()[0].key == "team_offense_game_summary"
+        await pilot.press("left_square_bracket")  # on a processor: folds its phase
+        await pilot.pause()
+        assert heatmap.cursor_cell()[0].key == "phase:analytics"
+        assert heatmap.virtual_size.height == rows - 10
+
+        heatmap.move_to(key="player_game_summary")  # a jump opens the phase it lands in
+        await pilot.pause()
+        assert any(line[:LABEL].strip(" │") == "player_game_summary" for line in lines_of(heatmap))
+        await pilot.press("right_square_bracket")  # unfolds every phase
+        await pilot.pause()
+        assert heatmap.virtual_size.height == rows
+
+        footer = {key.key: key.description for key in app.screen.query(FooterKey)}
+        assert footer.get("left_square_bracket") == "Fold"
+
+
+def lines_of(heatmap: CoverageHeatmap) -> list[str]:
+    return [heatmap.render_line(y).text for y in range(heatmap.size.height)]
 
 
 def row_line(heatmap: CoverageHeatmap, key: str) -> Strip:

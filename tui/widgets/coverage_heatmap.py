@@ -42,9 +42,12 @@ into ■ there so the cursor still shows) is never ambiguous. The cursor's row l
 
 Keys: arrows and h/j/k/l move, Home/End go to the first/last column, PageUp/PageDown move a
 page of columns, g/G the first/last row, z cycles zoom (month -> week -> day -> month) keeping
-the cursor on the same date, enter (or a double click) posts `CellSelected`. A click moves the
-cursor; every move posts one coalesced `CellHighlighted`, and so does a `refresh_rows` that
-changes the state under the cursor (a detail pane following it stays true).
+the cursor on the same date, enter (or a double click) posts `CellSelected`. `[` folds the
+cursor's phase to its summary row (▸; ▾ when unfolded) or unfolds it, `]` unfolds every phase;
+on a short terminal that is what keeps the phases that matter on screen. Rows scroll under the
+headers to keep the cursor in view. A click moves the cursor; every move posts one coalesced
+`CellHighlighted`, and so does a `refresh_rows` that changes the state under the cursor (a
+detail pane following it stays true).
 
 Speed: `render_line` does no I/O and almost no work when warm. Each row's columns (worst code,
 glyph) are aggregated once per (row, zoom) with bytes operations and kept until that row changes;
@@ -293,6 +296,16 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("z", "cycle_zoom", "Zoom", id="heatmap.zoom"),
         Binding("enter", "select_cell", "Open cell", id="heatmap.select"),
+        Binding(
+            "left_square_bracket",
+            "toggle_fold",
+            "Fold",
+            id="heatmap.fold",
+            tooltip="Fold the cursor's phase to its summary row, or unfold it",
+        ),
+        Binding(
+            "right_square_bracket", "unfold_all", "Unfold all", show=False, id="heatmap.unfold"
+        ),
         Binding("up,k", "cursor_up", "Up", show=False, id="heatmap.up"),
         Binding("down,j", "cursor_down", "Down", show=False, id="heatmap.down"),
         Binding("left,h", "cursor_left", "Earlier", show=False, id="heatmap.left"),
@@ -353,7 +366,8 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     """Column granularity. Until set (by code or `z`) it follows the width: zoom to fit."""
 
     cursor: reactive[tuple[int, int]] = reactive((0, 0), repaint=False, init=False)
-    """(row index, column index in the current zoom's columns)."""
+    """(row index in the grid, column index in the current zoom's columns); never a row of a
+    folded phase."""
 
     def __init__(
         self,
@@ -370,6 +384,12 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         self._generation = 0
         #: bumped per row by refresh_rows: only that row's strips become unreachable
         self._row_version: list[int] = []
+        #: phases (by name) shown as their summary row only; kept across new grids
+        self._folded: set[str] = set()
+        #: the grid rows on screen, top to bottom, and each grid row's place among them (-1:
+        #: folded away)
+        self._shown: list[int] = []
+        self._place: list[int] = []
         self._columns: dict[Zoom, _Columns] = {}
         self._cells: dict[tuple[int, Zoom], _RowCells] = {}
         self._axis: dict[Zoom, tuple[str, str]] = {}
@@ -397,6 +417,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         self._seasons = tuple(seasons)
         self._generation += 1
         self._row_version = [0] * len(grid.rows)
+        self._fold_rows()
         self._columns.clear()
         self._cells.clear()
         self._axis.clear()
@@ -406,6 +427,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         row = 0
         if old_key is not None:
             row = next((i for i, r in enumerate(grid.rows) if r.key == old_key), 0)
+        row = self._shown_row(row)
         anchor = self._anchor
         if anchor is None or not grid.days or not grid.days[0] <= anchor <= grid.days[-1]:
             anchor = grid.days[0] if grid.days else None
@@ -436,8 +458,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
                 self.refresh(Region(0, 0, self.size.width, self.HEADER_HEIGHT))
                 if self.cursor_state() != before:
                     self._post_highlight()
-            if top <= row < top + body:
-                self.refresh(Region(0, self.HEADER_HEIGHT + row - top, self.size.width, 1))
+            place = self._place[row]
+            if place >= 0 and top <= place < top + body:
+                self.refresh(Region(0, self.HEADER_HEIGHT + place - top, self.size.width, 1))
 
     def cursor_cell(self) -> tuple[GridRow, date, date] | None:
         """The cursor's row and the first and last day of its column."""
@@ -467,6 +490,8 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             row = next((i for i, r in enumerate(grid.rows) if r.key == key), -1)
             if row < 0:
                 raise KeyError(key)
+            if self._place[row] < 0:  # a jump shows its target
+                self._set_folded(grid.rows[row].phase, False)
         if day is not None:
             day = min(max(day, grid.days[0]), grid.days[-1])
             column = self._column_of_date(day)
@@ -474,6 +499,45 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         if day is not None:
             self._anchor = day
         self._scroll_to_cursor(center=True)
+
+    # ----------------------------------------------------------------------------- folding
+
+    def _fold_rows(self) -> None:
+        """Recompute which rows are shown, after new data or a fold."""
+        rows = self._grid.rows if self._grid is not None else ()
+        self._shown = [i for i, r in enumerate(rows) if r.is_phase or r.phase not in self._folded]
+        self._place = [-1] * len(rows)
+        for place, row in enumerate(self._shown):
+            self._place[row] = place
+
+    def _summary_row(self, phase: str) -> int | None:
+        rows = self._grid.rows if self._grid is not None else ()
+        return next((i for i, r in enumerate(rows) if r.is_phase and r.phase == phase), None)
+
+    def _shown_row(self, row: int) -> int:
+        """`row`, or the summary row of its phase when that phase is folded."""
+        if self._grid is None or not self._place or self._place[row] >= 0:
+            return row
+        summary = self._summary_row(self._grid.rows[row].phase)
+        return row if summary is None else summary
+
+    def _set_folded(self, phase: str, folded: bool) -> None:
+        summary = self._summary_row(phase)
+        if (phase in self._folded) == folded or summary is None:
+            return  # a phase without a summary row has nothing to fold into
+        if folded:
+            self._folded.add(phase)
+        else:
+            self._folded.discard(phase)
+        self._fold_rows()
+        self._row_version[summary] += 1  # its ▸/▾ mark
+        row, column = self.cursor
+        self.set_reactive(CoverageHeatmap.cursor, (self._shown_row(row), column))
+        self._update_virtual_size()
+        self._scroll_to_cursor()
+        self.refresh()
+        if self.cursor[0] != row:
+            self._post_highlight()
 
     # ---------------------------------------------------------------------------- geometry
 
@@ -512,7 +576,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         return max(0, self.scrollable_content_region.height - self.HEADER_HEIGHT)
 
     def _update_virtual_size(self) -> None:
-        rows = len(self._grid.rows) if self._grid is not None else 0
+        rows = len(self._shown)
         self.virtual_size = Size(self.LABEL_WIDTH + self._column_count(), self.HEADER_HEIGHT + rows)
 
     def _fit_zoom(self) -> None:
@@ -531,8 +595,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     def _scroll_to_cursor(self, *, center: bool = False) -> None:
         row, column = self.cursor
         width, height = self._cell_width(), self._body_height()
-        if width <= 0 or height <= 0:
+        if width <= 0 or height <= 0 or not self._place:
             return
+        row = self._place[row]
         x, y = round(self.scroll_x), round(self.scroll_y)
         if center and not (x <= column < x + width):
             x = column - width // 2
@@ -554,7 +619,8 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         rows = len(self._grid.rows) if self._grid is not None else 0
         columns = self._column_count()
         row, column = cursor
-        return (min(max(row, 0), max(rows - 1, 0)), min(max(column, 0), max(columns - 1, 0)))
+        row = self._shown_row(min(max(row, 0), max(rows - 1, 0)))
+        return (row, min(max(column, 0), max(columns - 1, 0)))
 
     def watch_cursor(self, old: tuple[int, int], new: tuple[int, int]) -> None:
         if self._grid is None or not self._grid.days:
@@ -568,7 +634,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         top, left = round(self.scroll_y), round(self.scroll_x)
         regions = [Region(0, 0, self.size.width, self.HEADER_HEIGHT)]
         for row, column in (old, new):
-            y = self.HEADER_HEIGHT + row - top
+            if row >= len(self._place) or self._place[row] < 0:
+                continue
+            y = self.HEADER_HEIGHT + self._place[row] - top
             if y < self.HEADER_HEIGHT:
                 continue
             regions.append(Region(0, y, self.LABEL_WIDTH, 1))
@@ -611,10 +679,13 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             return
         row, column = self.cursor
         if offset.y >= self.HEADER_HEIGHT:
-            row = offset.y - self.HEADER_HEIGHT + round(self.scroll_y)
+            place = offset.y - self.HEADER_HEIGHT + round(self.scroll_y)
+            if place >= len(self._shown):
+                return
+            row = self._shown[place]
         if offset.x >= self.LABEL_WIDTH:
             column = offset.x - self.LABEL_WIDTH + round(self.scroll_x)
-        if row >= len(self._grid.rows) or column >= self._column_count():
+        if column >= self._column_count():
             return
         self.cursor = (row, column)
         if event.chain >= 2:
@@ -623,8 +694,12 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     # ----------------------------------------------------------------------------- actions
 
     def _move(self, rows: int = 0, columns: int = 0) -> None:
+        """Move by shown rows (a folded phase's rows are skipped) and columns."""
         row, column = self.cursor
-        self.cursor = self.validate_cursor((row + rows, column + columns))
+        if rows and self._shown:
+            place = min(max(self._place[row] + rows, 0), len(self._shown) - 1)
+            row = self._shown[place]
+        self.cursor = self.validate_cursor((row, column + columns))
         self._scroll_to_cursor()
 
     def action_cursor_up(self) -> None:
@@ -652,10 +727,20 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         self._move(columns=max(1, self._cell_width()))
 
     def action_first_row(self) -> None:
-        self._move(rows=-self.cursor[0])
+        self._move(rows=-len(self._shown))
 
     def action_last_row(self) -> None:
-        self._move(rows=len(self._grid.rows) if self._grid is not None else 0)
+        self._move(rows=len(self._shown))
+
+    def action_toggle_fold(self) -> None:
+        if self._grid is None or not self._grid.rows:
+            return
+        phase = self._grid.rows[self.cursor[0]].phase
+        self._set_folded(phase, phase not in self._folded)
+
+    def action_unfold_all(self) -> None:
+        for phase in list(self._folded):
+            self._set_folded(phase, False)
 
     def action_cycle_zoom(self) -> None:
         self.zoom = NEXT_ZOOM[self.zoom]
@@ -725,8 +810,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         if y < self.HEADER_HEIGHT:
             return self._header_strip(y, scroll_x, width, styles)
         row = y - self.HEADER_HEIGHT + scroll_y
-        if row >= len(grid.rows):
+        if row >= len(self._shown):
             return Strip.blank(width, styles.base)
+        row = self._shown[row]
         cursor_row, cursor_column = self.cursor
         key = (
             row,
@@ -745,7 +831,10 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     def _label(self, row: GridRow, is_cursor: bool, styles: _Styles) -> Segment:
         # Segments are drawn as they are: a label from the config must not carry controls.
         label = strip_controls(row.label)
-        text = label if row.is_phase else "  " + label
+        if row.is_phase:
+            text = ("▸ " if row.phase in self._folded else "▾ ") + label
+        else:
+            text = "  " + label
         room = self.LABEL_WIDTH - 2
         if cell_len(text) > room:
             text = set_cell_size(text, room - 1) + "…"
