@@ -7,6 +7,7 @@ show, not the widget's internals.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from core.config import load_config
 from core.coverage import CellState, worst
 from core.grid import CODE, CODES, Grid, GridRow
 from tui.screens.dashboard import DashboardScreen
-from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, HeatmapLegend
+from tui.widgets.coverage_heatmap import GAP_GLYPH, GLYPHS, CoverageHeatmap, HeatmapLegend
 
 S = CellState
 START = date(2024, 1, 1)  # a Monday: week columns start on day 0, 7, 14, ...
@@ -86,9 +87,15 @@ class HeatmapApp(App[None]):
         self.selected.append(message)
 
 
+#: columns of `make_grid` per zoom (no gaps: no date is unexpected on every row)
+COLUMNS = {"day": DAYS, "week": 9, "month": 2}
+
+
 def cell(heatmap: CoverageHeatmap, row: int, column: int) -> tuple[str, Style]:
-    """The character and style drawn for a cell (column relative to the scrolled view)."""
-    x = LABEL + column
+    """The character and style drawn for a cell of `make_grid` (column relative to the scrolled
+    view): its first character, columns being as wide as the width allows."""
+    width = max(1, (heatmap.virtual_size.width - LABEL) // COLUMNS[heatmap.zoom])
+    x = LABEL + column * width
     for segment in heatmap.render_line(HEADER + row):
         if x < len(segment.text):
             assert segment.style is not None
@@ -537,6 +544,40 @@ async def test_at_80x24_the_cursor_row_the_legend_and_the_cell_line_stay_on_scre
         assert on_screen_lines(app, heatmap)[HEADER][:LABEL].strip(" │▾") == "Phase 2 (Raw)"
 
 
+#: the demo's season names, whole or abbreviated
+SEASON_LABELS = {"2021-22", "2022-23", "2023-24", "2024-25", "21-22", "22-23", "23-24", "24-25"}
+
+
+def season_labels(line: str) -> list[str]:
+    return [word for word in re.split(r"[ ─┊]+", line[LABEL:]) if word]
+
+
+@pytest.mark.asyncio
+async def test_month_zoom_spreads_over_the_width_with_whole_labels_and_thin_off_seasons():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        await pilot.pause()
+        room = heatmap.scrollable_content_region.width - LABEL
+        raw = row_line(heatmap, "nbac_schedule").text
+        assert len(raw.rstrip()) - LABEL >= 0.9 * room  # most of the width, not 38 columns
+        seasons = heatmap.render_line(0).text
+        assert season_labels(seasons) == ["2021-22", "2022-23", "2023-24", "2024-25"]
+        axis = heatmap.render_line(1).text[LABEL:].split()
+        assert set(axis) <= {*MONTHS, "2021", "2022", "2023", "2024"}, axis  # no label cut mid-word
+        # Each off-season (no date expected by any row) is one thin column.
+        assert raw[LABEL:].count(GAP_GLYPH) == 3
+        heatmap.move_to(day=date(2022, 8, 1))
+        assert heatmap.cursor_cell()[1:] == (date(2022, 7, 1), date(2022, 9, 30))
+
+        await pilot.resize_terminal(80, 24)  # too narrow for the names: abbreviated or none
+        await pilot.pause()
+        labels = season_labels(heatmap.render_line(0).text)
+        assert labels and set(labels) <= SEASON_LABELS, labels
+
+
 @pytest.mark.asyncio
 async def test_a_partly_done_month_reads_as_partial_and_red_means_failed():
     app = DashboardHost()
@@ -556,3 +597,47 @@ async def test_a_partly_done_month_reads_as_partial_and_red_means_failed():
         legend = app.screen.query_one(HeatmapLegend)
         share = legend.get_component_rich_style("heatmap--share", partial=True)
         assert partly[0].color == share.color
+
+
+@pytest.mark.asyncio
+async def test_labels_cut_by_the_edges_of_a_scrolled_view_are_left_out():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "week"  # 112 columns in 48: it scrolls
+        await pilot.pause()
+        words = {*MONTHS, "2021", "2022", "2023", "2024"}
+        for day in (date(2021, 10, 19), date(2022, 12, 20), date(2024, 11, 29)):
+            heatmap.move_to(day=day)
+            await pilot.pause()
+            axis = heatmap.render_line(1).text[LABEL:].replace("▼", " ").split()
+            assert set(axis) <= words, (day, axis)
+            seasons = season_labels(heatmap.render_line(0).text)
+            assert set(seasons) <= SEASON_LABELS, (day, seasons)
+
+
+@pytest.mark.asyncio
+async def test_the_cursor_steps_over_an_off_season_and_a_gap_that_fills_is_drawn_again():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        heatmap.move_to(key="player_game_summary", day=date(2022, 6, 1))
+        await pilot.press("l")
+        assert heatmap.cursor_cell()[1] == date(2022, 10, 1)  # July-September hold nothing
+        await pilot.press("h")
+        assert heatmap.cursor_cell()[1] == date(2022, 6, 1)
+
+        grid = app.screen.query_one(CoverageHeatmap).grid
+        assert grid is not None
+        row = grid.row_index("player_game_summary")
+        grid.codes[row][grid.column_of(date(2022, 8, 2))] = CODE[S.RUNNING]
+        heatmap.refresh_rows([row])
+        await pilot.pause()
+        # August is drawn again; July and September, still empty, stay a gap each.
+        assert row_line(heatmap, "player_game_summary").text[LABEL:].count(GAP_GLYPH) == 4
+        heatmap.move_to(day=date(2022, 8, 2))
+        assert heatmap.cursor_cell()[1:] == (date(2022, 8, 1), date(2022, 8, 31))
+        assert heatmap.cursor_state() is S.RUNNING
