@@ -9,6 +9,7 @@ few kilobytes and a live update touches only the cells that changed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +21,8 @@ CODE: dict[CellState, int] = {state: i for i, state in enumerate(CODES)}
 _SETTLED = (CellState.COMPLETE, CellState.SKIPPED, CellState.NOT_EXPECTED)
 #: a code's rank in WORST_FIRST, indexed by code: the worst of a column is a min() over bytes
 _RANK_OF_CODE = tuple(WORST_FIRST.index(state) for state in CODES)
+#: code -> 1 for not expected, else 0 (a bytes.translate table)
+_IS_NOT_EXPECTED = bytes(int(i == CODE[CellState.NOT_EXPECTED]) for i in range(256))
 
 Overlay = Mapping[tuple[str, date], CellState]
 
@@ -47,6 +50,19 @@ class Grid:
     def column_of(self, day: date) -> int | None:
         offset = (day - self.days[0]).days
         return offset if 0 <= offset < len(self.days) else None
+
+
+def quiet_runs(grid: Grid, min_days: int) -> list[tuple[int, int]]:
+    """Runs of at least `min_days` days that no row expects (an off-season), as (first,
+    past-the-last) day indexes: what a view can squeeze without hiding a single cell."""
+    if not grid.codes or not grid.days:
+        return []
+    # Each row as one big int of 0/1 bytes: AND-ing the rows is a bytewise AND at C speed.
+    quiet = -1
+    for codes in grid.codes:
+        quiet &= int.from_bytes(codes.translate(_IS_NOT_EXPECTED))
+    mask = quiet.to_bytes(len(grid.days))
+    return [m.span() for m in re.finditer(b"\x01{%d,}" % max(1, min_days), mask)]
 
 
 def cell_state(coverage: Coverage, overlay: Overlay, processor: str, day: date) -> CellState:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from core.config import Config
 from core.coverage import CellState, measure
-from core.grid import build_grid, refresh_cells
+from core.grid import CODE, Grid, build_grid, quiet_runs, refresh_cells
 from core.warehouse import open_warehouse
 from tests.helpers import day
 
@@ -53,3 +55,17 @@ def test_refresh_cells_touches_only_changed_rows_and_their_phase_row(tiny: Confi
     assert changed == {grid.row_index("team"), grid.row_index("phase:analytics")}
     assert grid.state(grid.row_index("phase:analytics"), 2) is S.FAILED
     assert refresh_cells(grid, coverage, {}, [("box", day("2024-01-01"))]) == set()
+
+
+def test_quiet_runs_are_the_long_stretches_no_row_expects():
+    days = tuple(day("2024-01-01") + timedelta(days=i) for i in range(30))
+    ne, done = CODE[S.NOT_EXPECTED], CODE[S.COMPLETE]
+    one = bytearray([done] * 30)
+    one[3:5] = [ne] * 2  # a short break: too short to squeeze
+    one[10:25] = [ne] * 15
+    two = bytearray(one)
+    two[12] = CODE[S.MISSING]  # a row that expects a day splits the run
+    grid = Grid(days, (), [one, two])
+    assert quiet_runs(grid, 5) == [(13, 25)]
+    assert quiet_runs(grid, 2) == [(3, 5), (10, 12), (13, 25)]
+    assert quiet_runs(Grid(days, (), []), 5) == []

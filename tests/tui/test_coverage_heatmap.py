@@ -7,15 +7,21 @@ show, not the widget's internals.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from rich.style import Style
 from textual.app import App, ComposeResult
+from textual.strip import Strip
+from textual.widgets._footer import FooterKey
 
+from core.config import load_config
 from core.coverage import CellState, worst
 from core.grid import CODE, CODES, Grid, GridRow
-from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, HeatmapLegend
+from tui.screens.dashboard import DashboardScreen
+from tui.widgets.coverage_heatmap import GAP_GLYPH, GLYPHS, CoverageHeatmap, HeatmapLegend
 
 S = CellState
 START = date(2024, 1, 1)  # a Monday: week columns start on day 0, 7, 14, ...
@@ -27,6 +33,7 @@ SEASONS = [("2023-24", date(2023, 10, 24), date(2024, 6, 17))]
 #: every state once in the first 9 days of `proc_one`, then a repeating mix
 MIX = [S.COMPLETE, S.PARTIAL, S.MISSING, S.NOT_EXPECTED, S.SKIPPED, S.QUEUED, S.RUNNING]
 MIX += [S.FAILED, S.BLOCKED]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def day(i: int) -> date:
@@ -80,9 +87,15 @@ class HeatmapApp(App[None]):
         self.selected.append(message)
 
 
+#: columns of `make_grid` per zoom (no gaps: no date is unexpected on every row)
+COLUMNS = {"day": DAYS, "week": 9, "month": 2}
+
+
 def cell(heatmap: CoverageHeatmap, row: int, column: int) -> tuple[str, Style]:
-    """The character and style drawn for a cell (column relative to the scrolled view)."""
-    x = LABEL + column
+    """The character and style drawn for a cell of `make_grid` (column relative to the scrolled
+    view): its first character, columns being as wide as the width allows."""
+    width = max(1, (heatmap.virtual_size.width - LABEL) // COLUMNS[heatmap.zoom])
+    x = LABEL + column * width
     for segment in heatmap.render_line(HEADER + row):
         if x < len(segment.text):
             assert segment.style is not None
@@ -273,9 +286,11 @@ async def test_a_bucket_shows_its_worst_state_and_the_share_done():
         assert complete[0] == GLYPHS[S.COMPLETE]
 
         # proc_one week 1: complete, partial, missing, not expected, skipped, queued, running:
-        # worst is missing; 1 of 5 due days complete -> the second-lowest bar, missing colour.
+        # worst is missing; 1 of 5 due days complete -> the second-lowest bar, share colour.
         glyph, style = cell(heatmap, 1, 0)
         assert glyph == "▂"
+        share = app.query_one(HeatmapLegend).get_component_rich_style("heatmap--share")
+        assert style.color == share.color
         away_from(heatmap, 2)
         # proc_two week 4 (days 21-27) holds the failed day 22: failed wins.
         assert cell(heatmap, 2, 3)[0] == GLYPHS[S.FAILED]
@@ -288,7 +303,8 @@ async def test_a_bucket_shows_its_worst_state_and_the_share_done():
         heatmap.zoom = "day"
         away_from(heatmap, 1)
         await pilot.pause()
-        assert style == cell(heatmap, 1, 2)[1]  # the day-zoom missing style
+        assert style != cell(heatmap, 1, 2)[1]  # not the colour of what is missing in it
+        assert style.color == cell(heatmap, 1, 1)[1].color  # the partial colour
         assert heatmap.cursor_cell() is not None
 
 
@@ -383,3 +399,245 @@ def test_snapshot_day_zoom(snap_compare):
 
 def test_snapshot_week_zoom_fitted(snap_compare):
     assert snap_compare(HeatmapApp(), terminal_size=(60, 8), press=["j", "l", "l"])
+
+
+# ------------------------------------------------------------------ on the dashboard's screen
+
+ROOT = Path(__file__).parents[2]
+DEMO = load_config(ROOT / "backfill.yaml")
+DEMO_SEASONS = [(s.name, s.start, s.end) for s in DEMO.calendar.seasons]
+
+
+def demo_grid() -> Grid:
+    """The bundled demo's rows and range with made-up states: game days inside the seasons,
+    raw complete, analytics complete up to 2022-11-15 then missing, precompute missing with
+    one failed day (2022-01-10 of player_daily_cache)."""
+    first, last = DEMO.calendar.start, DEMO.calendar.end
+    assert isinstance(last, date)
+    days = tuple(first + timedelta(days=i) for i in range((last - first).days + 1))
+    in_season = [any(s <= d <= e for _, s, e in DEMO_SEASONS) and d.day % 3 != 0 for d in days]
+
+    def states(processor: str, phase: str) -> list[CellState]:
+        row = []
+        for d, expected in zip(days, in_season, strict=True):
+            if not expected:
+                row.append(S.NOT_EXPECTED)
+            elif phase == "raw" or (phase == "analytics" and d <= date(2022, 11, 15)):
+                row.append(S.COMPLETE)
+            elif processor == "player_daily_cache" and d == date(2022, 1, 10):
+                row.append(S.FAILED)
+            else:
+                row.append(S.MISSING)
+        return row
+
+    rows: list[GridRow] = []
+    codes: list[bytearray] = []
+    for phase in DEMO.phases:
+        members = [states(p.name, phase.name) for p in phase.processors]
+        rows.append(GridRow(f"phase:{phase.name}", phase.label, phase.name, True))
+        codes.append(bytearray(CODE[worst(list(c))] for c in zip(*members, strict=True)))
+        for proc, member in zip(phase.processors, members, strict=True):
+            rows.append(GridRow(proc.name, proc.name, phase.name, False))
+            codes.append(bytearray(CODE[s] for s in member))
+    return Grid(days, tuple(rows), codes)
+
+
+class DashboardHost(App[None]):
+    """The dashboard's screen and stylesheet, without a session: the heatmap laid out as the
+    operator gets it."""
+
+    CSS_PATH = ROOT / "tui" / "app.tcss"
+
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen(DEMO, read_only=False)
+
+    def on_dashboard_screen_ready(self) -> None:
+        heatmap = self.screen.query_one(CoverageHeatmap)
+        heatmap.set_grid(demo_grid(), DEMO_SEASONS)
+        heatmap.focus()
+
+
+def on_screen_lines(app: App[None], heatmap: CoverageHeatmap) -> list[str]:
+    """The heatmap's lines the terminal shows (clipped by its container), as text."""
+    visible = app.screen.find_widget(heatmap).visible_region
+    top = visible.y - heatmap.region.y
+    return [heatmap.render_line(y).text for y in range(top, top + visible.height)]
+
+
+@pytest.mark.asyncio
+async def test_a_phase_folds_to_its_summary_row_and_unfolds():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        rows = heatmap.virtual_size.height
+        assert heatmap.cursor_cell()[0].key == "phase:raw"
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        lines = on_screen_lines(app, heatmap)
+        assert lines[HEADER][:LABEL].strip(" │") == "▸ Phase 2 (Raw)"
+        assert lines[HEADER + 1][:LABEL].strip(" │▾") == "Phase 3 (Analytics)"
+        assert heatmap.virtual_size.height == rows - 5
+        await pilot.click(CoverageHeatmap, offset=(LABEL + 3, HEADER + 1))
+        assert heatmap.cursor_cell()[0].key == "phase:analytics"  # the row drawn there
+        await pilot.press("k")
+
+        await pilot.press("j", "j")  # rows of a folded phase are skipped
+        assert heatmap.cursor_cell()[0].key == "team_offense_game_summary"
+        await pilot.press("left_square_bracket")  # on a processor: folds its phase
+        await pilot.pause()
+        assert heatmap.cursor_cell()[0].key == "phase:analytics"
+        assert heatmap.virtual_size.height == rows - 10
+
+        heatmap.move_to(key="player_game_summary")  # a jump opens the phase it lands in
+        await pilot.pause()
+        assert any(line[:LABEL].strip(" │") == "player_game_summary" for line in lines_of(heatmap))
+        await pilot.press("right_square_bracket")  # unfolds every phase
+        await pilot.pause()
+        assert heatmap.virtual_size.height == rows
+
+        footer = {key.key: key.description for key in app.screen.query(FooterKey)}
+        assert footer.get("left_square_bracket") == "Fold"
+
+
+def lines_of(heatmap: CoverageHeatmap) -> list[str]:
+    return [heatmap.render_line(y).text for y in range(heatmap.size.height)]
+
+
+def row_line(heatmap: CoverageHeatmap, key: str) -> Strip:
+    """The line drawn for a row, found by its label."""
+    for y in range(heatmap.HEADER_HEIGHT, heatmap.size.height):
+        strip = heatmap.render_line(y)
+        if strip.text[:LABEL].strip(" │▸▾") == key:
+            return strip
+    raise AssertionError(f"{key} is not on screen")
+
+
+def cells_of(strip: Strip) -> list[tuple[str, Style]]:
+    """(character, style) of each cell right of the label column."""
+    out = []
+    for segment in strip:
+        assert segment.style is not None
+        out += [(char, segment.style) for char in segment.text]
+    return out[LABEL:]
+
+
+@pytest.mark.asyncio
+async def test_at_80x24_the_cursor_row_the_legend_and_the_cell_line_stay_on_screen():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        await pilot.press("G")  # the last processor of Phase 4
+        await pilot.pause()
+        assert heatmap.cursor_cell()[0].key == "ml_feature_store_v2"
+        lines = on_screen_lines(app, heatmap)
+        assert any(line[:LABEL].strip(" │") == "ml_feature_store_v2" for line in lines)
+        assert heatmap.scroll_y > 0
+        for widget in (app.screen.query_one("#legend"), app.screen.query_one("#cell")):
+            assert app.screen.find_widget(widget).visible_region.height == 1
+        assert app.screen.query_one("#bottom").region.height > 0  # the queue keeps its room
+
+        await pilot.press("g")  # back up: the first row shows again, under the headers
+        await pilot.pause()
+        assert heatmap.scroll_y == 0
+        assert on_screen_lines(app, heatmap)[HEADER][:LABEL].strip(" │▾") == "Phase 2 (Raw)"
+
+
+#: the demo's season names, whole or abbreviated
+SEASON_LABELS = {"2021-22", "2022-23", "2023-24", "2024-25", "21-22", "22-23", "23-24", "24-25"}
+
+
+def season_labels(line: str) -> list[str]:
+    return [word for word in re.split(r"[ ─┊]+", line[LABEL:]) if word]
+
+
+@pytest.mark.asyncio
+async def test_month_zoom_spreads_over_the_width_with_whole_labels_and_thin_off_seasons():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        await pilot.pause()
+        room = heatmap.scrollable_content_region.width - LABEL
+        raw = row_line(heatmap, "nbac_schedule").text
+        assert len(raw.rstrip()) - LABEL >= 0.9 * room  # most of the width, not 38 columns
+        seasons = heatmap.render_line(0).text
+        assert season_labels(seasons) == ["2021-22", "2022-23", "2023-24", "2024-25"]
+        axis = heatmap.render_line(1).text[LABEL:].split()
+        assert set(axis) <= {*MONTHS, "2021", "2022", "2023", "2024"}, axis  # no label cut mid-word
+        # Each off-season (no date expected by any row) is one thin column.
+        assert raw[LABEL:].count(GAP_GLYPH) == 3
+        heatmap.move_to(day=date(2022, 8, 1))
+        assert heatmap.cursor_cell()[1:] == (date(2022, 7, 1), date(2022, 9, 30))
+
+        await pilot.resize_terminal(80, 24)  # too narrow for the names: abbreviated or none
+        await pilot.pause()
+        labels = season_labels(heatmap.render_line(0).text)
+        assert labels and set(labels) <= SEASON_LABELS, labels
+
+
+@pytest.mark.asyncio
+async def test_a_partly_done_month_reads_as_partial_and_red_means_failed():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        heatmap.move_to(key="nbac_schedule")
+        await pilot.pause()
+        failed = [s for c, s in cells_of(row_line(heatmap, "player_daily_cache")) if c == "✗"]
+        assert failed, "the month with a failed day shows it"
+        red = failed[0].bgcolor
+        analytics = cells_of(row_line(heatmap, "player_game_summary"))  # nothing failed there
+        partly = [style for char, style in analytics if char in "▁▂▃▄▅▆▇"]
+        assert partly, "November 2022 is half done"
+        assert all(red not in (style.color, style.bgcolor) for _, style in analytics)
+        legend = app.screen.query_one(HeatmapLegend)
+        share = legend.get_component_rich_style("heatmap--share", partial=True)
+        assert partly[0].color == share.color
+
+
+@pytest.mark.asyncio
+async def test_labels_cut_by_the_edges_of_a_scrolled_view_are_left_out():
+    app = DashboardHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "week"  # 112 columns in 48: it scrolls
+        await pilot.pause()
+        words = {*MONTHS, "2021", "2022", "2023", "2024"}
+        for day in (date(2021, 10, 19), date(2022, 12, 20), date(2024, 11, 29)):
+            heatmap.move_to(day=day)
+            await pilot.pause()
+            axis = heatmap.render_line(1).text[LABEL:].replace("▼", " ").split()
+            assert set(axis) <= words, (day, axis)
+            seasons = season_labels(heatmap.render_line(0).text)
+            assert set(seasons) <= SEASON_LABELS, (day, seasons)
+
+
+@pytest.mark.asyncio
+async def test_the_cursor_steps_over_an_off_season_and_a_gap_that_fills_is_drawn_again():
+    app = DashboardHost()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.zoom = "month"
+        heatmap.move_to(key="player_game_summary", day=date(2022, 6, 1))
+        await pilot.press("l")
+        assert heatmap.cursor_cell()[1] == date(2022, 10, 1)  # July-September hold nothing
+        await pilot.press("h")
+        assert heatmap.cursor_cell()[1] == date(2022, 6, 1)
+
+        grid = app.screen.query_one(CoverageHeatmap).grid
+        assert grid is not None
+        row = grid.row_index("player_game_summary")
+        grid.codes[row][grid.column_of(date(2022, 8, 2))] = CODE[S.RUNNING]
+        heatmap.refresh_rows([row])
+        await pilot.pause()
+        # August is drawn again; July and September, still empty, stay a gap each.
+        assert row_line(heatmap, "player_game_summary").text[LABEL:].count(GAP_GLYPH) == 4
+        heatmap.move_to(day=date(2022, 8, 2))
+        assert heatmap.cursor_cell()[1:] == (date(2022, 8, 1), date(2022, 8, 31))
+        assert heatmap.cursor_state() is S.RUNNING
