@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Input, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from core.config import Config
 from core.coverage import CellState, Coverage, worst
@@ -225,8 +225,10 @@ class BackfillApp(App[None]):
 
     # -- widgets -------------------------------------------------------------------------
 
-    def _dashboard(self) -> Screen[None]:
-        return self.screen_stack[0]
+    def _dashboard(self) -> DashboardScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, DashboardScreen)
+        return screen
 
     def _heatmap(self) -> CoverageHeatmap:
         return self._dashboard().query_one(CoverageHeatmap)
@@ -270,6 +272,8 @@ class BackfillApp(App[None]):
         if taken:
             self._announce_failures(taken)
             queue.apply(taken)
+            if queue.filter:
+                self._dashboard().show_filter_note()
         status.show(snap, engine=_engine_note(session))
         if snap.state == "failed":
             self._show_banner(f"The engine stopped: {snap.error}", error=True)
@@ -515,7 +519,9 @@ class BackfillApp(App[None]):
         self._load_coverage()
 
     def action_filter(self) -> None:
-        self._dashboard().query_one("#filter", Input).focus()
+        dashboard = self._dashboard()
+        if self.screen is dashboard:  # the queue is not on the date screen
+            dashboard.open_filter()
 
     def action_help(self) -> None:
         if self.screen.query("HelpPanel"):
@@ -645,14 +651,6 @@ class BackfillApp(App[None]):
                 self._gate_and_start(RunRequest(event.day, event.day, processors=event.processors))
 
         self.push_screen(ConfirmScreen(f"Run {names} for {event.day}?", "Run"), confirmed)
-
-    @on(Input.Changed, "#filter")
-    def _filter(self, event: Input.Changed) -> None:
-        self._queue().set_filter(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self._queue().focus()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
         yield from super().get_system_commands(screen)

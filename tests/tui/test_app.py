@@ -302,3 +302,67 @@ async def test_an_engine_that_fails_says_why_in_a_banner_and_frees_the_state_dir
         assert EngineLock(demo.parent / ".backfill").owner() is None  # free for the next start
         await pilot.pause(0.5)
         assert not any("all done" in str(n.message) for n in app._notifications)
+
+
+# -- issue 13: keys that do what they say ---------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_its_input(
+    demo: Path,
+):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-06")
+        queue = app.screen.query_one("#queue", QueueTable)
+        await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+        field = app.screen.query_one("#filter", Input)
+        queue.focus()
+
+        # Esc in the input: the filter is gone and so is the input
+        await pilot.press("slash", *"team_")
+        await until(pilot, lambda: 0 < queue.row_count < len(app.session.items))
+        assert field.display and app.focused is field
+        await pilot.press("escape")
+        await pilot.pause()
+        assert queue.filter == "" and queue.row_count == len(app.session.items)
+        assert not field.display and field.disabled
+        assert app.focused is queue
+        note = app.screen.query_one("#filter-note")
+        assert not note.display
+
+        # Enter: the filter stays, the input goes, and a line over the queue says so
+        await pilot.press("slash", *"team_", "enter")
+        await pilot.pause()
+        assert queue.filter == "team_" and queue.row_count < len(app.session.items)
+        assert not field.display and app.focused is queue
+        assert note.display
+        text = str(note.render())
+        assert "filter: team_" in text and "esc clears" in text
+        assert f"{queue.row_count} of {len(app.session.items)}" in text
+
+        # the hidden input never takes the focus, so letters never land in it
+        for key in ["tab"] * 6 + ["shift+tab"] * 6:
+            await pilot.press(key)
+            assert app.focused is not field
+        await pilot.press("x")
+        assert field.value == "team_"
+
+        # Esc anywhere on the dashboard clears it (here: from the heatmap)
+        app.screen.query_one(CoverageHeatmap).focus()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert queue.filter == "" and not note.display and field.value == ""
+
+        # a state word filters to that state
+        await pilot.press("slash", *"done", "enter")
+        await until(pilot, lambda: queue.row_count > 0)
+        assert {app.session.items[queue.item_id_at(r)].state for r in range(queue.row_count)} == {
+            ItemState.DONE
+        }
+
+        # what is typed is drawn as typed, never as markup
+        await pilot.press("slash", "ctrl+u", *"[b]x[/]", "enter")
+        await pilot.pause()
+        assert "filter: [b]x[/] · 0 of" in str(note.render())

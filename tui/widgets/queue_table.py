@@ -522,6 +522,11 @@ class QueueTable(ScrollView, can_focus=True):
         return len(self._model)
 
     @property
+    def total_count(self) -> int:
+        """Items in the queue, shown or filtered out."""
+        return len(self._model.items)
+
+    @property
     def cursor_row(self) -> int | None:
         """The row index of the cursor's item, or None when nothing is shown."""
         return self._model.row_of(self._cursor)
