@@ -255,6 +255,7 @@ class BackfillApp(App[None]):
             return
         try:
             heatmap, queue, status = self._heatmap(), self._queue(), self._status()
+            log = self._dashboard().query_one(LogTail)
         except NoMatches:  # quitting: the dashboard's widgets are already gone
             return
         was_busy = session.snapshot is not None and session.snapshot.busy
@@ -272,6 +273,7 @@ class BackfillApp(App[None]):
         if taken:
             self._announce_failures(taken)
             queue.apply(taken)
+            self._show_log_of(log, queue.selected_item_id())
             if queue.filter:
                 self._dashboard().show_filter_note()
         status.show(snap, engine=_engine_note(session))
@@ -606,12 +608,17 @@ class BackfillApp(App[None]):
 
     @on(QueueTable.ItemHighlighted)
     def _item_highlighted(self, event: QueueTable.ItemHighlighted) -> None:
-        view = self.session.items.get(event.item_id)
-        if view is not None and view.log_path is not None:
-            self._dashboard().query_one(LogTail).follow(
-                view.log_path,
-                title=f"{view.processor} {view.dates[0]} attempt {view.attempt}",
-            )
+        self._show_log_of(self._dashboard().query_one(LogTail), event.item_id)
+
+    def _show_log_of(self, log: LogTail, item_id: int | None) -> None:
+        """The log pane tails the highlighted item's latest attempt: called when the cursor
+        moves and when the item changes (a first or a new attempt has another log file)."""
+        view = self.session.items.get(item_id) if item_id is not None else None
+        if view is None or view.log_path is None:
+            if log.path is not None:
+                log.follow(None)  # a queued item has no log yet: not another item's
+            return
+        log.follow(view.log_path, title=f"{view.processor} {view.dates[0]} attempt {view.attempt}")
 
     @on(QueueTable.ItemChosen)
     def _item_chosen(self, event: QueueTable.ItemChosen) -> None:

@@ -366,3 +366,87 @@ async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_it
         await pilot.press("slash", "ctrl+u", *"[b]x[/]", "enter")
         await pilot.pause()
         assert "filter: [b]x[/] · 0 of" in str(note.render())
+
+
+@pytest.mark.asyncio
+async def test_the_highlighted_item_stays_put_while_others_change_and_c_cancels_it(
+    slow_demo: Path,
+):
+    # Jobs that end well (not killed as stalled): their rows sink below the cursor's.
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        queue = app.screen.query_one("#queue", QueueTable)
+        log = app.screen.query_one(LogTail)
+        await until(pilot, lambda: queue.row_count == len(app.session.items) > 50)
+        queue.focus()
+        # the operator puts the cursor on the last queued item, well below the first screen
+        # (in one step: keys pressed one by one would race the run's own moves)
+        last_pending = max(
+            r
+            for r in range(queue.row_count)
+            if app.session.items[queue.item_id_at(r)].state is ItemState.PENDING
+        )
+        queue.move_cursor(row=last_pending)
+        target = queue.selected_item_id()
+        assert target is not None and app.session.items[target].state is ItemState.PENDING
+        await pilot.pause()
+        line = queue.cursor_row - queue.scroll_offset.y  # type: ignore[operator]
+        assert queue.scroll_offset.y > 0
+
+        # other items start (their rows rise above it) and finish (theirs sink below it): the
+        # highlighted one keeps its item, its line on screen and the log pane (a queued item
+        # has no log yet: not the log of the item that was there before)
+        done = items(app, ItemState.DONE)
+        ticks = 0
+        while items(app, ItemState.DONE) < done + 3:
+            await pilot.pause(0.1)
+            ticks += 1
+            assert ticks < 900, "the run made no progress"
+            assert queue.selected_item_id() == target
+            assert queue.cursor_row - queue.scroll_offset.y == line  # type: ignore[operator]
+            assert log.path is None
+        assert ticks > 10  # several UI ticks (4 a second) went by
+        assert app.session.items[target].state is ItemState.PENDING
+
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: items(app, ItemState.CANCELLED) == 1)
+        assert app.session.items[target].state is ItemState.CANCELLED
+        assert queue.selected_item_id() == target
+
+
+@pytest.mark.asyncio
+async def test_the_log_pane_follows_the_highlighted_item_to_its_attempt(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-05")
+        queue = app.screen.query_one("#queue", QueueTable)
+        log = app.screen.query_one(LogTail)
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        await until(pilot, lambda: queue.row_count == len(app.session.items))
+        # not moved yet, the cursor rides the top row: the first running item, and its log
+        top = app.session.items[queue.item_id_at(0)]
+        await until(pilot, lambda: log.path == app.session.items[queue.item_id_at(0)].log_path)
+        assert queue.selected_item_id() == queue.item_id_at(0) and top.log_path is not None
+        # the first queued item: no log of its own yet; once it starts, its attempt's log
+        queue.focus()
+        first_pending = next(
+            r
+            for r in range(queue.row_count)
+            if app.session.items[queue.item_id_at(r)].state is ItemState.PENDING
+        )
+        await pilot.press("g", *["j"] * first_pending)
+        chosen = queue.selected_item_id()
+        assert chosen is not None
+        await pilot.pause(0.3)
+        if app.session.items[chosen].state is ItemState.PENDING:
+            assert log.path is None
+        await until(pilot, lambda: app.session.items[chosen].log_path is not None, timeout=60)
+        await until(pilot, lambda: log.path == app.session.items[chosen].log_path)
+        assert queue.selected_item_id() == chosen
