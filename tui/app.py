@@ -478,6 +478,7 @@ class BackfillApp(App[None]):
         self._send(Retry(dates=dates))
 
     def _focused_phase(self) -> str | None:
+        """The phase of the heatmap's cursor (when it has the focus), else of the queue's item."""
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             return cursor[0].phase
         item_id = self._queue().selected_item_id()
@@ -487,6 +488,15 @@ class BackfillApp(App[None]):
     def _change_concurrency(self, delta: int) -> None:
         snap = self.session.snapshot
         phase = self._focused_phase()
+        if phase is not None and all(p.is_source for p in self.config.phase(phase).processors):
+            # The engine would refuse it too, but only after journaling the attempt as an
+            # operator action: nothing to record for a phase that runs nothing.
+            self.notify(
+                f"{phase} has no jobs to run: its processors are sources (coverage only).",
+                severity="warning",
+                markup=False,
+            )
+            return
         if snap is None or phase is None or phase not in snap.concurrency:
             self.notify(
                 "Put the cursor on a phase (heatmap) or an item (queue) of a run.", markup=False

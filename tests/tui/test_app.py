@@ -307,6 +307,10 @@ async def test_an_engine_that_fails_says_why_in_a_banner_and_frees_the_state_dir
 # -- issue 13: keys that do what they say ---------------------------------------------------
 
 
+def toasts(app: BackfillApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
 @pytest.mark.asyncio
 async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_its_input(
     demo: Path,
@@ -450,3 +454,38 @@ async def test_the_log_pane_follows_the_highlighted_item_to_its_attempt(slow_dem
         await until(pilot, lambda: app.session.items[chosen].log_path is not None, timeout=60)
         await until(pilot, lambda: log.path == app.session.items[chosen].log_path)
         assert queue.selected_item_id() == chosen
+
+
+@pytest.mark.asyncio
+async def test_more_or_fewer_on_a_source_phase_is_refused_by_name(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.focus()
+        for key in ("phase:raw", "nbac_schedule"):
+            heatmap.move_to(key=key)
+            await pilot.press("plus", "minus")
+            await pilot.pause(0.3)
+        refused = "raw has no jobs to run: its processors are sources (coverage only)."
+        assert toasts(app).count(refused) == 4
+
+        def limit(phase: str) -> int:
+            snap = app.session.snapshot
+            assert snap is not None
+            return snap.concurrency[phase][1]
+
+        # a phase that runs jobs takes it
+        heatmap.move_to(key="player_game_summary")
+        await pilot.press("plus")
+        await until(pilot, lambda: limit("analytics") == 6)
+        snap = app.session.snapshot
+        assert snap is not None and snap.run_id is not None
+        actions = [
+            fields
+            for _, _, kind, fields in app.session.journal.events(snap.run_id)
+            if kind == "operator_setconcurrency"
+        ]
+        assert [a["phase"] for a in actions] == ["analytics"]  # nothing recorded for raw
