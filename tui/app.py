@@ -47,6 +47,7 @@ from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
 from tui.crash import crash_line, write_report
 from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
@@ -68,18 +69,91 @@ class BackfillApp(App[None]):
     TITLE = "backfill"
     COMMANDS = App.COMMANDS | {JumpProvider}
     BINDINGS = [
-        Binding("s", "start_run", "Start run", id="run.start"),
-        Binding("space", "pause", "Pause/resume", id="run.pause"),
-        Binding("r", "retry", "Retry failed", id="run.retry"),
-        Binding("c", "cancel", "Cancel item", id="run.cancel"),
-        Binding("C", "cancel_all", "Cancel all", show=False, id="run.cancel_all"),
-        Binding("plus,equals_sign", "more", "+1 parallel", show=False, id="run.more"),
-        Binding("minus", "fewer", "-1 parallel", show=False, id="run.fewer"),
-        Binding("p", "preflight", "Preflight", show=False, id="preflight.run"),
-        Binding("slash", "filter", "Filter", show=False, id="queue.filter"),
-        Binding("f5", "refresh_coverage", "Refresh", show=False, id="coverage.refresh"),
-        Binding("question_mark", "help", "Keys", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding(
+            "s",
+            "start_run",
+            "Start run",
+            id="run.start",
+            tooltip="Start a run (range, phase, reprocess), or resume an unfinished one",
+        ),
+        Binding(
+            "space",
+            "pause",
+            "Pause/resume",
+            id="run.pause",
+            tooltip="Pause: no new attempts start, running ones go on; again to resume",
+        ),
+        Binding(
+            "r",
+            "retry",
+            "Retry failed",
+            id="run.retry",
+            tooltip="Queue the failed cells of the run again (and those blocked behind them)",
+        ),
+        Binding(
+            "c",
+            "cancel",
+            "Cancel item",
+            id="run.cancel",
+            tooltip="Cancel the item highlighted in the queue (asks first)",
+        ),
+        Binding(
+            "C",
+            "cancel_all",
+            "Cancel all",
+            show=False,
+            id="run.cancel_all",
+            tooltip="Cancel every running and queued attempt of the run (asks first)",
+        ),
+        Binding(
+            "plus,equals_sign",
+            "more",
+            "+1 parallel",
+            show=False,
+            id="run.more",
+            tooltip="One more parallel attempt for the cursor's phase, or the highlighted item's",
+        ),
+        Binding(
+            "minus",
+            "fewer",
+            "-1 parallel",
+            show=False,
+            id="run.fewer",
+            tooltip="One fewer parallel attempt for that phase (running ones finish)",
+        ),
+        Binding(
+            "p",
+            "preflight",
+            "Preflight",
+            show=False,
+            id="preflight.run",
+            tooltip="Run the preflight checks again",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            show=False,
+            id="queue.filter",
+            tooltip="Filter the queue: words that must all match; a state word (failed) is that "
+            "state",
+        ),
+        Binding(
+            "f5",
+            "refresh_coverage",
+            "Refresh",
+            show=False,
+            id="coverage.refresh",
+            tooltip="Read the coverage from the warehouse again",
+        ),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Quit; with a run on, asks: detach (the run goes on) or stop it",
+        ),
     ]
 
     def __init__(self, config: Config, *, read_only: bool = False) -> None:
@@ -536,10 +610,8 @@ class BackfillApp(App[None]):
             dashboard.open_filter()
 
     def action_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.config))
 
     async def action_quit(self) -> None:
         engine, snap = self.session.engine, self.session.snapshot
@@ -670,9 +742,10 @@ class BackfillApp(App[None]):
         self.push_screen(ConfirmScreen(f"Run {names} for {event.day}?", "Run"), confirmed)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's "Keys" panel lists bindings without their panes or meaning: ours replaces it.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.action not in ("quit", "help"):
+            if isinstance(binding, Binding) and binding.action != "quit":
                 action = binding.action
                 yield SystemCommand(
                     binding.description,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Log
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
 
 from core.config import load_config
 from core.coverage import CellState
@@ -29,10 +31,11 @@ from tests.tui.drive import (
 )
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen, StateTable
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
-from tui.widgets.coverage_heatmap import CoverageHeatmap
+from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
@@ -311,6 +314,13 @@ def toasts(app: BackfillApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+def plain(widget: Static) -> str:
+    """What a Static shows, as plain text (its content may be a Rich renderable)."""
+    console = Console(width=110, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
 @pytest.mark.asyncio
 async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_its_input(
     demo: Path,
@@ -457,6 +467,46 @@ async def test_the_log_pane_follows_the_highlighted_item_to_its_attempt(slow_dem
 
 
 @pytest.mark.asyncio
+async def test_question_mark_opens_a_help_screen_with_the_heatmap_states(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert not help_screen.query("HelpPanel")  # not Textual's generic key list
+        keys = plain(help_screen.query_one("#help-keys", Static))
+        for heading in ("Global", "Heatmap", "Queue", "Logs"):
+            assert heading in keys
+        for key, what in [("c", "Cancel"), ("z", "Zoom"), ("G", "Follow"), ("/", "Filter")]:
+            assert what in keys and key in keys
+        table = help_screen.query_one(StateTable)
+        console = Console(width=110, file=io.StringIO(), record=True, color_system=None)
+        console.print(table.render())
+        lines = console.export_text()
+        for state in CellState:
+            assert GLYPHS[state] in lines and state.value.replace("_", " ") in lines
+        # the glyphs in the heatmap's own colours
+        for state in (CellState.FAILED, CellState.COMPLETE, CellState.QUEUED):
+            assert table.get_component_rich_style(
+                state_class(state)
+            ) == heatmap.get_component_rich_style(state_class(state))
+        gates = plain(help_screen.query_one("#help-gates", Static))
+        assert "Phase 3 (Analytics)" in gates and "95%" in gates
+        assert "upstream" in plain(help_screen.query_one("#help-blocked", Static))
+        assert "Detach" in plain(help_screen.query_one("#help-quit", Static))
+        # ? or esc closes it; q too, without quitting
+        for key in ("question_mark", "escape", "q"):
+            if not isinstance(app.screen, HelpScreen):
+                await pilot.press("question_mark")
+                await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press(key)
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        assert app.is_running
+
+
+@pytest.mark.asyncio
 async def test_more_or_fewer_on_a_source_phase_is_refused_by_name(slow_demo: Path):
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
@@ -489,3 +539,23 @@ async def test_more_or_fewer_on_a_source_phase_is_refused_by_name(slow_demo: Pat
             if kind == "operator_setconcurrency"
         ]
         assert [a["phase"] for a in actions] == ["analytics"]  # nothing recorded for raw
+
+
+@pytest.mark.asyncio
+async def test_esc_goes_back_from_every_dialog_and_the_date_screen(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await until(pilot, lambda: app.session.coverage is not None)
+        dashboard = app.screen
+        for key, screen in [
+            ("s", StartRunScreen),
+            ("question_mark", HelpScreen),
+            ("enter", DateDetailScreen),  # on the heatmap's cell
+        ]:
+            app.screen.query_one(CoverageHeatmap).focus()
+            await pilot.press(key)
+            await until(pilot, lambda s=screen: isinstance(app.screen, s))  # type: ignore[misc]
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is dashboard)
+        assert app.is_running
