@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Input, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from core.config import Config
 from core.coverage import CellState, Coverage, worst
@@ -48,6 +48,7 @@ from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
 from tui.crash import crash_line, write_report
 from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
@@ -69,18 +70,91 @@ class BackfillApp(App[None]):
     TITLE = "backfill"
     COMMANDS = App.COMMANDS | {JumpProvider}
     BINDINGS = [
-        Binding("s", "start_run", "Start run", id="run.start"),
-        Binding("space", "pause", "Pause/resume", id="run.pause"),
-        Binding("r", "retry", "Retry failed", id="run.retry"),
-        Binding("c", "cancel", "Cancel item", id="run.cancel"),
-        Binding("C", "cancel_all", "Cancel all", show=False, id="run.cancel_all"),
-        Binding("plus,equals_sign", "more", "+1 parallel", show=False, id="run.more"),
-        Binding("minus", "fewer", "-1 parallel", show=False, id="run.fewer"),
-        Binding("p", "preflight", "Preflight", show=False, id="preflight.run"),
-        Binding("slash", "filter", "Filter", show=False, id="queue.filter"),
-        Binding("f5", "refresh_coverage", "Refresh", show=False, id="coverage.refresh"),
-        Binding("question_mark", "help", "Keys", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding(
+            "s",
+            "start_run",
+            "Start run",
+            id="run.start",
+            tooltip="Start a run (range, phase, reprocess), or resume an unfinished one",
+        ),
+        Binding(
+            "space",
+            "pause",
+            "Pause/resume",
+            id="run.pause",
+            tooltip="Pause: no new attempts start, running ones go on; again to resume",
+        ),
+        Binding(
+            "r",
+            "retry",
+            "Retry failed",
+            id="run.retry",
+            tooltip="Queue the failed cells of the run again (and those blocked behind them)",
+        ),
+        Binding(
+            "c",
+            "cancel",
+            "Cancel item",
+            id="run.cancel",
+            tooltip="Cancel the item highlighted in the queue (asks first)",
+        ),
+        Binding(
+            "C",
+            "cancel_all",
+            "Cancel all",
+            show=False,
+            id="run.cancel_all",
+            tooltip="Cancel every running and queued attempt of the run (asks first)",
+        ),
+        Binding(
+            "plus,equals_sign",
+            "more",
+            "+1 parallel",
+            show=False,
+            id="run.more",
+            tooltip="One more parallel attempt for the cursor's phase, or the highlighted item's",
+        ),
+        Binding(
+            "minus",
+            "fewer",
+            "-1 parallel",
+            show=False,
+            id="run.fewer",
+            tooltip="One fewer parallel attempt for that phase (running ones finish)",
+        ),
+        Binding(
+            "p",
+            "preflight",
+            "Preflight",
+            show=False,
+            id="preflight.run",
+            tooltip="Run the preflight checks again",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            show=False,
+            id="queue.filter",
+            tooltip="Filter the queue: words that must all match; a state word (failed) is that "
+            "state",
+        ),
+        Binding(
+            "f5",
+            "refresh_coverage",
+            "Refresh",
+            show=False,
+            id="coverage.refresh",
+            tooltip="Read the coverage from the warehouse again",
+        ),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Quit; with a run on, asks: detach (the run goes on) or stop it",
+        ),
     ]
 
     def __init__(self, config: Config, *, read_only: bool = False) -> None:
@@ -228,8 +302,10 @@ class BackfillApp(App[None]):
 
     # -- widgets -------------------------------------------------------------------------
 
-    def _dashboard(self) -> Screen[None]:
-        return self.screen_stack[0]
+    def _dashboard(self) -> DashboardScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, DashboardScreen)
+        return screen
 
     def _heatmap(self) -> CoverageHeatmap:
         return self._dashboard().query_one(CoverageHeatmap)
@@ -256,6 +332,7 @@ class BackfillApp(App[None]):
             return
         try:
             heatmap, queue, status = self._heatmap(), self._queue(), self._status()
+            log = self._dashboard().query_one(LogTail)
         except NoMatches:  # quitting: the dashboard's widgets are already gone
             return
         was_busy = session.snapshot is not None and session.snapshot.busy
@@ -273,6 +350,9 @@ class BackfillApp(App[None]):
         if taken:
             self._announce_failures(taken)
             queue.apply(taken)
+            self._show_log_of(log, queue.selected_item_id())
+            if queue.filter:
+                self._dashboard().show_filter_note()
         status.show(snap, engine=_engine_note(session))
         if self._shows_trouble(snap):
             pass
@@ -490,6 +570,7 @@ class BackfillApp(App[None]):
         self._send(Retry(dates=dates))
 
     def _focused_phase(self) -> str | None:
+        """The phase of the heatmap's cursor (when it has the focus), else of the queue's item."""
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             return cursor[0].phase
         item_id = self._queue().selected_item_id()
@@ -499,6 +580,15 @@ class BackfillApp(App[None]):
     def _change_concurrency(self, delta: int) -> None:
         snap = self.session.snapshot
         phase = self._focused_phase()
+        if phase is not None and all(p.is_source for p in self.config.phase(phase).processors):
+            # The engine would refuse it too, but only after journaling the attempt as an
+            # operator action: nothing to record for a phase that runs nothing.
+            self.notify(
+                f"{phase} has no jobs to run: its processors are sources (coverage only).",
+                severity="warning",
+                markup=False,
+            )
+            return
         if snap is None or phase is None or phase not in snap.concurrency:
             self.notify(
                 "Put the cursor on a phase (heatmap) or an item (queue) of a run.", markup=False
@@ -533,13 +623,13 @@ class BackfillApp(App[None]):
         self._load_coverage()
 
     def action_filter(self) -> None:
-        self._dashboard().query_one("#filter", Input).focus()
+        dashboard = self._dashboard()
+        if self.screen is dashboard:  # the queue is not on the date screen
+            dashboard.open_filter()
 
     def action_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.config))
 
     async def action_quit(self) -> None:
         engine, snap = self.session.engine, self.session.snapshot
@@ -618,12 +708,17 @@ class BackfillApp(App[None]):
 
     @on(QueueTable.ItemHighlighted)
     def _item_highlighted(self, event: QueueTable.ItemHighlighted) -> None:
-        view = self.session.items.get(event.item_id)
-        if view is not None and view.log_path is not None:
-            self._dashboard().query_one(LogTail).follow(
-                view.log_path,
-                title=f"{view.processor} {view.dates[0]} attempt {view.attempt}",
-            )
+        self._show_log_of(self._dashboard().query_one(LogTail), event.item_id)
+
+    def _show_log_of(self, log: LogTail, item_id: int | None) -> None:
+        """The log pane tails the highlighted item's latest attempt: called when the cursor
+        moves and when the item changes (a first or a new attempt has another log file)."""
+        view = self.session.items.get(item_id) if item_id is not None else None
+        if view is None or view.log_path is None:
+            if log.path is not None:
+                log.follow(None)  # a queued item has no log yet: not another item's
+            return
+        log.follow(view.log_path, title=f"{view.processor} {view.dates[0]} attempt {view.attempt}")
 
     @on(QueueTable.ItemChosen)
     def _item_chosen(self, event: QueueTable.ItemChosen) -> None:
@@ -664,18 +759,11 @@ class BackfillApp(App[None]):
 
         self.push_screen(ConfirmScreen(f"Run {names} for {event.day}?", "Run"), confirmed)
 
-    @on(Input.Changed, "#filter")
-    def _filter(self, event: Input.Changed) -> None:
-        self._queue().set_filter(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self._queue().focus()
-
     def get_system_commands(self, screen: Screen[object]) -> Iterator[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's "Keys" panel lists bindings without their panes or meaning: ours replaces it.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.action not in ("quit", "help"):
+            if isinstance(binding, Binding) and binding.action != "quit":
                 action = binding.action
                 yield SystemCommand(
                     binding.description,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, Log
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
 
 from core.config import load_config
 from core.coverage import CellState
@@ -29,10 +31,11 @@ from tests.tui.drive import (
 )
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen, StateTable
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
-from tui.widgets.coverage_heatmap import CoverageHeatmap
+from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
@@ -302,3 +305,257 @@ async def test_an_engine_that_fails_says_why_in_a_banner_and_frees_the_state_dir
         assert EngineLock(demo.parent / ".backfill").owner() is None  # free for the next start
         await pilot.pause(0.5)
         assert not any("all done" in str(n.message) for n in app._notifications)
+
+
+# -- issue 13: keys that do what they say ---------------------------------------------------
+
+
+def toasts(app: BackfillApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def plain(widget: Static) -> str:
+    """What a Static shows, as plain text (its content may be a Rich renderable)."""
+    console = Console(width=110, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
+@pytest.mark.asyncio
+async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_its_input(
+    demo: Path,
+):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-06")
+        queue = app.screen.query_one("#queue", QueueTable)
+        await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+        field = app.screen.query_one("#filter", Input)
+        queue.focus()
+
+        # Esc in the input: the filter is gone and so is the input
+        await pilot.press("slash", *"team_")
+        await until(pilot, lambda: 0 < queue.row_count < len(app.session.items))
+        assert field.display and app.focused is field
+        await pilot.press("escape")
+        await pilot.pause()
+        assert queue.filter == "" and queue.row_count == len(app.session.items)
+        assert not field.display and field.disabled
+        assert app.focused is queue
+        note = app.screen.query_one("#filter-note")
+        assert not note.display
+
+        # Enter: the filter stays, the input goes, and a line over the queue says so
+        await pilot.press("slash", *"team_", "enter")
+        await pilot.pause()
+        assert queue.filter == "team_" and queue.row_count < len(app.session.items)
+        assert not field.display and app.focused is queue
+        assert note.display
+        text = str(note.render())
+        assert "filter: team_" in text and "esc clears" in text
+        assert f"{queue.row_count} of {len(app.session.items)}" in text
+
+        # the hidden input never takes the focus, so letters never land in it
+        for key in ["tab"] * 6 + ["shift+tab"] * 6:
+            await pilot.press(key)
+            assert app.focused is not field
+        await pilot.press("x")
+        assert field.value == "team_"
+
+        # Esc anywhere on the dashboard clears it (here: from the heatmap)
+        app.screen.query_one(CoverageHeatmap).focus()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert queue.filter == "" and not note.display and field.value == ""
+
+        # a state word filters to that state
+        await pilot.press("slash", *"done", "enter")
+        await until(pilot, lambda: queue.row_count > 0)
+        assert {app.session.items[queue.item_id_at(r)].state for r in range(queue.row_count)} == {
+            ItemState.DONE
+        }
+
+        # what is typed is drawn as typed, never as markup
+        await pilot.press("slash", "ctrl+u", *"[b]x[/]", "enter")
+        await pilot.pause()
+        assert "filter: [b]x[/] · 0 of" in str(note.render())
+
+
+@pytest.mark.asyncio
+async def test_the_highlighted_item_stays_put_while_others_change_and_c_cancels_it(
+    slow_demo: Path,
+):
+    # Jobs that end well (not killed as stalled): their rows sink below the cursor's.
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        queue = app.screen.query_one("#queue", QueueTable)
+        log = app.screen.query_one(LogTail)
+        await until(pilot, lambda: queue.row_count == len(app.session.items) > 50)
+        queue.focus()
+        # the operator puts the cursor on the last queued item, well below the first screen
+        # (in one step: keys pressed one by one would race the run's own moves)
+        last_pending = max(
+            r
+            for r in range(queue.row_count)
+            if app.session.items[queue.item_id_at(r)].state is ItemState.PENDING
+        )
+        queue.move_cursor(row=last_pending)
+        target = queue.selected_item_id()
+        assert target is not None and app.session.items[target].state is ItemState.PENDING
+        await pilot.pause()
+        line = queue.cursor_row - queue.scroll_offset.y  # type: ignore[operator]
+        assert queue.scroll_offset.y > 0
+
+        # other items start (their rows rise above it) and finish (theirs sink below it): the
+        # highlighted one keeps its item, its line on screen and the log pane (a queued item
+        # has no log yet: not the log of the item that was there before)
+        done = items(app, ItemState.DONE)
+        ticks = 0
+        while items(app, ItemState.DONE) < done + 3:
+            await pilot.pause(0.1)
+            ticks += 1
+            assert ticks < 900, "the run made no progress"
+            assert queue.selected_item_id() == target
+            assert queue.cursor_row - queue.scroll_offset.y == line  # type: ignore[operator]
+            assert log.path is None
+        assert ticks > 10  # several UI ticks (4 a second) went by
+        assert app.session.items[target].state is ItemState.PENDING
+
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: items(app, ItemState.CANCELLED) == 1)
+        assert app.session.items[target].state is ItemState.CANCELLED
+        assert queue.selected_item_id() == target
+
+
+@pytest.mark.asyncio
+async def test_the_log_pane_follows_the_highlighted_item_to_its_attempt(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-05")
+        queue = app.screen.query_one("#queue", QueueTable)
+        log = app.screen.query_one(LogTail)
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        await until(pilot, lambda: queue.row_count == len(app.session.items))
+        # not moved yet, the cursor rides the top row: the first running item, and its log
+        top = app.session.items[queue.item_id_at(0)]
+        await until(pilot, lambda: log.path == app.session.items[queue.item_id_at(0)].log_path)
+        assert queue.selected_item_id() == queue.item_id_at(0) and top.log_path is not None
+        # the first queued item: no log of its own yet; once it starts, its attempt's log
+        queue.focus()
+        first_pending = next(
+            r
+            for r in range(queue.row_count)
+            if app.session.items[queue.item_id_at(r)].state is ItemState.PENDING
+        )
+        await pilot.press("g", *["j"] * first_pending)
+        chosen = queue.selected_item_id()
+        assert chosen is not None
+        await pilot.pause(0.3)
+        if app.session.items[chosen].state is ItemState.PENDING:
+            assert log.path is None
+        await until(pilot, lambda: app.session.items[chosen].log_path is not None, timeout=60)
+        await until(pilot, lambda: log.path == app.session.items[chosen].log_path)
+        assert queue.selected_item_id() == chosen
+
+
+@pytest.mark.asyncio
+async def test_question_mark_opens_a_help_screen_with_the_heatmap_states(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert not help_screen.query("HelpPanel")  # not Textual's generic key list
+        keys = plain(help_screen.query_one("#help-keys", Static))
+        for heading in ("Global", "Heatmap", "Queue", "Logs"):
+            assert heading in keys
+        for key, what in [("c", "Cancel"), ("z", "Zoom"), ("G", "Follow"), ("/", "Filter")]:
+            assert what in keys and key in keys
+        table = help_screen.query_one(StateTable)
+        console = Console(width=110, file=io.StringIO(), record=True, color_system=None)
+        console.print(table.render())
+        lines = console.export_text()
+        for state in CellState:
+            assert GLYPHS[state] in lines and state.value.replace("_", " ") in lines
+        # the glyphs in the heatmap's own colours
+        for state in (CellState.FAILED, CellState.COMPLETE, CellState.QUEUED):
+            assert table.get_component_rich_style(
+                state_class(state)
+            ) == heatmap.get_component_rich_style(state_class(state))
+        gates = plain(help_screen.query_one("#help-gates", Static))
+        assert "Phase 3 (Analytics)" in gates and "95%" in gates
+        assert "upstream" in plain(help_screen.query_one("#help-blocked", Static))
+        assert "Detach" in plain(help_screen.query_one("#help-quit", Static))
+        # ? or esc closes it; q too, without quitting
+        for key in ("question_mark", "escape", "q"):
+            if not isinstance(app.screen, HelpScreen):
+                await pilot.press("question_mark")
+                await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press(key)
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_more_or_fewer_on_a_source_phase_is_refused_by_name(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        heatmap.focus()
+        for key in ("phase:raw", "nbac_schedule"):
+            heatmap.move_to(key=key)
+            await pilot.press("plus", "minus")
+            await pilot.pause(0.3)
+        refused = "raw has no jobs to run: its processors are sources (coverage only)."
+        assert toasts(app).count(refused) == 4
+
+        def limit(phase: str) -> int:
+            snap = app.session.snapshot
+            assert snap is not None
+            return snap.concurrency[phase][1]
+
+        # a phase that runs jobs takes it
+        heatmap.move_to(key="player_game_summary")
+        await pilot.press("plus")
+        await until(pilot, lambda: limit("analytics") == 6)
+        snap = app.session.snapshot
+        assert snap is not None and snap.run_id is not None
+        actions = [
+            fields
+            for _, _, kind, fields in app.session.journal.events(snap.run_id)
+            if kind == "operator_setconcurrency"
+        ]
+        assert [a["phase"] for a in actions] == ["analytics"]  # nothing recorded for raw
+
+
+@pytest.mark.asyncio
+async def test_esc_goes_back_from_every_dialog_and_the_date_screen(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await until(pilot, lambda: app.session.coverage is not None)
+        dashboard = app.screen
+        for key, screen in [
+            ("s", StartRunScreen),
+            ("question_mark", HelpScreen),
+            ("enter", DateDetailScreen),  # on the heatmap's cell
+        ]:
+            app.screen.query_one(CoverageHeatmap).focus()
+            await pilot.press(key)
+            await until(pilot, lambda s=screen: isinstance(app.screen, s))  # type: ignore[misc]
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is dashboard)
+        assert app.is_running

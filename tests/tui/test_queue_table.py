@@ -132,7 +132,7 @@ def mixed() -> list[ItemView]:
     ]
 
 
-ORDER = [7, 3, 4, 2, 8, 5, 6, 1]
+ORDER = [3, 7, 4, 2, 8, 5, 6, 1]
 
 
 def cells_of(item, now: float = NOW + 75) -> dict[str, str]:
@@ -233,10 +233,14 @@ def test_a_delta_holding_most_of_the_queue_is_sorted_in_one_go():
         i.id for i in sorted(items, key=item_order)
     ]
     assert not model.apply([dataclasses.replace(i) for i in items])  # equal views: no change
-    # a small delta: moved in place, to the top (running, and earlier than every other date)
-    moved = dataclasses.replace(items[5], state=ItemState.RUNNING, dates=(DAY - timedelta(1),))
+    # a small delta: moved in place, to the top (running, and the lowest id of the running)
+    moved = dataclasses.replace(items[0], state=ItemState.RUNNING, started_at=NOW)
     delta = model.apply([moved])
-    assert not delta.rebuilt and model.row_of(5) == 0 and delta.moved_from == 0
+    assert not delta.rebuilt and model.row_of(0) == 0 and delta.moved_from == 0
+    # its dates shrink (some were completed meanwhile), its state stays: it keeps its row
+    shrunk = dataclasses.replace(moved, dates=(DAY + timedelta(days=40),))
+    delta = model.apply([shrunk])
+    assert delta.moved_from is None and delta.updated == [0] and model.row_of(0) == 0
 
 
 @pytest.mark.asyncio
@@ -246,7 +250,7 @@ async def test_rows_are_sorted_running_first_done_last():
         table = app.query_one(QueueTable)
         table.update_items(mixed())
         await pilot.pause()
-        # running, failed, pending, blocked, cancelled, done; then first date; then id
+        # running, failed, pending, blocked, cancelled, done; then id (the plan's order)
         assert row_ids(table) == ORDER
         assert table.row_count == 8
         lines = screen(table)
@@ -267,8 +271,8 @@ async def test_rows_are_sorted_running_first_done_last():
         assert cells(table, 7)["Processor"] == "player_stats"
         assert cells(table, 8)["Phase"] == "analytics"
         assert cells(table, 3)["Duration"] == "1m15s"
-        assert table.selected_item_id() == 7 and table.cursor_row == 0
-        assert app.highlighted == [7]
+        assert table.selected_item_id() == 3 and table.cursor_row == 0
+        assert app.highlighted == [3]
 
 
 @pytest.mark.asyncio
@@ -290,7 +294,7 @@ async def test_the_cursor_follows_its_item_through_updates():
         items = [started if i.id == 2 else i for i in items]
         table.update_items(items)
         await pilot.pause()
-        assert row_ids(table) == [2, 7, 3, 4, 8, 5, 6, 1]  # running, by first date
+        assert row_ids(table) == [2, 3, 7, 4, 8, 5, 6, 1]  # running, by id
         assert table.selected_item_id() == 2 and table.cursor_row == 0
         assert cells(table, 2)["State"] == "running"
         assert cells(table, 2)["Duration"] == "1m05s"
@@ -318,7 +322,7 @@ async def test_the_cursor_follows_its_item_through_updates():
         assert table.cursor_row is None
         table.update_items(mixed())
         await pilot.pause()
-        assert table.selected_item_id() == 7
+        assert table.selected_item_id() == 3
 
 
 @pytest.mark.asyncio
@@ -347,13 +351,13 @@ async def test_apply_repaints_only_the_changed_rows(monkeypatch):
         # a change that moves its row: only that item is drawn again; the rows it passed are
         # repainted from their cached strips
         counting.clear()
-        done = dataclasses.replace(items[3], state=ItemState.DONE, duration=80.0, exit_code=0)
+        done = dataclasses.replace(items[7], state=ItemState.DONE, duration=80.0, exit_code=0)
         table.apply([done])
         await pilot.pause()
-        assert counting.built == [3]
-        assert row_ids(table) == [7, 4, 2, 8, 5, 6, 1, 3]
-        assert set(counting.lines) == set(range(2, SIZE[1]))  # from item 3's old row down
-        assert cells(table, 3)["Duration"] == "1m20s"
+        assert counting.built == [7]
+        assert row_ids(table) == [3, 4, 2, 8, 5, 6, 1, 7]
+        assert set(counting.lines) == set(range(2, SIZE[1]))  # from item 7's old row down
+        assert cells(table, 7)["Duration"] == "1m20s"
 
         # a new item: a new row count repaints the widget (its scroll range changed), but only
         # the new row is drawn from scratch
@@ -362,7 +366,7 @@ async def test_apply_repaints_only_the_changed_rows(monkeypatch):
         await pilot.pause()
         assert counting.built == [99]
         assert table.row_count == 9
-        assert app.highlighted == [7]
+        assert app.highlighted == [3]
 
 
 @pytest.mark.asyncio
@@ -372,12 +376,12 @@ async def test_filter_hides_and_restores_rows():
         table = app.query_one(QueueTable)
         table.update_items(mixed())
         await pilot.pause()
-        await pilot.press("down")  # item 3
+        await pilot.press("down")  # item 7
         table.set_filter("RUNNING")
         await pilot.pause()
-        assert row_ids(table) == [7, 3]
+        assert row_ids(table) == [3, 7]
         assert table.row_count == 2
-        assert table.selected_item_id() == 3
+        assert table.selected_item_id() == 7
         assert screen(table)[3].strip() == ""
         table.set_filter("player_")
         assert row_ids(table) == [7]
@@ -396,18 +400,37 @@ async def test_filter_hides_and_restores_rows():
         table.update_items([*mixed(), view(9, ItemState.PENDING, day=date(2023, 12, 31))])
         assert row_ids(table) == [4]
         table.set_filter("")
-        assert row_ids(table) == [7, 3, 4, 9, 2, 8, 5, 6, 1]
+        assert row_ids(table) == [3, 7, 4, 2, 8, 9, 5, 6, 1]
 
         # deltas go through the filter too: in when they start to match, out when they stop
         table.set_filter("running")
         items = {i.id: i for i in mixed()}
         table.apply([dataclasses.replace(items[2], state=ItemState.RUNNING, started_at=NOW)])
-        assert row_ids(table) == [2, 7, 3]
+        assert row_ids(table) == [2, 3, 7]
         table.apply([dataclasses.replace(items[7], state=ItemState.DONE, duration=3.0)])
         await pilot.pause()
         assert row_ids(table) == [2, 3]
         assert [split(table, line)["State"] for line in screen(table)[1:3]] == ["running"] * 2
         assert screen(table)[3].strip() == ""
+
+
+def test_a_state_word_filters_to_that_state_and_words_all_match():
+    model = QueueModel()
+    model.replace(mixed())
+
+    def shown(text: str) -> list[int]:
+        model.set_filter(text)
+        return [model.id_at(r) for r in range(len(model))]
+
+    # item 5 is blocked because "upstream failed": "failed" means the state, not the word
+    assert shown("failed") == [4]
+    assert shown("FAILED ") == [4]
+    assert shown("fail") == [4, 5]  # a part of a word is text
+    assert shown("queued") == shown("pending") == [2, 8]  # the heatmap's word for pending
+    assert shown("pending analytics") == [8]  # every word must match
+    assert shown("running 2024-01-04") == [7]
+    assert shown("done  box") == [1]
+    assert shown("cancelled failed") == []
 
 
 @pytest.mark.asyncio
@@ -419,7 +442,7 @@ async def test_enter_chooses_the_item_under_the_cursor():
         await pilot.pause()
         await pilot.press("down", "down", "enter")
         await until(pilot, lambda: app.chosen == [4])
-        assert app.highlighted == [7, 3, 4]
+        assert app.highlighted == [3, 7, 4]
 
 
 @pytest.mark.asyncio
@@ -474,7 +497,7 @@ async def test_keys_move_the_cursor_and_scroll_it_into_view():
 
 
 @pytest.mark.asyncio
-async def test_moving_rows_never_scroll_the_view():
+async def test_a_chosen_item_keeps_its_line_on_screen_while_rows_move():
     items = {i: view(i, day=DAY + timedelta(days=i)) for i in range(100)}
     app = QueueApp()
     async with app.run_test(size=SIZE) as pilot:
@@ -484,17 +507,62 @@ async def test_moving_rows_never_scroll_the_view():
         table.move_cursor(row=60)
         await pilot.pause()
         top = table.scroll_offset.y
+        line = 60 - top
         assert top > 0 and table.selected_item_id() == 60
-        # the cursor's item starts running: it goes to row 0, off screen; the view stays put
+
+        def on_its_line() -> bool:
+            return (
+                table.cursor_row is not None
+                and table.cursor_row - table.scroll_offset.y == line
+                and split(table, screen(table)[1 + line])["Dates"]
+                == (DAY + timedelta(days=60)).isoformat()
+            )
+
+        # rows above it finish (they sink to the bottom) or start (they rise to the top): the
+        # view scrolls with the cursor's item, which stays under the operator's eyes
+        for i, state in [(10, ItemState.DONE), (70, ItemState.RUNNING), (11, ItemState.DONE)]:
+            changed = dataclasses.replace(items[i], state=state, started_at=NOW, duration=3.0)
+            table.apply([changed])
+            await pilot.pause()
+            assert table.selected_item_id() == 60 and on_its_line(), i
+        assert table.cursor_row == 59  # one row up, as is the view: 70 above it, 10 and 11 below
+        # the cursor's own item starts: it goes to the top, and the view goes with it
         table.apply([dataclasses.replace(items[60], state=ItemState.RUNNING, started_at=NOW)])
         await pilot.pause()
-        assert table.scroll_offset.y == top
-        assert table.selected_item_id() == 60 and table.cursor_row == 0
-        # a row above the screen moved: each line shows the item now on its row, one day earlier
-        first = split(table, screen(table)[1])["Dates"]
-        assert first == (DAY + timedelta(days=top - 1)).isoformat()
-        await pilot.press("down")  # the operator's own move brings the cursor back into view
-        assert table.selected_item_id() == 0 and table.scroll_offset.y <= 1
+        assert table.selected_item_id() == 60 and table.cursor_row == 0  # running: 60, 70
+        assert table.scroll_offset.y == 0
+        await pilot.press("down")  # the operator's own move goes on from where the item is
+        assert table.selected_item_id() == 70
+
+
+@pytest.mark.asyncio
+async def test_a_cursor_not_moved_yet_rides_the_top_row():
+    items = {i: view(i, day=DAY + timedelta(days=i)) for i in range(20)}
+    app = QueueApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(QueueTable)
+        table.update_items(items.values())
+        await pilot.pause()
+        assert table.selected_item_id() == 0
+        # the top item starts, then ends: the cursor stays on the top row, whatever is there
+        table.apply([dataclasses.replace(items[5], state=ItemState.RUNNING, started_at=NOW)])
+        await pilot.pause()
+        assert table.selected_item_id() == 5 and table.cursor_row == 0
+        table.apply([dataclasses.replace(items[5], state=ItemState.DONE, duration=2.0)])
+        await pilot.pause()
+        assert table.selected_item_id() == 0 and table.cursor_row == 0
+        assert app.highlighted == [0, 5, 0]  # the log pane follows the highlighted row
+        await pilot.press("j")  # chosen now: it stays on item 1 from here on
+        table.apply([dataclasses.replace(items[9], state=ItemState.RUNNING, started_at=NOW)])
+        await pilot.pause()
+        assert table.selected_item_id() == 1 and table.cursor_row == 2
+        # a new queue (a new run): nothing of it chosen yet
+        table.update_items([])
+        table.update_items(items.values())
+        await pilot.pause()
+        table.apply([dataclasses.replace(items[3], state=ItemState.RUNNING, started_at=NOW)])
+        await pilot.pause()
+        assert table.selected_item_id() == 3
 
 
 @pytest.mark.asyncio
@@ -604,6 +672,6 @@ async def test_state_cells_take_their_colours_from_the_theme():
             strip = table.render_line(1 + table.row_of(item_id))
             return next(s.style for s in strip if s.text.strip() == cells(table, item_id)["State"])
 
-        failed, running = state_style(4), state_style(3)
+        failed, running = state_style(4), state_style(7)  # not 3: under the cursor
         assert failed.color.triplet.hex.lower() == app.theme_variables["error"].lower()
         assert running.color.triplet.hex.lower() == app.theme_variables["accent"].lower()

@@ -3,19 +3,26 @@
 A backfill can hold tens of thousands of items and the dashboard refreshes the queue about twice
 a second. A `DataTable` keeps a renderable per cell and re-sorts or re-indexes every row when one
 moves, so a tick cost grew with the queue. Here the queue is a model, `QueueModel`: the items by
-id and their order keys, (state rank, first date, id), in sorted lists. `apply` moves a changed
-item with `bisect` (a memmove at worst), and `render_line` draws only the lines Textual asks for,
-from strips cached per item, so a tick costs what the changes and the screen cost, not the queue.
+id and their order keys, (state rank, id), in sorted lists. `apply` moves a changed item with
+`bisect` (a memmove at worst), and `render_line` draws only the lines Textual asks for, from
+strips cached per item, so a tick costs what the changes and the screen cost, not the queue.
 
 Layout: a header line that never scrolls vertically (it does scroll horizontally, with the
-columns), then one line per shown item. Rows are in (state rank, first date, id) order: what needs
-the operator's eyes first (running, then failed) comes first, finished work last.
+columns), then one line per shown item. Rows are in (state rank, id) order: what needs the
+operator's eyes first (running, then failed) comes first, finished work last. Within a state the
+id (the plan's order) decides, never a value that changes while an item keeps its state (its
+dates shrink when some are completed meanwhile): a row moves only when its state changes.
 
-Cursor: it is an item id, not a row index, so it stays on its item while rows move around it; the
-row it sits on is found by bisecting the item's order key. When rows move the view does not
-scroll (the operator's place on screen stays put); only the operator's own moves scroll the
-cursor into view. When the cursor's item goes away (removed, filtered out) the cursor lands on
-the item that now takes its place in the order.
+Cursor: it is an item id, not a row index. Until the operator moves it, it rides the top row (the
+first running item, whose log the pane then tails). Once the operator has put it on an item, it
+stays on that item whatever moves around it, and the view scrolls with the item so the highlighted
+row keeps its line on screen: the row the operator is looking at is the item `c` cancels and the
+log pane shows. When the cursor's item goes away (removed, filtered out) the cursor lands on the
+item that now takes its place in the order.
+
+Filter: words, all of which must match. A state word (`failed`, `running`, `queued`...) matches
+items in that state only; any other word is a case-insensitive substring of the processor,
+phase, dates, state or reason.
 
 Text: every cell is drawn as typed, never parsed as markup (segments are built directly), and
 control characters are removed so a job's terminal escape codes cannot reach the terminal.
@@ -84,12 +91,18 @@ PADDING = 1
 REBUILD_SHARE = 8
 REBUILD_MIN = 64
 
-Order = tuple[int, date, int]
+#: Filter words that mean a state, not a substring: "failed" must not find the blocked items
+#: whose reason says "upstream failed". The heatmap calls a pending item's cells "queued".
+STATE_WORDS: dict[str, ItemState] = {state.value: state for state in ItemState} | {
+    "queued": ItemState.PENDING
+}
+
+Order = tuple[int, int]
 
 
 def item_order(item: ItemView) -> Order:
-    """Sort key: state rank, then first date, then id (ids break ties, so keys are unique)."""
-    return (STATE_RANK.get(item.state, len(STATE_RANK)), min(item.dates, default=date.max), item.id)
+    """Sort key: state rank, then id (so keys are unique and move only with the state)."""
+    return (STATE_RANK.get(item.state, len(STATE_RANK)), item.id)
 
 
 def format_dates(dates: Sequence[date]) -> str:
@@ -204,6 +217,7 @@ class QueueModel:
         #: order keys of the items the filter shows: `_all` itself when there is no filter
         self._shown: list[Order] = self._all
         self._filter = ""
+        self._words: tuple[str, ...] = ()
         #: filter_text per item, built on first use and dropped when the item changes
         self._haystack: dict[int, str] = {}
 
@@ -215,7 +229,7 @@ class QueueModel:
         return self._filter
 
     def id_at(self, row: int) -> int:
-        return self._shown[row][2]
+        return self._shown[row][1]
 
     def row_of(self, item_id: int | None) -> int | None:
         """The row showing this item, or None (unknown or filtered out): O(log n)."""
@@ -240,7 +254,14 @@ class QueueModel:
         haystack = self._haystack.get(item.id)
         if haystack is None:
             haystack = self._haystack[item.id] = filter_text(item)
-        return self._filter in haystack
+        for word in self._words:
+            state = STATE_WORDS.get(word)
+            if state is not None:
+                if item.state is not state:
+                    return False
+            elif word not in haystack:
+                return False
+        return True
 
     def _filtered(self) -> bool:
         return self._shown is not self._all
@@ -342,11 +363,13 @@ class QueueModel:
         return Delta(rebuilt=True, changed=fresh)
 
     def set_filter(self, text: str) -> bool:
-        """Show only items whose filter_text contains `text` (lower-cased); True if it changed."""
-        text = text.strip().lower()
+        """Show only items matching every word of `text` (see the module's docstring); True if
+        that changed what is shown."""
+        text = " ".join(text.lower().split())
         if text == self._filter:
             return False
         self._filter = text
+        self._words = tuple(text.split())
         self._refilter()
         return True
 
@@ -356,7 +379,7 @@ class QueueModel:
             self._shown = self._all
             return
         items = self.items
-        self._shown = [key for key in self._all if self._matches(items[key[2]])]
+        self._shown = [key for key in self._all if self._matches(items[key[1]])]
 
     @staticmethod
     def _insert(keys: list[Order], key: Order) -> int:
@@ -476,6 +499,8 @@ class QueueTable(ScrollView, can_focus=True):
         self._model = QueueModel()
         #: the item under the cursor (an id, so it follows its item when rows move)
         self._cursor: int | None = None
+        #: the operator put the cursor on its item: it stays there (else it rides the top row)
+        self._pinned = False
         #: the item last announced with ItemHighlighted
         self._highlighted: int | None = None
         #: column widths in COLUMNS order (auto columns grow to their widest value)
@@ -497,6 +522,11 @@ class QueueTable(ScrollView, can_focus=True):
         return len(self._model)
 
     @property
+    def total_count(self) -> int:
+        """Items in the queue, shown or filtered out."""
+        return len(self._model.items)
+
+    @property
     def cursor_row(self) -> int | None:
         """The row index of the cursor's item, or None when nothing is shown."""
         return self._model.row_of(self._cursor)
@@ -516,7 +546,8 @@ class QueueTable(ScrollView, can_focus=True):
         self._changed(lambda: self._model.apply(changed))
 
     def set_filter(self, text: str) -> None:
-        """Show only items whose processor, phase, dates, state or reason contain `text` (case
+        """Show only items matching every word of `text`: a state word (`failed`) matches that
+        state, any other word part of the processor, phase, dates, state or reason (case
         insensitive); an empty text shows everything again."""
         self._changed(lambda: Delta(rebuilt=self._model.set_filter(text)))
 
@@ -533,10 +564,12 @@ class QueueTable(ScrollView, can_focus=True):
         return self._model.row_of(item_id)
 
     def move_cursor(self, *, row: int, scroll: bool = True) -> None:
-        """Put the cursor on a row (clamped to the rows shown); `scroll` brings it into view."""
+        """Put the cursor on a row (clamped to the rows shown) and keep it on that row's item from
+        now on; `scroll` brings it into view."""
         if not len(self._model):
             return
         row = min(max(row, 0), len(self._model) - 1)
+        self._pinned = True
         self._set_cursor(self._model.id_at(row))
         if scroll:
             self._scroll_to_row(row)
@@ -545,8 +578,10 @@ class QueueTable(ScrollView, can_focus=True):
     # -- model changes ------------------------------------------------------------------------
 
     def _changed(self, change: Callable[[], Delta]) -> None:
-        """Run a model change and repaint what it touched: keeps the cursor on its item."""
+        """Run a model change and repaint what it touched: keeps the cursor on its item, and a
+        chosen item on its line of the screen."""
         cursor_key = self._cursor_key()
+        line = self._cursor_line()
         delta = change()
         if not delta:
             return
@@ -559,7 +594,8 @@ class QueueTable(ScrollView, can_focus=True):
         self._update_virtual_size()
         if not self.is_mounted:
             return
-        if delta.rebuilt or grew:
+        scrolled = line is not None and self._keep_cursor_on_line(line)
+        if delta.rebuilt or grew or scrolled:
             self.refresh()
         else:
             self._refresh_delta(delta)
@@ -573,13 +609,41 @@ class QueueTable(ScrollView, can_focus=True):
         return item_order(item) if item is not None else None
 
     def _follow_cursor(self, old_key: Order | None) -> None:
-        """Keep the cursor on its item; if that is gone, on the row that took its place."""
+        """Keep a chosen cursor on its item; if that is gone, on the row that took its place.
+        One not chosen yet stays on the top row."""
         model = self._model
+        if not model.items:
+            self._pinned = False  # a new queue (a new run): nothing of it was chosen yet
         if not len(model):
             self._cursor = None
+        elif not self._pinned:
+            self._cursor = model.id_at(0)
         elif self._cursor is None or model.row_of(self._cursor) is None:
             row = 0 if old_key is None else min(model.row_at_or_after(old_key), len(model) - 1)
             self._cursor = model.id_at(row)
+
+    def _cursor_line(self) -> int | None:
+        """The screen line (0: the first under the header) of a chosen cursor, if on screen."""
+        row = self.cursor_row if self._pinned else None
+        if row is None or not self.is_mounted:
+            return None
+        top, bottom = self._visible_rows()
+        return row - top if top <= row < bottom else None
+
+    def _keep_cursor_on_line(self, line: int) -> bool:
+        """Scroll so the cursor's row is on this screen line again (as near as the ends of the
+        queue allow); True if the view moved."""
+        row = self.cursor_row
+        if row is None:
+            return False
+        most = max(0, len(self._model) - self._body_height())
+        top = min(max(row - line, 0), most)
+        if top == self.scroll_offset.y:
+            return False
+        # At once, not after the next refresh: a frame drawn in between would show the rows
+        # under the cursor's line change.
+        self.scroll_to(y=top, animate=False, immediate=True)
+        return True
 
     def _refresh_delta(self, delta: Delta) -> None:
         top, bottom = self._visible_rows()
