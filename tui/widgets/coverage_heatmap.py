@@ -26,8 +26,8 @@ Zoom: "day" is one column per calendar day, "week" one per ISO week (Monday to S
 one per calendar month. A run of columns that no row expects, at least `GAP_MIN_DAYS` long (an
 off-season), is squeezed into one thin gap column (┊): it holds nothing to see or do, and
 drawn in full it would take a third of a 3-year NBA range's width. Columns are one character
-wide, or wider (up to `MAX_CELL_WIDTH`) when the width leaves room, so a month zoom fills a wide terminal
-instead of its left quarter. A week or month column shows the WORST state of its days
+wide, or wider (up to `MAX_CELL_WIDTH`) when the width leaves room, so a month zoom fills a
+wide terminal instead of its left quarter. A week or month column shows the WORST state of its days
 (`core.coverage.worst`; not_expected only when every day is) in that state's colour. When the
 worst is partial or missing but some days of the bucket are complete, the bucket is partly
 done: a bar ▁▂▃▄▅▆▇ gives the share complete among its due days (expected and not skipped), in
