@@ -22,6 +22,7 @@ from core.process.attempt import Attempt
 from core.process.groups import proc_stat
 from core.process.logfile import note
 from core.process.spec import TAG_VAR, AttemptSpec, Launched
+from core.state import statedir
 
 
 class LaunchError(OSError):
@@ -57,6 +58,7 @@ async def start(spec: AttemptSpec) -> Attempt:
                     cwd=spec.cwd,
                     env=env,
                     start_new_session=True,
+                    umask=statedir.job_umask(),
                 ),
             )
         except OSError as exc:

@@ -35,11 +35,24 @@ def cannot(path: Path | str, what: str, exc: OSError) -> UserError:
     )
 
 
+#: the operator's umask, from before the engine set its own: the one jobs run with
+_operator_umask: int | None = None
+
+
 def engine_umask(group: str | None) -> int:
-    """For the engine process, before it makes anything: what it and its jobs create under
-    state_dir (logs above all) is private, whichever code creates it. Returns the umask it
-    replaced."""
-    return os.umask(GROUP_UMASK if group else PRIVATE_UMASK)
+    """For the engine process, before it makes anything: what it creates under state_dir (logs
+    above all) is private, whichever code creates it. Returns the umask it replaced."""
+    global _operator_umask
+    old = os.umask(GROUP_UMASK if group else PRIVATE_UMASK)
+    if _operator_umask is None:
+        _operator_umask = old
+    return old
+
+
+def job_umask() -> int:
+    """The umask a job starts with: the operator's, so what a job writes outside state_dir is
+    as shared as it would be without backfill (-1: the process's own, when none was set)."""
+    return -1 if _operator_umask is None else _operator_umask
 
 
 def prepare(state_dir: Path, *, group: str | None) -> None:

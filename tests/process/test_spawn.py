@@ -96,3 +96,23 @@ async def test_a_name_shadowed_by_a_shell_builtin_runs_the_real_program(tmp_path
     # dash's builtin echo would turn \t into a tab; /bin/echo prints it as is.
     outcome = await (await process.start(spec(tmp_path, ["echo", "a\\tb"]))).wait()
     assert outcome.tail == ("a\\tb",)
+
+
+@pytest.mark.anyio
+async def test_a_job_runs_with_the_operators_umask_while_its_log_stays_private(tmp_path):
+    import os
+    import stat
+
+    from core.state import statedir
+
+    before = os.umask(0o022)  # the operator's
+    restore = statedir.engine_umask(None)  # the engine's own: 077
+    try:
+        job = py("import os; print(oct(os.umask(0)))")
+        attempt = await process.start(spec(tmp_path, job))
+        outcome = await attempt.wait()
+    finally:
+        os.umask(restore)
+        os.umask(before)
+    assert outcome.tail[-1] == "0o22"
+    assert stat.S_IMODE((tmp_path / "logs" / "attempt.log").stat().st_mode) == 0o600
