@@ -2,10 +2,12 @@
 
 The built-in checks always run: the config is valid, the warehouse answers, the tables exist (a
 missing source table fails; a missing output table only warns: it appears with its first run),
-every command's program resolves, state_dir is writable, no other engine owns it. The checks of
-backfill.yaml's `preflight:` list follow (coverage, query, command, path_exists, python_import,
-env_var); a check that does not hold reports its severity (fail, warn or info). Checks run
-concurrently, each bounded by its timeout; a check that crashes fails with its error as detail.
+every command's program resolves, state_dir is writable, no other engine owns it, and how the
+processes an attempt leaves running are found (its own cgroup v2, or a scan of /proc). The
+checks of backfill.yaml's `preflight:` list follow (coverage, query, command, path_exists,
+python_import, env_var); a check that does not hold reports its severity (fail, warn or info).
+Checks run concurrently, each bounded by its timeout; a check that crashes fails with its error
+as detail.
 `--quick` skips the checks marked `quick: false`.
 """
 
@@ -24,6 +26,7 @@ from typing import Any, Literal
 
 import anyio
 
+from core import process
 from core.config import Config
 from core.config.model import (
     CheckSpec,
@@ -103,6 +106,7 @@ def builtin_checks(config: Config) -> list[Check]:
         Check("commands resolve", lambda: _commands(config)),
         Check("state_dir writable", lambda: _state_dir(config)),
         Check("engine lock free", lambda: _lock(config)),
+        Check("attempts' leftover processes found", _containment),
     ]
 
 
@@ -186,6 +190,11 @@ def _lock(config: Config) -> tuple[Status, str]:
     if owner == os.getpid():
         return "pass", "owned by this process"
     return "warn", f"another engine (pid {owner}) is running; starting a run here will be refused"
+
+
+def _containment() -> tuple[Status, str]:
+    kind, detail = process.containment()
+    return ("warn" if kind == "none" else "pass"), detail
 
 
 # -- the kinds of backfill.yaml ----------------------------------------------------------------

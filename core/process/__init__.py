@@ -35,9 +35,8 @@ translated to the monotonic clock once, at the edge.
 
 from core.process.attempt import Attempt, adopt
 from core.process.cgroups import existing as attempt_cgroup
-from core.process.cgroups import probe as probe_cgroups
 from core.process.groups import alive, start_ticks
-from core.process.leftovers import end_leftovers
+from core.process.leftovers import containment, end_leftovers
 from core.process.logfile import TAIL_LINES, read_tail
 from core.process.spawn import LaunchError, start
 from core.process.spec import TAG_VAR, AttemptOutcome, AttemptSpec, Launched, Reason
@@ -56,10 +55,10 @@ __all__ = [
     "adopt",
     "alive",
     "attempt_cgroup",
+    "containment",
     "end_leftovers",
     "find_tagged",
     "identify",
-    "probe_cgroups",
     "read_tail",
     "start",
     "start_ticks",

@@ -18,11 +18,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Literal
 
 import anyio
 
 from core.process import cgroups
-from core.process.groups import KILL_SETTLE
+from core.process.groups import HAVE_PROC, KILL_SETTLE
 from core.process.logfile import human, note
 from core.process.tags import scan_attempt
 
@@ -97,6 +98,26 @@ class _Finder:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
+
+
+Containment = Literal["cgroup", "tags", "none"]
+
+
+def containment() -> tuple[Containment, str]:
+    """How the leftovers of attempts are found on this machine, and why (for preflight).
+    Blocking: makes and removes an empty cgroup to be sure it can."""
+    group, found = cgroups.probe()
+    if group is not None:
+        return "cgroup", found
+    if HAVE_PROC:
+        return "tags", (
+            f"process group and tag scan of /proc ({found}): a process that leaves the group "
+            "and also rewrites its environment is not found"
+        )
+    return "none", (
+        f"neither a cgroup v2 nor /proc ({found}): processes that leave an attempt's process "
+        "group run on after it ends"
+    )
 
 
 def _processes(count: int) -> str:

@@ -76,3 +76,17 @@ def test_a_check_past_its_timeout_fails_and_the_others_still_report():
     slow_result, fast_result = anyio.run(run_checks, checks)
     assert slow_result.status == "fail" and slow_result.detail.startswith("no answer within")
     assert slow_result.duration_s < 2 and fast_result.status == "pass"
+
+
+def test_preflight_says_how_an_attempts_leftover_processes_are_found(tiny: Config, monkeypatch):
+    status, detail = results(tiny)["attempts' leftover processes found"]
+    assert status == "pass"
+    if detail.startswith("cgroup v2"):
+        # A real probe: it made (and removed) a cgroup where attempts' cgroups go.
+        assert "each attempt in its own cgroup under /sys/fs/cgroup" in detail
+    else:
+        assert detail.startswith("process group and tag scan of /proc")
+    monkeypatch.setenv("BACKFILL_CGROUPS", "off")
+    status, detail = results(tiny)["attempts' leftover processes found"]
+    assert status == "pass"
+    assert detail.startswith("process group and tag scan of /proc (turned off by BACKFILL_CGROUPS")

@@ -12,6 +12,12 @@ Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND
   escapes       print terminal escapes (a title change, colours) in its error line, exit 1
   break-table   after writing, replace the table by one without the date column (every
                 later read of it fails: a permanent warehouse error)
+  setsid-escapee  start a grandchild that calls setsid() (leaving the process group), then
+                print a line and sleep forever (a stall); once the job is gone the grandchild
+                waits 1 s and writes the date's row every 0.2 s, silently, for a minute
+  fork-and-exit start three sleeping grandchildren (in the job's group), write, exit 0
+Grandchildren carry $RECORD in their argv, so a test finds its own leftovers, and their pids are
+recorded ("escapee", "forked"); each row an escapee writes is recorded too ("escapee-wrote").
 Every start and end is appended to $RECORD as a JSON line.
 """
 
@@ -27,12 +33,41 @@ import time
 from pathlib import Path
 
 
-def record(kind: str, name: str, dates: list[str]) -> None:
+def record(kind: str, name: str, dates: list[str], **more: object) -> None:
     line = json.dumps(
-        {"kind": kind, "name": name, "dates": dates, "at": time.time(), "pid": os.getpid()}
+        {"kind": kind, "name": name, "dates": dates, "at": time.time(), "pid": os.getpid(), **more}
     )
     with open(os.environ["RECORD"], "a") as f:
         f.write(line + "\n")
+
+
+# Leaves the job's process group and session, then outlives the job: what a daemonising worker
+# does. Silent, so the job still stalls; it writes only once the job has gone, as the escapee of
+# a killed attempt would.
+ESCAPEE = """
+import json, os, sqlite3, sys, time
+os.setsid()
+parent, table, day = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+while os.getppid() == parent:
+    time.sleep(0.05)
+time.sleep(1.0)
+for _ in range(300):
+    conn = sqlite3.connect(os.environ["WAREHOUSE"] + "/ds.sqlite", timeout=30)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (d TEXT)")
+    conn.execute(f"INSERT INTO {table} VALUES (?)", (day,))
+    conn.commit()
+    conn.close()
+    with open(os.environ["RECORD"], "a") as f:
+        f.write(json.dumps({"kind": "escapee-wrote", "name": table, "dates": [day]}) + "\\n")
+    time.sleep(0.2)
+"""
+SLEEPER = "import time; time.sleep(600)"
+
+
+def grandchild(code: str, *args: str, silent: bool = False) -> int:
+    """Started with $RECORD last in its argv: how a test tells its own leftovers."""
+    argv = [sys.executable, "-c", code, *args, os.environ["RECORD"]]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL if silent else None).pid
 
 
 def first_time(name: str, day: str, kind: str) -> bool:
@@ -65,6 +100,14 @@ def main() -> int:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print("ignoring SIGTERM", flush=True)
             time.sleep(600)
+        if kind == "setsid-escapee":
+            pid = grandchild(ESCAPEE, str(os.getpid()), name, day, silent=True)
+            record("escapee", name, [day], escapee=pid)
+            print("working ...", flush=True)
+            time.sleep(600)
+        if kind == "fork-and-exit":
+            pids = [grandchild(SLEEPER) for _ in range(3)]
+            record("forked", name, [day], grandchildren=pids)
         if kind == "hang":
             # $RECORD in its argv: a test finds its own leftovers, not another test run's.
             sleeper = "import time; time.sleep(600)"

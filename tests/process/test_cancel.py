@@ -122,3 +122,4 @@ async def test_the_proc_scan_while_killing_runs_off_the_event_loop(tmp_path, mon
     await attempt.cancel()
     assert scanned_in  # the group outlived SIGTERM, so it was scanned while we waited
     assert threading.current_thread() not in scanned_in
+    await attempt.wait()  # as the engine does: what the attempt left (its cgroup) goes too

@@ -157,7 +157,7 @@ class DateDetailScreen(Screen[None]):
                 Text(time.strftime("%H:%M:%S", time.localtime(attempt.started_at))),
                 Text(format_duration(attempt.duration)),
                 Text("" if attempt.exit_code is None else str(attempt.exit_code)),
-                literal(attempt.reason or "running"),
+                literal((attempt.reason or "running") + attempt.leftovers_note),
                 literal(attempt.outcome or "", newlines=False),
                 key=str(attempt.id),
             )
@@ -215,4 +215,5 @@ def _describe(attempt: AttemptRow) -> str:
         return f"#{attempt.number} running"
     code = "" if attempt.exit_code is None else f" exit {attempt.exit_code}"
     why = f" ({attempt.reason})" if attempt.reason not in (None, "exit") else ""
-    return f"#{attempt.number} {attempt.outcome}{code}{why} {format_duration(attempt.duration)}"
+    duration = format_duration(attempt.duration)
+    return f"#{attempt.number} {attempt.outcome}{code}{why}{attempt.leftovers_note} {duration}"
