@@ -236,6 +236,7 @@ class Attempt:
                 cgroup=self._cgroup,
                 grace=self.spec.grace,
                 log_path=self.launched.log_path,
+                since_ticks=self.launched.start_ticks,
             )
 
     # -- outcome -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 attempt started, wherever it went (systemd's KillMode=control-group).
 
 A process group is left with one setsid() and an environment with one exec, so the tag scan
-(`tags.scan_attempt`) misses a job that does both. Leaving a cgroup takes write access to the
+(`tags.attempt_members`) misses a job that does both. Leaving a cgroup takes write access to the
 cgroup tree, which jobs are not given on purpose. The attempt's cgroup is
 `<this process's cgroup>/backfill-<digest of the tag>/`, so the next engine finds it after a crash.
 
@@ -20,6 +20,7 @@ manager of the cgroup tree (systemd without `Delegate=yes`) must not find ours i
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -42,25 +43,33 @@ _stranded = False
 
 
 def unusable() -> str | None:
-    """Why attempts get no cgroup of their own here (None: they do). Cheap: a few small reads,
-    no probe (`probe` makes one)."""
+    """Why attempts get no cgroup of their own here (None: they do). Cheap, no probe (`probe`
+    makes one): the environment and what `_home` learnt once."""
     if os.environ.get(SWITCH_VAR, "").lower() in ("0", "off", "no", "false"):
         return f"turned off by {SWITCH_VAR}={os.environ[SWITCH_VAR]}"
     if _stranded:
         return "the engine could not move back to its own cgroup after a spawn"
-    base = own_cgroup()
+    return _home()[1]
+
+
+@functools.cache
+def _home() -> tuple[Path | None, str | None]:
+    """This process's own cgroup and why attempts cannot have theirs under it (None: they can).
+    Read once: the engine's cgroup is where it started, it only ever leaves it for a spawn
+    (reading it and the mount table on every spawn was most of what a cgroup cost an attempt)."""
+    base = cgroup_of("self")
     if base is None:
-        return "no cgroup v2 hierarchy is mounted"
+        return None, "no cgroup v2 hierarchy is mounted"
     if not os.access(base, os.W_OK) or not os.access(base / "cgroup.procs", os.W_OK):
-        return f"{base} is not writable (not delegated to this user)"
-    return None
+        return base, f"{base} is not writable (not delegated to this user)"
+    return base, None
 
 
 def probe() -> tuple[Path | None, str]:
     """For preflight: makes and removes an empty cgroup where attempts' cgroups would go.
     (the cgroup to use or None, what was found)."""
     why = unusable()
-    base = own_cgroup()
+    base = _home()[0]
     if why is not None or base is None:
         return None, why or "no cgroup v2 hierarchy is mounted"
     trial = base / f"{PREFIX}probe-{uuid.uuid4().hex[:12]}"
@@ -74,7 +83,7 @@ def probe() -> tuple[Path | None, str]:
 
 def path_for(tag: str) -> Path | None:
     """Where the attempt with this tag has its cgroup, if attempts have cgroups here."""
-    base = own_cgroup()
+    base = _home()[0]
     if base is None or not tag:
         return None
     return base / f"{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}"
@@ -95,7 +104,7 @@ def existing(tag: str, leader: int | None = None) -> Path | None:
 def spawn_inside(tag: str, spawn: Callable[[], T]) -> tuple[T, Path | None]:
     """`spawn()` with the engine moved into a new cgroup for the attempt, so the child is born
     there. (what spawn returned, the cgroup or None where attempts get none)."""
-    base = own_cgroup() if unusable() is None else None
+    base = _home()[0] if unusable() is None else None
     group = path_for(tag or uuid.uuid4().hex) if base is not None else None
     if base is None or group is None or not _make(group):
         return spawn(), None
@@ -138,11 +147,6 @@ def remove(group: Path | None) -> None:
     if group is not None:
         with contextlib.suppress(OSError):
             group.rmdir()
-
-
-def own_cgroup() -> Path | None:
-    """This process's cgroup in the v2 hierarchy, as a folder; None without one."""
-    return cgroup_of("self")
 
 
 def cgroup_of(pid: str) -> Path | None:

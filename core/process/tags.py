@@ -7,7 +7,7 @@ rewrites its environment. That serves three ends:
   - a pid in the journal may, after a crash, belong to a stranger the OS gave it to since: only a
     process with the journaled start time and the tag is adopted, or ever signalled (`identify`);
   - a grandchild that called setsid() has left the attempt's process group, but not its
-    environment: once the attempt ends, the engine finds it by the tag (`scan_attempt`).
+    environment: once the attempt ends, the engine finds it by the tag (`attempt_members`).
 
 Reading another process's environment needs the right to trace it: the engine's own jobs run as
 the engine's user, strangers it cannot read are not its own.
@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.process.groups import HAVE_PROC, PROC, alive, is_dead_state, proc_stat
+from core.process.groups import HAVE_PROC, PROC, alive, is_dead_state, proc_stat, read_proc_file
 from core.process.spec import TAG_VAR, Launched
 
 
@@ -83,27 +83,55 @@ def identify(launched: Launched, tag: str) -> Unproven | None:
     return None
 
 
-def scan_attempt(tag: str, pgid: int | None) -> set[int]:
-    """The live processes of an attempt: members of its process group `pgid` (None: a group not
-    known to be the attempt's, such as a reused pid's) and everything carrying its tag, wherever
-    it went. Never this process. Blocking, a read of every process: call it in a worker thread.
-    """
+@dataclass(frozen=True)
+class Seen:
+    """A live process as a scan of /proc saw it."""
+
+    pid: int
+    pgrp: int
+    start_ticks: int
+    #: its $BACKFILL_ATTEMPT; None when it has none, or is older than the scan's horizon
+    tag: bytes | None
+
+
+def read_processes(horizon: int | None) -> list[Seen]:
+    """Every live process but this one. Only those started at `horizon` (clock ticks since boot)
+    or later have their environment read: what an attempt started cannot be older than it, and
+    two reads per process instead of one made a scan cost twice as much. Blocking, a read of
+    every process: call it in a worker thread."""
     if not HAVE_PROC:
-        return set()
-    entry = _entry(tag) if tag else None
+        return []
     me = os.getpid()
-    found = set()
+    prefix = f"{TAG_VAR}=".encode()
+    seen = []
     for pid in _pids():
         if pid == me:
             continue
         stat = proc_stat(pid)
         if stat is None or is_dead_state(stat.state):
             continue
-        if (pgid is not None and stat.pgrp == pgid) or (
-            entry is not None and entry in _environ(pid).split(b"\0")
-        ):
-            found.add(pid)
-    return found
+        tag = None
+        if horizon is None or stat.start_ticks >= horizon:
+            entry = next((v for v in _environ(pid).split(b"\0") if v.startswith(prefix)), None)
+            tag = None if entry is None else entry[len(prefix) :]
+        seen.append(Seen(pid, stat.pgrp, stat.start_ticks, tag))
+    return seen
+
+
+def attempt_members(
+    seen: Iterable[Seen], tag: str, pgid: int | None, since_ticks: int | None
+) -> set[int]:
+    """Of the processes a scan saw (with a horizon no later than `since_ticks`), the attempt's:
+    members of its process group `pgid` (None: a group not known to be the attempt's, such as a
+    reused pid's) and everything carrying its tag, wherever it went. `since_ticks`: when the
+    attempt started, where known."""
+    wanted = os.fsencode(tag) if tag else None
+    return {
+        p.pid
+        for p in seen
+        if (since_ticks is None or p.start_ticks >= since_ticks)
+        and ((pgid is not None and p.pgrp == pgid) or (wanted is not None and p.tag == wanted))
+    }
 
 
 def _entry(tag: str) -> bytes:
@@ -111,11 +139,8 @@ def _entry(tag: str) -> bytes:
 
 
 def _pids() -> list[int]:
-    return [int(e.name) for e in os.scandir(PROC) if e.name.isdigit()]
+    return [int(name) for name in os.listdir(PROC) if name.isdigit()]
 
 
 def _environ(pid: int) -> bytes:
-    try:
-        return (PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        return b""  # gone meanwhile, or not ours to read
+    return read_proc_file(pid, "environ")
