@@ -12,7 +12,6 @@ dashboard already do, for every warehouse).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -20,159 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import WarehouseError
 from core.warehouse.base import Scan, ScanResult
+from core.warehouse.bigquery.client import emulator_endpoint, make_client
+from core.warehouse.bigquery.errors import RETRY_DEADLINE_S, explain, make_retry
+from core.warehouse.bigquery.sql import range_params, union_sql
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
 T = TypeVar("T")
-
-EMULATOR_VARIABLE = "BIGQUERY_EMULATOR_HOST"
-#: How long throttling may delay one call before it is reported (warehouse.retry_deadline): a
-#: dashboard refresh or a verification should fail visibly within minutes, not the client's 10-40.
-RETRY_DEADLINE_S = 120.0
-#: Throttling: retried with exponential backoff and jitter, then explained.
-THROTTLED_REASONS = frozenset({"quotaExceeded", "rateLimitExceeded", "jobRateLimitExceeded"})
-#: Failures of BigQuery's side that the client library also retries.
-TRANSIENT_REASONS = frozenset(
-    {"backendError", "internalError", "badGateway", "jobBackendError", "jobInternalError"}
-)
-
-
-def emulator_endpoint(api_endpoint: str | None) -> str | None:
-    """The endpoint for anonymous credentials: the config's, else $BIGQUERY_EMULATOR_HOST."""
-    endpoint = api_endpoint or os.environ.get(EMULATOR_VARIABLE) or None
-    if endpoint and "://" not in endpoint:
-        endpoint = f"http://{endpoint}"
-    return endpoint
-
-
-def make_client(
-    project: str, location: str | None = None, api_endpoint: str | None = None
-) -> bigquery.Client:
-    """A client on Application Default Credentials, or anonymous against an emulator."""
-    from google.cloud import bigquery
-
-    endpoint = emulator_endpoint(api_endpoint)
-    if endpoint:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        return bigquery.Client(
-            project=project,
-            location=location,
-            # google-auth leaves AnonymousCredentials.__init__ unannotated.
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=endpoint),
-        )
-    import google.auth
-    from google.auth.exceptions import DefaultCredentialsError
-
-    try:
-        credentials, _ = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/cloud-platform"]
-        )
-    except DefaultCredentialsError:
-        raise WarehouseError(
-            "no Google credentials for BigQuery: run `gcloud auth application-default login`, "
-            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file "
-            f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})",
-            transient=False,
-        ) from None
-    return bigquery.Client(project=project, location=location, credentials=credentials)
-
-
-def reason_of(exc: BaseException) -> str:
-    """The machine-readable reason BigQuery gave (`accessDenied`, `quotaExceeded`...), or ''."""
-    errors = getattr(exc, "errors", None)
-    try:
-        return str(errors[0]["reason"]) if errors else ""
-    except (KeyError, IndexError, TypeError):
-        return ""
-
-
-def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return str(text).splitlines()[0] if str(text).strip() else type(exc).__name__
-
-
-def explain(exc: BaseException, doing: str, project: str) -> WarehouseError:
-    """One sentence an operator can act on, for what the client raised while `doing`."""
-    from google.api_core import exceptions as api
-    from google.auth import exceptions as auth
-    from requests import exceptions as http
-
-    if isinstance(exc, api.RetryError) and exc.cause is not None:
-        exc = exc.cause  # retried until the deadline: what it kept failing with is the news
-    message, reason = _message(exc), reason_of(exc)
-    if reason in THROTTLED_REASONS or isinstance(exc, api.TooManyRequests):
-        hint = (
-            "still throttled after retrying with backoff; daily quotas reset at midnight Pacific, "
-            "concurrent-query limits within minutes: lower max_parallel or wait"
-        )
-    elif isinstance(exc, api.Forbidden):
-        hint = (
-            f"permission denied in project {project}: the account needs BigQuery Job User on the "
-            "project and Data Viewer on the datasets"
-        )
-    elif isinstance(exc, api.NotFound):
-        hint = f"not found: check warehouse.project ({project}) and the dataset names"
-    elif isinstance(exc, api.BadRequest):
-        hint = (
-            "BigQuery rejected the query (a `where` predicate, or a date column not of DATE type?)"
-        )
-    elif isinstance(exc, auth.DefaultCredentialsError | auth.RefreshError):
-        hint = "the credentials do not work: run `gcloud auth application-default login` again"
-    elif isinstance(exc, http.ConnectionError | ConnectionError | http.Timeout):
-        hint = "BigQuery could not be reached (network, proxy, or the emulator is not running)"
-    else:
-        hint = "BigQuery call failed"
-    return WarehouseError(f"{doing}: {hint}: {message}", transient=_transient(exc))
-
-
-def _transient(exc: BaseException) -> bool:
-    from google.api_core import exceptions as api
-    from requests import exceptions as http
-
-    if isinstance(exc, http.SSLError):
-        return False
-    if reason := reason_of(exc):
-        return reason in THROTTLED_REASONS | TRANSIENT_REASONS
-    return isinstance(
-        exc,
-        api.TooManyRequests
-        | api.InternalServerError
-        | api.BadGateway
-        | api.ServiceUnavailable
-        | http.ConnectionError
-        | http.Timeout
-        | ConnectionError,
-    )
-
-
-def _retry(deadline: float) -> Any:
-    """The client's backoff (exponential, with jitter) on throttling and transient failures."""
-    from google.cloud.bigquery.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_predicate(_transient).with_deadline(deadline)
-
-
-def quote(project: str, table: str) -> str:
-    """`project.dataset.table`, backquoted (project ids may hold dashes)."""
-    return f"`{project}.{table}`"
-
-
-def union_sql(project: str, scans: Sequence[Scan]) -> str:
-    """Grouped row counts of every scan in one statement; `scan` is the scan's position."""
-    parts = []
-    for i, scan in enumerate(scans):
-        column = f"`{scan.date_column}`"
-        where = f" AND ({scan.where})" if scan.where else ""
-        parts.append(
-            f"SELECT {i} AS scan, {column} AS day, COUNT(*) AS n "
-            f"FROM {quote(project, scan.table)} "
-            f"WHERE {column} BETWEEN @start AND @end{where} GROUP BY {column}"
-        )
-    return "\nUNION ALL\n".join(parts)
 
 
 class BigQueryWarehouse:
@@ -206,9 +60,9 @@ class BigQueryWarehouse:
         with self._lock:
             if self._client is None:
                 # Built here, not in __init__: opening the dashboard imports no client library.
-                self._retry = _retry(self._retry_deadline)
+                self._retry = make_retry(self._retry_deadline)
                 # a query job that fails is retried as a new job: room for a few of those
-                self._job_retry = _retry(2 * self._retry_deadline)
+                self._job_retry = make_retry(2 * self._retry_deadline)
                 self._client = make_client(self.project, self.location, self.api_endpoint)
             return self._client
 
@@ -294,7 +148,7 @@ class BigQueryWarehouse:
         counts: list[dict[date, int]] = [{} for _ in counted]
         for index, day, n in self.query(
             union_sql(self.project, counted),
-            _range_params(start, end),
+            range_params(start, end),
             doing=f"counting rows per date in {len(counted)} tables",
         ):
             if not isinstance(day, date):
@@ -317,7 +171,7 @@ class BigQueryWarehouse:
         if not counted:
             return None
         config = bigquery.QueryJobConfig(
-            dry_run=True, use_query_cache=False, query_parameters=_range_params(start, end)
+            dry_run=True, use_query_cache=False, query_parameters=range_params(start, end)
         )
         client = self.client()
         job = self.call(
@@ -341,12 +195,3 @@ class BigQueryWarehouse:
                 # google-cloud-bigquery leaves Client.close unannotated.
                 self._client.close()  # type: ignore[no-untyped-call]
                 self._client = None
-
-
-def _range_params(start: date, end: date) -> list[Any]:
-    from google.cloud import bigquery
-
-    return [
-        bigquery.ScalarQueryParameter("start", "DATE", start),
-        bigquery.ScalarQueryParameter("end", "DATE", end),
-    ]
