@@ -1,5 +1,6 @@
 """An HTTP proxy in front of the emulator that answers chosen requests with BigQuery's own error
-bodies (403 accessDenied, 403 rateLimitExceeded, ...), so the real client meets real errors."""
+bodies (403 accessDenied, 403 rateLimitExceeded, ...), so the real client meets real errors; and
+it keeps what the client sent (bodies, headers), which the emulator does not all record."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -23,15 +25,29 @@ class Fault:
     times: int = 1_000_000  # how many matching requests fail before they pass again
 
 
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    failed: bool
+    body: Any  # the JSON the client sent, or None
+    headers: dict[str, str]
+
+
 @dataclass
 class FaultProxy:
     url: str
     faults: list[Fault] = field(default_factory=list)
     #: (method, path, failed?) of every request, in order
     seen: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: every request in full, in order
+    requests: list[Request] = field(default_factory=list)
 
     def count(self, method: str, path_contains: str) -> int:
         return sum(m == method and path_contains in p for m, p, _ in self.seen)
+
+    def sent(self, method: str, path_contains: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method and path_contains in r.path]
 
 
 @contextmanager
@@ -58,6 +74,15 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
                 if fault is not None:
                     fault.times -= 1
                 proxy.seen.append((self.command, self.path, fault is not None))
+                proxy.requests.append(
+                    Request(
+                        self.command,
+                        self.path,
+                        fault is not None,
+                        json.loads(body) if body.startswith(b"{") else None,
+                        {k.lower(): v for k, v in self.headers.items()},
+                    )
+                )
             if fault is not None:
                 error = {"reason": fault.reason, "message": fault.message, "domain": "global"}
                 payload = json.dumps(

@@ -1,5 +1,5 @@
 """The BigQuery warehouse against a real BigQuery API (the emulator): the same answers as SQLite,
-one query job per refresh, and failures explained in one line."""
+one query job per location and refresh, and failures explained in one line."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_status_and_plan_are_the_same_on_sqlite_and_bigquery(both, capsys):
     assert plan_bq == plan_lite
 
 
-def test_a_refresh_is_one_query_job_and_a_verification_reads_only_its_dates(
+def test_a_refresh_is_one_query_job_per_location_and_a_verification_reads_only_its_dates(
     both, emulator, project
 ):
     _, bq = both
@@ -52,7 +52,7 @@ def test_a_refresh_is_one_query_job_and_a_verification_reads_only_its_dates(
     before = len(query_jobs(project, emulator))
     coverage = measure(config, warehouse, SEASON_START, COPIED_UNTIL)
     jobs = query_jobs(project, emulator)
-    assert len(jobs) == before + 1
+    assert len(jobs) == before + 1  # every dataset of the demo is in US
     assert jobs[0].query.count("UNION ALL") == len(config.processors)  # + the calendar
     assert len(coverage.calendar.expected_dates) > 80
 

@@ -22,10 +22,9 @@ def emulator_endpoint(api_endpoint: str | None) -> str | None:
     return endpoint
 
 
-def make_client(
-    project: str, location: str | None = None, api_endpoint: str | None = None
-) -> bigquery.Client:
-    """A client on Application Default Credentials, or anonymous against an emulator."""
+def make_client(project: str, api_endpoint: str | None = None) -> bigquery.Client:
+    """A client on Application Default Credentials, or anonymous against an emulator. It has no
+    default location: each job is sent to the location of the datasets it reads."""
     from google.cloud import bigquery
 
     endpoint = emulator_endpoint(api_endpoint)
@@ -35,7 +34,6 @@ def make_client(
 
         return bigquery.Client(
             project=project,
-            location=location,
             # google-auth leaves AnonymousCredentials.__init__ unannotated.
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=endpoint),
@@ -54,4 +52,4 @@ def make_client(
             f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})",
             transient=False,
         ) from None
-    return bigquery.Client(project=project, location=location, credentials=credentials)
+    return bigquery.Client(project=project, credentials=credentials)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from core.errors import WarehouseError
@@ -31,8 +33,22 @@ def _message(exc: BaseException) -> str:
     return str(text).splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-def explain(exc: BaseException, doing: str, project: str) -> WarehouseError:
-    """One sentence an operator can act on, for what the client raised while `doing`."""
+#: BigQuery's words when a job reads a dataset of another location than its own
+_WRONG_LOCATION = re.compile(
+    r"Dataset (?:[\w.-]+[:.])?(?P<dataset>\w+) was not found in location (?P<location>[\w-]+)"
+)
+
+
+def explain(
+    exc: BaseException,
+    doing: str,
+    project: str,
+    *,
+    job_location: str | None = None,
+    locations: Mapping[str, str] | None = None,
+) -> WarehouseError:
+    """One sentence an operator can act on, for what the client raised while `doing`: a job
+    sent to `job_location`, when the datasets are known to be in `locations`."""
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
     from requests import exceptions as http
@@ -40,7 +56,16 @@ def explain(exc: BaseException, doing: str, project: str) -> WarehouseError:
     if isinstance(exc, api.RetryError) and exc.cause is not None:
         exc = exc.cause  # retried until the deadline: what it kept failing with is the news
     message, reason = _message(exc), reason_of(exc)
-    if reason in THROTTLED_REASONS or isinstance(exc, api.TooManyRequests):
+    wrong = _WRONG_LOCATION.search(message) if isinstance(exc, api.NotFound) else None
+    if wrong:
+        dataset = wrong["dataset"]
+        where = (locations or {}).get(dataset)
+        hint = (
+            f"dataset {dataset} is in {where or 'another location'}, the job ran in "
+            f"{job_location or wrong['location']}: one job reads one location's datasets only "
+            "(does a `where` predicate read another dataset?)"
+        )
+    elif reason in THROTTLED_REASONS or isinstance(exc, api.TooManyRequests):
         hint = (
             "still throttled after retrying with backoff; daily quotas reset at midnight Pacific, "
             "concurrent-query limits within minutes: lower max_parallel or wait"

@@ -1,9 +1,11 @@
-"""The BigQuery warehouse: every table of a refresh counted by ONE query job.
+"""The BigQuery warehouse: every table of a refresh counted by one query job per location.
 
 The seed's monitor ran a COUNT(DISTINCT) job per table and per refresh (20-30 s); here the grouped
-counts of all tables and the calendar are one UNION ALL job whose dates travel as query
-parameters. Table and column names were validated as plain identifiers by the config and are
-backquoted; only `where` predicates (trusted, from backfill.yaml) are pasted as written.
+counts of all tables and the calendar are one UNION ALL job per location (a job reads the
+datasets of one location only, and the seed has us-west2 beside US). The jobs run at once, their
+dates travel as query parameters, and dataset locations come from metadata (free), once. Table
+and column names were validated as plain identifiers by the config and are backquoted; only
+`where` predicates (trusted, from backfill.yaml) are pasted as written.
 
 google-cloud-bigquery is imported when a client is first needed, so SQLite users and start-up
 never pay for it. Every call here blocks: callers run it off their event loop (the engine and the
@@ -12,8 +14,10 @@ dashboard already do, for every warehouse).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +43,7 @@ class BigQueryWarehouse:
         retry_deadline: float = RETRY_DEADLINE_S,
     ) -> None:
         self.project = project
+        #: where jobs that read none of the pipeline's datasets run (BigQuery's default: US)
         self.location = location
         self.api_endpoint = api_endpoint
         endpoint = emulator_endpoint(api_endpoint)
@@ -53,6 +58,8 @@ class BigQueryWarehouse:
         self._present: set[str] = set()
         #: datasets seen to exist
         self._datasets: set[str] = set()
+        #: dataset -> its location, read once: a dataset cannot move
+        self._locations: dict[str, str] = {}
 
     # -- the client --------------------------------------------------------------------------
 
@@ -63,11 +70,12 @@ class BigQueryWarehouse:
                 self._retry = make_retry(self._retry_deadline)
                 # a query job that fails is retried as a new job: room for a few of those
                 self._job_retry = make_retry(2 * self._retry_deadline)
-                self._client = make_client(self.project, self.location, self.api_endpoint)
+                self._client = make_client(self.project, self.api_endpoint)
             return self._client
 
-    def call(self, doing: str, call: Callable[[], T]) -> T:
-        """`call()`, with whatever the client raises explained as a WarehouseError."""
+    def call(self, doing: str, call: Callable[[], T], *, location: str | None = None) -> T:
+        """`call()`, with whatever the client raises explained as a WarehouseError (`location`:
+        where the job was sent, for an error about locations)."""
         from google.api_core.exceptions import GoogleAPIError
         from google.auth.exceptions import GoogleAuthError
         from requests.exceptions import RequestException
@@ -75,27 +83,76 @@ class BigQueryWarehouse:
         try:
             return call()
         except (GoogleAPIError, GoogleAuthError, RequestException, ConnectionError) as exc:
-            raise explain(exc, doing, self.project) from None
+            raise explain(
+                exc, doing, self.project, job_location=location, locations=self._locations
+            ) from None
 
-    def query(self, sql: str, params: Sequence[Any] = (), *, doing: str) -> list[tuple[Any, ...]]:
-        """Rows of one query job, retried while BigQuery throttles."""
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        doing: str,
+        location: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of one query job, retried while BigQuery throttles. The job runs in `location`,
+        else in that of the known dataset the SQL names, else in warehouse.location."""
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=list(params))
         client = self.client()
+        where = location or self._location_for(sql)
         rows = self.call(
             doing,
             lambda: list(
                 client.query_and_wait(
                     sql,
                     job_config=config,
-                    location=self.location,
+                    location=where,
                     retry=self._retry,
                     job_retry=self._job_retry,
                 )
             ),
+            location=where,
         )
         return [tuple(row.values()) for row in rows]
+
+    # -- locations ---------------------------------------------------------------------------
+
+    def dataset_locations(self, datasets: set[str]) -> dict[str, str]:
+        """Where each dataset is, from its metadata (an API call, not a job): once per dataset."""
+        client = self.client()
+        for dataset in sorted(datasets - self._locations.keys()):
+            ref = f"{self.project}.{dataset}"
+
+            def location(ref: str = ref) -> str | None:
+                found: str | None = client.get_dataset(ref, retry=self._retry).location
+                return found
+
+            found = self.call(f"reading the location of {ref}", location)
+            with self._lock:
+                self._locations[dataset] = found or "US"  # BigQuery's own default
+        return {d: self._locations[d] for d in datasets}
+
+    def _location_for(self, sql: str) -> str | None:
+        """The location of the datasets a trusted query names, when they share one;
+        warehouse.location for a query naming none (`SELECT 1`); None (BigQuery finds out, and
+        its error is explained) when they span locations."""
+        if not self._datasets:
+            self._list_datasets()
+        named = {d for d in self._datasets if re.search(rf"(?<![\w-]){re.escape(d)}\.", sql)}
+        if not named:
+            return self.location
+        where = set(self.dataset_locations(named).values())
+        return where.pop() if len(where) == 1 else None
+
+    def by_location(self, scans: Sequence[Scan]) -> dict[str, list[Scan]]:
+        """Scans grouped by the location of their dataset, in a stable order."""
+        where = self.dataset_locations({scan.dataset for scan in scans})
+        groups: dict[str, list[Scan]] = {}
+        for scan in scans:
+            groups.setdefault(where[scan.dataset], []).append(scan)
+        return dict(sorted(groups.items()))
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -108,12 +165,7 @@ class BigQueryWarehouse:
             return tables & self._present
         client = self.client()
         if datasets - self._datasets:
-            found = self.call(
-                f"listing the datasets of project {self.project}",
-                lambda: [d.dataset_id for d in client.list_datasets(retry=self._retry)],
-            )
-            with self._lock:
-                self._datasets.update(found)
+            self._list_datasets()
         for dataset in sorted(datasets & self._datasets):
             ref = f"{self.project}.{dataset}"
 
@@ -125,6 +177,15 @@ class BigQueryWarehouse:
                 self._present.update(f"{dataset}.{name}" for name in listed)
         return tables & self._present
 
+    def _list_datasets(self) -> None:
+        client = self.client()
+        found = self.call(
+            f"listing the datasets of project {self.project}",
+            lambda: [d.dataset_id for d in client.list_datasets(retry=self._retry)],
+        )
+        with self._lock:
+            self._datasets.update(found)
+
     def _countable(self, scans: Sequence[Scan]) -> list[Scan]:
         """The scans whose table exists; a project holding none of their datasets is an error
         (almost always the wrong project), not a warehouse where everything is missing."""
@@ -133,7 +194,7 @@ class BigQueryWarehouse:
         if datasets and not datasets & self._datasets:
             raise WarehouseError(
                 f"none of the datasets {', '.join(sorted(datasets))} exists in project "
-                f"{self.project}: check warehouse.project (and location)",
+                f"{self.project}: check warehouse.project",
                 transient=False,
             )
         return [scan for scan in scans if scan.table in present]
@@ -143,45 +204,58 @@ class BigQueryWarehouse:
     ) -> dict[Scan, ScanResult]:
         counted = self._countable(scans)
         results = {scan: ScanResult(table_exists=False) for scan in scans if scan not in counted}
-        if not counted:
-            return results
-        counts: list[dict[date, int]] = [{} for _ in counted]
+        for counts in _at_once(
+            lambda location, group: self._count(group, start, end, location),
+            self.by_location(counted),
+        ):
+            results.update(counts)
+        return results
+
+    def _count(
+        self, scans: list[Scan], start: date, end: date, location: str
+    ) -> dict[Scan, ScanResult]:
+        """The grouped counts of scans whose datasets are all in `location`: one job."""
+        counts: list[dict[date, int]] = [{} for _ in scans]
         for index, day, n in self.query(
-            union_sql(self.project, counted),
+            union_sql(self.project, scans),
             range_params(start, end),
-            doing=f"counting rows per date in {len(counted)} tables",
+            doing=f"counting rows per date in {len(scans)} tables in {location}",
+            location=location,
         ):
             if not isinstance(day, date):
-                scan = counted[index]
+                scan = scans[index]
                 raise WarehouseError(
                     f"{scan.table}.{scan.date_column} is {type(day).__name__}, not DATE",
                     transient=False,
                 )
             counts[index][day] = counts[index].get(day, 0) + int(n)
-        results.update(
-            {scan: ScanResult(counts=c) for scan, c in zip(counted, counts, strict=True)}
-        )
-        return results
+        return {scan: ScanResult(counts=c) for scan, c in zip(scans, counts, strict=True)}
 
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
-        """Bytes the refresh query would scan (a free dry run), None when nothing would run."""
+        """Bytes the refresh jobs would scan (free dry runs), None when nothing would run."""
+        groups = self.by_location(self._countable(scans))
+        if not groups:
+            return None
+        return sum(
+            _at_once(lambda location, group: self._dry_run(group, start, end, location), groups)
+        )
+
+    def _dry_run(self, scans: list[Scan], start: date, end: date, location: str) -> int:
         from google.cloud import bigquery
 
-        counted = self._countable(scans)
-        if not counted:
-            return None
         config = bigquery.QueryJobConfig(
             dry_run=True, use_query_cache=False, query_parameters=range_params(start, end)
         )
         client = self.client()
         job = self.call(
-            "estimating the bytes a refresh scans",
+            f"estimating the bytes a refresh scans in {location}",
             lambda: client.query(
-                union_sql(self.project, counted),
+                union_sql(self.project, scans),
                 job_config=config,
-                location=self.location,
+                location=location,
                 retry=self._retry,
             ),
+            location=location,
         )
         return int(job.total_bytes_processed or 0)
 
@@ -195,3 +269,14 @@ class BigQueryWarehouse:
                 # google-cloud-bigquery leaves Client.close unannotated.
                 self._client.close()  # type: ignore[no-untyped-call]
                 self._client = None
+
+
+def _at_once(work: Callable[[str, list[Scan]], T], groups: dict[str, list[Scan]]) -> list[T]:
+    """`work(location, scans)` for every location, in threads when there are several (each
+    is a job BigQuery runs while the others wait on it); the first failure, in location order,
+    is raised."""
+    if len(groups) <= 1:
+        return [work(location, group) for location, group in groups.items()]
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="bigquery") as pool:
+        futures = [pool.submit(work, location, group) for location, group in groups.items()]
+        return [future.result() for future in futures]
