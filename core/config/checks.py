@@ -58,7 +58,7 @@ def _warehouse(config: Config) -> list[Problem]:
     wh = config.warehouse
     own = {
         "sqlite": {"path"},
-        "bigquery": {"project", "location", "api_endpoint", "retry_deadline"},
+        "bigquery": {"project", "location", "api_endpoint", "retry_deadline", "timeouts"},
     }
     problems = [
         Problem(("warehouse", key), f"not a key of a {wh.kind} warehouse")

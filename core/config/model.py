@@ -42,6 +42,15 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class Timeouts(Spec):
+    """Bounds of every BigQuery call: without them the client waits forever on a hung job."""
+
+    job: Seconds = 600  # BigQuery itself cancels a query job running longer (job_timeout_ms)
+    wait: Seconds = 600  # a query's result, retries included, is waited for this long at most
+    api: Seconds = 60  # one HTTP request unanswered this long is abandoned (and maybe retried)
+    connect: Seconds = 10  # an unreachable BigQuery (refused, reset, DNS) is retried this long
+
+
 class Warehouse(Spec):
     kind: Literal["sqlite", "bigquery"] = "sqlite"
     # the simulated NBA data: SQLite seeds itself on first use, `backfill demo init` seeds either
@@ -53,6 +62,7 @@ class Warehouse(Spec):
     location: str | None = None
     api_endpoint: str | None = None
     retry_deadline: Seconds = 120.0  # how long throttled or failing calls are retried
+    timeouts: Timeouts = Timeouts()
 
     @property
     def label(self) -> str:

@@ -17,12 +17,10 @@ def open_warehouse(config: Config) -> Warehouse:
     wh = config.warehouse
     if wh.kind == "bigquery" and wh.project:
         # Imported here: the client library loads only for configs that use it.
-        from core.warehouse.bigquery import BigQueryWarehouse
+        from core.warehouse.bigquery import BigQueryWarehouse, Bounds
 
+        bounds = Bounds(**wh.timeouts.model_dump(), retry=wh.retry_deadline)
         return BigQueryWarehouse(
-            wh.project,
-            location=wh.location,
-            api_endpoint=wh.api_endpoint,
-            retry_deadline=wh.retry_deadline,
+            wh.project, location=wh.location, api_endpoint=wh.api_endpoint, bounds=bounds
         )
     raise UserError(f"{config.path}: warehouse: kind {config.warehouse.kind} needs a project")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ class Fault:
     reason: str
     message: str
     times: int = 1_000_000  # how many matching requests fail before they pass again
+    #: answered with this JSON instead of an error body (a job that never finishes, say)
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,11 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
             if fault is not None:
                 error = {"reason": fault.reason, "message": fault.message, "domain": "global"}
                 payload = json.dumps(
-                    {"error": {"code": fault.status, "message": fault.message, "errors": [error]}}
+                    fault.body
+                    if fault.body is not None
+                    else {
+                        "error": {"code": fault.status, "message": fault.message, "errors": [error]}
+                    }
                 ).encode()
                 self.send_response(fault.status)
                 self.send_header("Content-Type", "application/json")
@@ -122,3 +129,35 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def hung_endpoint() -> Iterator[str]:
+    """A server that accepts connections and never answers: a hung BigQuery, or a proxy that
+    lost its upstream. Yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # kept open, never read, never written
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()

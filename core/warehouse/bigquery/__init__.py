@@ -1,5 +1,6 @@
 """The BigQuery warehouse (google-cloud-bigquery, imported only once a client is needed)."""
 
+from core.warehouse.bigquery.calls import Bounds
 from core.warehouse.bigquery.client import EMULATOR_VARIABLE, emulator_endpoint, make_client
 from core.warehouse.bigquery.errors import explain, reason_of
 from core.warehouse.bigquery.sql import quote, union_sql
@@ -8,6 +9,7 @@ from core.warehouse.bigquery.warehouse import BigQueryWarehouse
 __all__ = [
     "EMULATOR_VARIABLE",
     "BigQueryWarehouse",
+    "Bounds",
     "emulator_endpoint",
     "explain",
     "make_client",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.errors import WarehouseError
+
+if TYPE_CHECKING:
+    from core.warehouse.bigquery.calls import Attempt
 
 #: How long throttling may delay one call before it is reported (warehouse.retry_deadline): a
 #: dashboard refresh or a verification should fail visibly within minutes, not the client's 10-40.
 RETRY_DEADLINE_S = 120.0
 #: Throttling: retried with exponential backoff and jitter, then explained.
 THROTTLED_REASONS = frozenset({"quotaExceeded", "rateLimitExceeded", "jobRateLimitExceeded"})
+#: BigQuery stopped a job that ran past its job_timeout_ms
+TIMEOUT_REASONS = frozenset({"timeout"})
 #: Failures of BigQuery's side that the client library also retries.
 TRANSIENT_REASONS = frozenset(
     {"backendError", "internalError", "badGateway", "jobBackendError", "jobInternalError"}
@@ -46,9 +51,11 @@ def explain(
     *,
     job_location: str | None = None,
     locations: Mapping[str, str] | None = None,
+    attempt: Attempt | None = None,
 ) -> WarehouseError:
     """One sentence an operator can act on, for what the client raised while `doing`: a job
-    sent to `job_location`, when the datasets are known to be in `locations`."""
+    sent to `job_location`, when the datasets are known to be in `locations`, under the
+    bounds of `attempt`."""
     from google.api_core import exceptions as api
     from google.auth import exceptions as auth
     from requests import exceptions as http
@@ -65,6 +72,8 @@ def explain(
             f"{job_location or wrong['location']}: one job reads one location's datasets only "
             "(does a `where` predicate read another dataset?)"
         )
+    elif bounded := attempt and _bound_hit(exc, attempt):
+        hint = bounded
     elif reason in THROTTLED_REASONS or isinstance(exc, api.TooManyRequests):
         hint = (
             "still throttled after retrying with backoff; daily quotas reset at midnight Pacific, "
@@ -87,17 +96,55 @@ def explain(
         hint = "BigQuery could not be reached (network, proxy, or the emulator is not running)"
     else:
         hint = "BigQuery call failed"
-    return WarehouseError(f"{doing}: {hint}: {message}", transient=_transient(exc))
+    said = f": {message}" if message != type(exc).__name__ else ""
+    return WarehouseError(f"{doing}: {hint}{said}", transient=transient(exc))
 
 
-def _transient(exc: BaseException) -> bool:
+def _bound_hit(exc: BaseException, attempt: Attempt) -> str | None:
+    """What timed out and after how long, or what was retried and until when."""
+    from requests import exceptions as http
+
+    bounds = attempt.bounds
+    if reason_of(exc) in TIMEOUT_REASONS:
+        return f"timed out: BigQuery stopped the job after {duration(bounds.job)} (timeouts.job)"
+    if isinstance(exc, http.ReadTimeout):
+        return (
+            f"timed out: BigQuery did not answer a request within {duration(bounds.api)} "
+            f"(timeouts.api); retried until {attempt.now()} ({attempt.elapsed()} of at most "
+            f"{duration(bounds.deadline)})"
+        )
+    if isinstance(exc, TimeoutError):
+        return (
+            f"timed out: the query job did not finish within {duration(bounds.wait)} "
+            "(timeouts.wait); BigQuery was asked to cancel it"
+        )
+    if unreachable(exc):
+        return (
+            "BigQuery could not be reached (network, proxy, or the emulator is not running); "
+            f"connecting was retried until {attempt.now()} ({attempt.elapsed()} of at most "
+            f"{duration(bounds.connecting)}, timeouts.connect)"
+        )
+    return None
+
+
+def unreachable(exc: BaseException) -> bool:
+    """BigQuery was not reached at all (refused, reset, DNS, no TCP connection in time)."""
+    from requests import exceptions as http
+
+    if isinstance(exc, http.SSLError | http.ReadTimeout):
+        return False
+    return isinstance(exc, http.ConnectionError | ConnectionError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Asking again later may work."""
     from google.api_core import exceptions as api
     from requests import exceptions as http
 
     if isinstance(exc, http.SSLError):
         return False
     if reason := reason_of(exc):
-        return reason in THROTTLED_REASONS | TRANSIENT_REASONS
+        return reason in THROTTLED_REASONS | TRANSIENT_REASONS | TIMEOUT_REASONS
     return isinstance(
         exc,
         api.TooManyRequests
@@ -106,12 +153,17 @@ def _transient(exc: BaseException) -> bool:
         | api.ServiceUnavailable
         | http.ConnectionError
         | http.Timeout
-        | ConnectionError,
+        | ConnectionError
+        | TimeoutError,
     )
 
 
-def make_retry(deadline: float) -> Any:
-    """The client's backoff (exponential, with jitter) on throttling and transient failures."""
-    from google.cloud.bigquery.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_predicate(_transient).with_deadline(deadline)
+def duration(seconds: float) -> str:
+    """`2s`, `90s`, `10m`, `1h30m`: as backfill.yaml writes durations."""
+    whole = round(seconds)
+    if whole < 120 or whole % 60:
+        return f"{seconds:g}s" if whole < 120 else f"{whole // 60}m{whole % 60}s"
+    minutes = whole // 60
+    if minutes < 120 or minutes % 60:
+        return f"{minutes}m" if minutes < 120 else f"{minutes // 60}h{minutes % 60}m"
+    return f"{minutes // 60}h"

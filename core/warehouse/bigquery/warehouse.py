@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import WarehouseError
 from core.warehouse.base import Scan, ScanResult
+from core.warehouse.bigquery.calls import Attempt, Bounds
 from core.warehouse.bigquery.client import emulator_endpoint, make_client
-from core.warehouse.bigquery.errors import RETRY_DEADLINE_S, explain, make_retry
+from core.warehouse.bigquery.errors import explain
 from core.warehouse.bigquery.sql import range_params, union_sql
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class BigQueryWarehouse:
         *,
         location: str | None = None,
         api_endpoint: str | None = None,
-        retry_deadline: float = RETRY_DEADLINE_S,
+        bounds: Bounds | None = None,
     ) -> None:
         self.project = project
         #: where jobs that read none of the pipeline's datasets run (BigQuery's default: US)
@@ -50,9 +51,7 @@ class BigQueryWarehouse:
         self.description = f"bigquery {project}" + (f" at {endpoint}" if endpoint else "")
         self._client: bigquery.Client | None = None
         self._lock = threading.Lock()
-        self._retry_deadline = retry_deadline
-        self._retry: Any = None
-        self._job_retry: Any = None
+        self.bounds = bounds or Bounds()
         #: tables seen to exist: tables are not dropped during a backfill, so only the ones
         #: still absent (outputs before their first run) are looked up again
         self._present: set[str] = set()
@@ -67,24 +66,32 @@ class BigQueryWarehouse:
         with self._lock:
             if self._client is None:
                 # Built here, not in __init__: opening the dashboard imports no client library.
-                self._retry = make_retry(self._retry_deadline)
-                # a query job that fails is retried as a new job: room for a few of those
-                self._job_retry = make_retry(2 * self._retry_deadline)
                 self._client = make_client(self.project, self.api_endpoint)
             return self._client
 
-    def call(self, doing: str, call: Callable[[], T], *, location: str | None = None) -> T:
-        """`call()`, with whatever the client raises explained as a WarehouseError (`location`:
-        where the job was sent, for an error about locations)."""
+    def call(self, doing: str, call: Callable[[], T]) -> T:
+        """`call()`, with whatever the client raises explained as a WarehouseError."""
+        return self._call(doing, lambda _: call())
+
+    def _call(self, doing: str, call: Callable[[Attempt], T], *, location: str | None = None) -> T:
+        """`call(attempt)` under this warehouse's bounds, with whatever the client raises
+        explained as a WarehouseError (`location`: where a job was sent)."""
         from google.api_core.exceptions import GoogleAPIError
         from google.auth.exceptions import GoogleAuthError
         from requests.exceptions import RequestException
 
+        attempt = Attempt(self.bounds)
         try:
-            return call()
-        except (GoogleAPIError, GoogleAuthError, RequestException, ConnectionError) as exc:
+            return call(attempt)
+        except (GoogleAPIError, GoogleAuthError, RequestException, OSError) as exc:
+            # OSError: ConnectionError, and the TimeoutError of a job not done within `wait`
             raise explain(
-                exc, doing, self.project, job_location=location, locations=self._locations
+                exc,
+                doing,
+                self.project,
+                job_location=location,
+                locations=self._locations,
+                attempt=attempt,
             ) from None
 
     def query(
@@ -99,18 +106,22 @@ class BigQueryWarehouse:
         else in that of the known dataset the SQL names, else in warehouse.location."""
         from google.cloud import bigquery
 
-        config = bigquery.QueryJobConfig(query_parameters=list(params))
+        config = bigquery.QueryJobConfig(
+            query_parameters=list(params), job_timeout_ms=round(self.bounds.job * 1000)
+        )
         client = self.client()
         where = location or self._location_for(sql)
-        rows = self.call(
+        rows = self._call(
             doing,
-            lambda: list(
+            lambda attempt: list(
                 client.query_and_wait(
                     sql,
                     job_config=config,
                     location=where,
-                    retry=self._retry,
-                    job_retry=self._job_retry,
+                    api_timeout=self.bounds.api,
+                    wait_timeout=self.bounds.wait,
+                    retry=attempt.retry(),
+                    job_retry=attempt.job_retry(),
                 )
             ),
             location=where,
@@ -125,11 +136,12 @@ class BigQueryWarehouse:
         for dataset in sorted(datasets - self._locations.keys()):
             ref = f"{self.project}.{dataset}"
 
-            def location(ref: str = ref) -> str | None:
-                found: str | None = client.get_dataset(ref, retry=self._retry).location
+            def location(attempt: Attempt, ref: str = ref) -> str | None:
+                got = client.get_dataset(ref, retry=attempt.retry(), timeout=self.bounds.api)
+                found: str | None = got.location
                 return found
 
-            found = self.call(f"reading the location of {ref}", location)
+            found = self._call(f"reading the location of {ref}", location)
             with self._lock:
                 self._locations[dataset] = found or "US"  # BigQuery's own default
         return {d: self._locations[d] for d in datasets}
@@ -169,19 +181,23 @@ class BigQueryWarehouse:
         for dataset in sorted(datasets & self._datasets):
             ref = f"{self.project}.{dataset}"
 
-            def table_ids(ref: str = ref) -> list[str]:
-                return [t.table_id for t in client.list_tables(ref, retry=self._retry)]
+            def table_ids(attempt: Attempt, ref: str = ref) -> list[str]:
+                tables = client.list_tables(ref, retry=attempt.retry(), timeout=self.bounds.api)
+                return [t.table_id for t in tables]
 
-            listed = self.call(f"listing the tables of {ref}", table_ids)
+            listed = self._call(f"listing the tables of {ref}", table_ids)
             with self._lock:
                 self._present.update(f"{dataset}.{name}" for name in listed)
         return tables & self._present
 
     def _list_datasets(self) -> None:
         client = self.client()
-        found = self.call(
+        found = self._call(
             f"listing the datasets of project {self.project}",
-            lambda: [d.dataset_id for d in client.list_datasets(retry=self._retry)],
+            lambda attempt: [
+                d.dataset_id
+                for d in client.list_datasets(retry=attempt.retry(), timeout=self.bounds.api)
+            ],
         )
         with self._lock:
             self._datasets.update(found)
@@ -247,13 +263,14 @@ class BigQueryWarehouse:
             dry_run=True, use_query_cache=False, query_parameters=range_params(start, end)
         )
         client = self.client()
-        job = self.call(
+        job = self._call(
             f"estimating the bytes a refresh scans in {location}",
-            lambda: client.query(
+            lambda attempt: client.query(
                 union_sql(self.project, scans),
                 job_config=config,
                 location=location,
-                retry=self._retry,
+                retry=attempt.retry(),
+                timeout=self.bounds.api,
             ),
             location=location,
         )
