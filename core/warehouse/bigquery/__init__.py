@@ -1,6 +1,6 @@
 """The BigQuery warehouse (google-cloud-bigquery, imported only once a client is needed)."""
 
-from core.warehouse.bigquery.calls import Bounds
+from core.warehouse.bigquery.calls import Bounds, Guards
 from core.warehouse.bigquery.client import EMULATOR_VARIABLE, emulator_endpoint, make_client
 from core.warehouse.bigquery.errors import explain, reason_of
 from core.warehouse.bigquery.sql import quote, union_sql
@@ -10,6 +10,7 @@ __all__ = [
     "EMULATOR_VARIABLE",
     "BigQueryWarehouse",
     "Bounds",
+    "Guards",
     "emulator_endpoint",
     "explain",
     "make_client",

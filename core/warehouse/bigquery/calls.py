@@ -18,6 +18,17 @@ from core.warehouse.bigquery.errors import RETRY_DEADLINE_S, transient, unreacha
 
 
 @dataclass(frozen=True)
+class Guards:
+    """What every job carries besides its bounds (warehouse.maximum_bytes_billed and the
+    projects and account it runs under)."""
+
+    maximum_bytes_billed: int = 2**30
+    billing_project: str | None = None
+    quota_project: str | None = None
+    impersonate: str | None = None
+
+
+@dataclass(frozen=True)
 class Bounds:
     """warehouse.timeouts (and retry_deadline), in seconds."""
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 EMULATOR_VARIABLE = "BIGQUERY_EMULATOR_HOST"
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def emulator_endpoint(api_endpoint: str | None) -> str | None:
@@ -22,29 +23,47 @@ def emulator_endpoint(api_endpoint: str | None) -> str | None:
     return endpoint
 
 
-def make_client(project: str, api_endpoint: str | None = None) -> bigquery.Client:
-    """A client on Application Default Credentials, or anonymous against an emulator. It has no
-    default location: each job is sent to the location of the datasets it reads."""
+def user_agent() -> str:
+    """`backfill/<version>`: BigQuery's audit logs and job lists show who ran a job."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"backfill/{version('backfill')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "backfill"
+
+
+def make_client(
+    project: str,
+    api_endpoint: str | None = None,
+    *,
+    quota_project: str | None = None,
+    impersonate: str | None = None,
+) -> bigquery.Client:
+    """A client on Application Default Credentials (acting as the `impersonate` service account
+    when given), or anonymous against an emulator. It has no default location: each job is sent
+    to the location of the datasets it reads."""
+    from google.api_core.client_info import ClientInfo
+    from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
 
+    # google-api-core and google-auth leave these constructors unannotated.
+    info = ClientInfo(user_agent=user_agent())  # type: ignore[no-untyped-call]
     endpoint = emulator_endpoint(api_endpoint)
     if endpoint:
-        from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
 
         return bigquery.Client(
             project=project,
-            # google-auth leaves AnonymousCredentials.__init__ unannotated.
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=endpoint),
+            client_options=ClientOptions(api_endpoint=endpoint, quota_project_id=quota_project),
+            client_info=info,
         )
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
     try:
-        credentials, _ = google.auth.default(
-            scopes=["https://www.googleapis.com/auth/cloud-platform"]
-        )
+        credentials, _ = google.auth.default(scopes=[SCOPE])
     except DefaultCredentialsError:
         raise WarehouseError(
             "no Google credentials for BigQuery: run `gcloud auth application-default login`, "
@@ -52,4 +71,16 @@ def make_client(project: str, api_endpoint: str | None = None) -> bigquery.Clien
             f"(for an emulator set warehouse.api_endpoint or ${EMULATOR_VARIABLE})",
             transient=False,
         ) from None
-    return bigquery.Client(project=project, credentials=credentials)
+    if impersonate:
+        from google.auth import impersonated_credentials
+
+        # The caller needs Service Account Token Creator on that account.
+        credentials = impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
+            source_credentials=credentials, target_principal=impersonate, target_scopes=[SCOPE]
+        )
+    return bigquery.Client(
+        project=project,
+        credentials=credentials,
+        client_options=ClientOptions(quota_project_id=quota_project),
+        client_info=info,
+    )

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core.config.model import MIN_BYTES_BILLED
 from core.errors import WarehouseError
 from core.warehouse.base import Scan, ScanResult
-from core.warehouse.bigquery.calls import Attempt, Bounds
+from core.warehouse.bigquery.calls import Attempt, Bounds, Guards
 from core.warehouse.bigquery.client import emulator_endpoint, make_client
 from core.warehouse.bigquery.errors import explain
 from core.warehouse.bigquery.sql import range_params, union_sql
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 T = TypeVar("T")
+MiB = 2**20
 
 
 class BigQueryWarehouse:
@@ -42,6 +44,7 @@ class BigQueryWarehouse:
         location: str | None = None,
         api_endpoint: str | None = None,
         bounds: Bounds | None = None,
+        guards: Guards | None = None,
     ) -> None:
         self.project = project
         #: where jobs that read none of the pipeline's datasets run (BigQuery's default: US)
@@ -52,6 +55,9 @@ class BigQueryWarehouse:
         self._client: bigquery.Client | None = None
         self._lock = threading.Lock()
         self.bounds = bounds or Bounds()
+        self.guards = guards or Guards()
+        #: the engine's run, when there is one: a label on every job it causes
+        self.run_id: int | None = None
         #: tables seen to exist: tables are not dropped during a backfill, so only the ones
         #: still absent (outputs before their first run) are looked up again
         self._present: set[str] = set()
@@ -66,7 +72,12 @@ class BigQueryWarehouse:
         with self._lock:
             if self._client is None:
                 # Built here, not in __init__: opening the dashboard imports no client library.
-                self._client = make_client(self.project, self.api_endpoint)
+                self._client = make_client(
+                    self.project,
+                    self.api_endpoint,
+                    quota_project=self.guards.quota_project,
+                    impersonate=self.guards.impersonate,
+                )
             return self._client
 
     def call(self, doing: str, call: Callable[[], T]) -> T:
@@ -100,15 +111,13 @@ class BigQueryWarehouse:
         params: Sequence[Any] = (),
         *,
         doing: str,
+        purpose: str = "query",
         location: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Rows of one query job, retried while BigQuery throttles. The job runs in `location`,
-        else in that of the known dataset the SQL names, else in warehouse.location."""
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(
-            query_parameters=list(params), job_timeout_ms=round(self.bounds.job * 1000)
-        )
+        else in that of the known dataset the SQL names, else in warehouse.location; `purpose`
+        (coverage, verify, preflight) labels it."""
+        config = self._job_config(purpose, query_parameters=list(params))
         client = self.client()
         where = location or self._location_for(sql)
         rows = self._call(
@@ -118,6 +127,7 @@ class BigQueryWarehouse:
                     sql,
                     job_config=config,
                     location=where,
+                    project=self.guards.billing_project,
                     api_timeout=self.bounds.api,
                     wait_timeout=self.bounds.wait,
                     retry=attempt.retry(),
@@ -127,6 +137,20 @@ class BigQueryWarehouse:
             location=where,
         )
         return [tuple(row.values()) for row in rows]
+
+    def _job_config(self, purpose: str, **settings: Any) -> bigquery.QueryJobConfig:
+        """Every job capped, bounded and labelled: who ran it, for what, in which run."""
+        from google.cloud import bigquery
+
+        labels = {"app": "backfill", "purpose": purpose}
+        if self.run_id is not None:
+            labels["run_id"] = str(self.run_id)
+        return bigquery.QueryJobConfig(
+            maximum_bytes_billed=self.guards.maximum_bytes_billed,
+            job_timeout_ms=round(self.bounds.job * 1000),
+            labels=labels,
+            **settings,
+        )
 
     # -- locations ---------------------------------------------------------------------------
 
@@ -216,19 +240,19 @@ class BigQueryWarehouse:
         return [scan for scan in scans if scan.table in present]
 
     def rows_per_date(
-        self, scans: Sequence[Scan], start: date, end: date
+        self, scans: Sequence[Scan], start: date, end: date, *, purpose: str = "coverage"
     ) -> dict[Scan, ScanResult]:
         counted = self._countable(scans)
         results = {scan: ScanResult(table_exists=False) for scan in scans if scan not in counted}
         for counts in _at_once(
-            lambda location, group: self._count(group, start, end, location),
+            lambda location, group: self._count(group, start, end, location, purpose),
             self.by_location(counted),
         ):
             results.update(counts)
         return results
 
     def _count(
-        self, scans: list[Scan], start: date, end: date, location: str
+        self, scans: list[Scan], start: date, end: date, location: str, purpose: str
     ) -> dict[Scan, ScanResult]:
         """The grouped counts of scans whose datasets are all in `location`: one job."""
         counts: list[dict[date, int]] = [{} for _ in scans]
@@ -236,6 +260,7 @@ class BigQueryWarehouse:
             union_sql(self.project, scans),
             range_params(start, end),
             doing=f"counting rows per date in {len(scans)} tables in {location}",
+            purpose=purpose,
             location=location,
         ):
             if not isinstance(day, date):
@@ -248,7 +273,9 @@ class BigQueryWarehouse:
         return {scan: ScanResult(counts=c) for scan, c in zip(scans, counts, strict=True)}
 
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
-        """Bytes the refresh jobs would scan (free dry runs), None when nothing would run."""
+        """Bytes the refresh jobs would bill, None when nothing would run: what free dry runs
+        say they process, raised to BigQuery's on-demand minimum of 10 MiB per table each job
+        references (a refresh of small partitions bills far more than it scans)."""
         groups = self.by_location(self._countable(scans))
         if not groups:
             return None
@@ -257,10 +284,11 @@ class BigQueryWarehouse:
         )
 
     def _dry_run(self, scans: list[Scan], start: date, end: date, location: str) -> int:
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(
-            dry_run=True, use_query_cache=False, query_parameters=range_params(start, end)
+        config = self._job_config(
+            "coverage",
+            dry_run=True,
+            use_query_cache=False,
+            query_parameters=range_params(start, end),
         )
         client = self.client()
         job = self._call(
@@ -269,15 +297,17 @@ class BigQueryWarehouse:
                 union_sql(self.project, scans),
                 job_config=config,
                 location=location,
+                project=self.guards.billing_project,
                 retry=attempt.retry(),
                 timeout=self.bounds.api,
             ),
             location=location,
         )
-        return int(job.total_bytes_processed or 0)
+        processed = int(job.total_bytes_processed or 0)
+        return max(-(-processed // MiB) * MiB, MIN_BYTES_BILLED * len({s.table for s in scans}))
 
     def scalar(self, sql: str) -> object:
-        rows = self.query(sql, doing="running a preflight query")
+        rows = self.query(sql, doing="running a preflight query", purpose="preflight")
         return rows[0][0] if rows and rows[0] else None
 
     def close(self) -> None:
