@@ -162,7 +162,7 @@ def reread(
     """The tables of the `only` processors over the range, in one `rows_per_date` call; not the
     calendar, which a verification takes from the run's coverage."""
     scans = refresh_scans(config, only)
-    results = warehouse.rows_per_date(list(scans.values()), start, end)
+    results = warehouse.rows_per_date(list(scans.values()), start, end, purpose="verify")
     return Reread(start, end, *_by_processor(scans, results), datetime.now().astimezone())
 
 

@@ -146,7 +146,7 @@ def _tables(config: Config) -> tuple[Status, str]:
     try:
         day = config.calendar.start
         scans = refresh_scans(config)
-        results = warehouse.rows_per_date(list(scans.values()), day, day)
+        results = warehouse.rows_per_date(list(scans.values()), day, day, purpose="preflight")
     finally:
         warehouse.close()
     missing_sources = [

@@ -63,7 +63,17 @@ def _warehouse(config: Config) -> list[Problem]:
     wh = config.warehouse
     own = {
         "sqlite": {"path"},
-        "bigquery": {"project", "location", "api_endpoint", "retry_deadline"},
+        "bigquery": {
+            "project",
+            "location",
+            "api_endpoint",
+            "retry_deadline",
+            "timeouts",
+            "maximum_bytes_billed",
+            "billing_project",
+            "quota_project",
+            "impersonate",
+        },
     }
     problems = [
         Problem(("warehouse", key), f"not a key of a {wh.kind} warehouse")
@@ -77,6 +87,14 @@ def _warehouse(config: Config) -> list[Problem]:
         problems.append(
             Problem(("warehouse", "project"), f"{wh.project!r} is not a Google Cloud project id")
         )
+    for key in ("billing_project", "quota_project"):
+        other = getattr(wh, key)
+        if wh.kind == "bigquery" and other and not PROJECT_ID.match(other):
+            problems.append(
+                Problem(("warehouse", key), f"{other!r} is not a Google Cloud project id")
+            )
+    if wh.kind == "bigquery" and wh.impersonate and "@" not in wh.impersonate:
+        problems.append(Problem(("warehouse", "impersonate"), "expected a service account email"))
     if (
         wh.kind == "bigquery"
         and wh.api_endpoint

@@ -42,6 +42,19 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+#: BigQuery's on-demand minimum per table a query references
+MIN_BYTES_BILLED = 10 * 2**20
+
+
+class Timeouts(Spec):
+    """Bounds of every BigQuery call: without them the client waits forever on a hung job."""
+
+    job: Seconds = 600  # BigQuery itself cancels a query job running longer (job_timeout_ms)
+    wait: Seconds = 600  # a query's result, retries included, is waited for this long at most
+    api: Seconds = 60  # one HTTP request unanswered this long is abandoned (and maybe retried)
+    connect: Seconds = 10  # an unreachable BigQuery (refused, reset, DNS) is retried this long
+
+
 class Warehouse(Spec):
     kind: Literal["sqlite", "bigquery"] = "sqlite"
     # the simulated NBA data: SQLite seeds itself on first use, `backfill demo init` seeds either
@@ -53,6 +66,13 @@ class Warehouse(Spec):
     location: str | None = None
     api_endpoint: str | None = None
     retry_deadline: Seconds = 120.0  # how long throttled or failing calls are retried
+    timeouts: Timeouts = Timeouts()
+    #: a query job that would bill more fails instead (bytesBilledLimitExceeded); BigQuery
+    #: bills at least 10 MiB per table referenced, so a smaller cap would refuse every job
+    maximum_bytes_billed: Annotated[int, Field(ge=MIN_BYTES_BILLED)] = 2**30
+    billing_project: str | None = None  # jobs run (and are billed) there; tables stay in project
+    quota_project: str | None = None  # the project whose API quota the calls use
+    impersonate: str | None = None  # a service account email the credentials act as
 
     @property
     def label(self) -> str:

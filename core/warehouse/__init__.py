@@ -17,12 +17,18 @@ def open_warehouse(config: Config) -> Warehouse:
     wh = config.warehouse
     if wh.kind == "bigquery" and wh.project:
         # Imported here: the client library loads only for configs that use it.
-        from core.warehouse.bigquery import BigQueryWarehouse
+        from core.warehouse.bigquery import BigQueryWarehouse, Bounds, Guards
 
         return BigQueryWarehouse(
             wh.project,
             location=wh.location,
             api_endpoint=wh.api_endpoint,
-            retry_deadline=wh.retry_deadline,
+            bounds=Bounds(**wh.timeouts.model_dump(), retry=wh.retry_deadline),
+            guards=Guards(
+                maximum_bytes_billed=wh.maximum_bytes_billed,
+                billing_project=wh.billing_project,
+                quota_project=wh.quota_project,
+                impersonate=wh.impersonate,
+            ),
         )
     raise UserError(f"{config.path}: warehouse: kind {config.warehouse.kind} needs a project")

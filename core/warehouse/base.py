@@ -32,15 +32,17 @@ class Warehouse(Protocol):
     description: str
 
     def rows_per_date(
-        self, scans: Sequence[Scan], start: date, end: date
+        self, scans: Sequence[Scan], start: date, end: date, *, purpose: str = "coverage"
     ) -> dict[Scan, ScanResult]:
         """Counts for every scan between start and end inclusive. A table that does not exist
-        yet (an output table before its first run) gives `table_exists=False`, not an error."""
+        yet (an output table before its first run) gives `table_exists=False`, not an error.
+        `purpose` (coverage, verify, preflight) is what the read is for: BigQuery labels its
+        jobs with it."""
         ...
 
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
-        """What `rows_per_date` would scan, in bytes (a BigQuery dry run); None where scanning
-        costs nothing or nothing would be scanned."""
+        """What `rows_per_date` would bill, in bytes (BigQuery: dry runs, with its minimum per
+        table); None where scanning costs nothing or nothing would be scanned."""
         ...
 
     def scalar(self, sql: str) -> object:
@@ -60,4 +62,4 @@ def describe_scan_cost(scan_bytes: int | None) -> str:
             break
         size, unit = size / 1024, bigger
     shown = f"{size:.0f}" if unit == "B" else f"{size:.1f}"
-    return f"a refresh scans {shown} {unit}"
+    return f"a refresh bills {shown} {unit}"

@@ -77,7 +77,7 @@ class SqliteWarehouse:
         reader.conn.close()
 
     def rows_per_date(
-        self, scans: Sequence[Scan], start: date, end: date
+        self, scans: Sequence[Scan], start: date, end: date, *, purpose: str = "coverage"
     ) -> dict[Scan, ScanResult]:
         # One grouped query per table, each its own short read transaction (autocommit), so a
         # refresh never holds a snapshot open while jobs write.

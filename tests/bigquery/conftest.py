@@ -77,17 +77,31 @@ def sqlite_config(folder: Path, seeded: Path) -> Path:
     return folder / "backfill.yaml"
 
 
+def copy_demo(
+    emulator: str, project: str, demo_sqlite: SeedSummary, locations: dict[str, str]
+) -> None:
+    """The demo's rows of the 2023-24 season to January, in datasets created in `locations`
+    first (the rest in US)."""
+    from google.cloud import bigquery
+
+    warehouse = BigQueryWarehouse(project, api_endpoint=emulator)
+    for dataset, location in locations.items():
+        made = bigquery.Dataset(f"{project}.{dataset}")
+        made.location = location
+        warehouse.client().create_dataset(made)
+    bigquery_io.copy_from_sqlite(
+        warehouse, demo_sqlite.folder, start=SEASON_START, end=COPIED_UNTIL
+    )
+    warehouse.close()
+
+
 @pytest.fixture
 def both(
     emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path
 ) -> tuple[Path, Path]:
     """(SQLite config, BigQuery config) over the same rows: the 2023-24 season to January."""
     bq = bigquery_config(tmp_path / "bq", project, emulator)
-    warehouse = BigQueryWarehouse(project, api_endpoint=emulator)
-    bigquery_io.copy_from_sqlite(
-        warehouse, demo_sqlite.folder, start=SEASON_START, end=COPIED_UNTIL
-    )
-    warehouse.close()
+    copy_demo(emulator, project, demo_sqlite, {})
     return sqlite_config(tmp_path / "sqlite", demo_sqlite.folder), bq
 
 

@@ -1,15 +1,18 @@
 """An HTTP proxy in front of the emulator that answers chosen requests with BigQuery's own error
-bodies (403 accessDenied, 403 rateLimitExceeded, ...), so the real client meets real errors."""
+bodies (403 accessDenied, 403 rateLimitExceeded, ...), so the real client meets real errors; and
+it keeps what the client sent (bodies, headers), which the emulator does not all record."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -21,6 +24,17 @@ class Fault:
     reason: str
     message: str
     times: int = 1_000_000  # how many matching requests fail before they pass again
+    #: answered with this JSON instead of an error body (a job that never finishes, say)
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    failed: bool
+    body: Any  # the JSON the client sent, or None
+    headers: dict[str, str]
 
 
 @dataclass
@@ -29,9 +43,14 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     #: (method, path, failed?) of every request, in order
     seen: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: every request in full, in order
+    requests: list[Request] = field(default_factory=list)
 
     def count(self, method: str, path_contains: str) -> int:
         return sum(m == method and path_contains in p for m, p, _ in self.seen)
+
+    def sent(self, method: str, path_contains: str) -> list[Request]:
+        return [r for r in self.requests if r.method == method and path_contains in r.path]
 
 
 @contextmanager
@@ -58,10 +77,23 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
                 if fault is not None:
                     fault.times -= 1
                 proxy.seen.append((self.command, self.path, fault is not None))
+                proxy.requests.append(
+                    Request(
+                        self.command,
+                        self.path,
+                        fault is not None,
+                        json.loads(body) if body.startswith(b"{") else None,
+                        {k.lower(): v for k, v in self.headers.items()},
+                    )
+                )
             if fault is not None:
                 error = {"reason": fault.reason, "message": fault.message, "domain": "global"}
                 payload = json.dumps(
-                    {"error": {"code": fault.status, "message": fault.message, "errors": [error]}}
+                    fault.body
+                    if fault.body is not None
+                    else {
+                        "error": {"code": fault.status, "message": fault.message, "errors": [error]}
+                    }
                 ).encode()
                 self.send_response(fault.status)
                 self.send_header("Content-Type", "application/json")
@@ -97,3 +129,35 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def hung_endpoint() -> Iterator[str]:
+    """A server that accepts connections and never answers: a hung BigQuery, or a proxy that
+    lost its upstream. Yields its URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # kept open, never read, never written
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()

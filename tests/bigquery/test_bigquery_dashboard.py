@@ -34,7 +34,7 @@ async def test_cost_is_shown_and_a_dead_bigquery_never_holds_up_the_start(
     app = BackfillApp(load_config(bq))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
-        await until(pilot, lambda: "a refresh scans 0 B" in status_text(app))
+        await until(pilot, lambda: "a refresh bills" in status_text(app))
         assert f"bigquery {project}" in status_text(app)
         grid = app.session.grid
         assert grid is not None

@@ -1,0 +1,75 @@
+"""Datasets in two locations (the seed has nba_raw in us-west2 beside US datasets): a refresh is
+one job per location, each sent to its location, and the answers are SQLite's.
+
+The emulator keeps dataset locations but runs any job anywhere: that a job in the wrong location
+fails is BigQuery's to show; here the location each job was sent to is read off the wire."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.config import load_config
+from core.coverage import measure
+from core.demo.seed import SeedSummary
+from core.warehouse import open_warehouse
+from tests.bigquery.conftest import (
+    COPIED_UNTIL,
+    RANGE,
+    SEASON_START,
+    bigquery_config,
+    copy_demo,
+    json_of,
+    sqlite_config,
+)
+from tests.bigquery.fault_proxy import Fault, fault_proxy
+from tests.helpers import invoke
+
+SPLIT = {"nba_raw": "us-west2"}
+
+
+def test_two_locations_refresh_in_two_jobs_and_match_sqlite(
+    emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path, capsys
+):
+    copy_demo(emulator, project, demo_sqlite, SPLIT)
+    lite = sqlite_config(tmp_path / "sqlite", demo_sqlite.folder)
+    with fault_proxy(emulator, []) as proxy:
+        bq = bigquery_config(tmp_path / "bq", project, proxy.url)
+        on_bigquery = json_of(capsys, "status", "--config", str(bq), "--json", *RANGE)
+        jobs = proxy.sent("POST", "/queries")
+    assert on_bigquery == json_of(capsys, "status", "--config", str(lite), "--json", *RANGE)
+    assert on_bigquery["expected_dates"] > 80
+    assert sorted(job.body["location"] for job in jobs) == ["US", "us-west2"]
+    for job in jobs:
+        raw = "nba_raw." in job.body["query"]
+        assert raw == (job.body["location"] == "us-west2")  # the calendar table too
+        assert raw != any(f"{d}." in job.body["query"] for d in ("nba_analytics", "nba_precompute"))
+
+
+def test_locations_are_read_once_per_warehouse(
+    emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path
+):
+    copy_demo(emulator, project, demo_sqlite, SPLIT)
+    with fault_proxy(emulator, []) as proxy:
+        config = load_config(bigquery_config(tmp_path, project, proxy.url))
+        warehouse = open_warehouse(config)
+        for _ in range(2):
+            measure(config, warehouse, SEASON_START, COPIED_UNTIL)
+        warehouse.close()
+    metadata = [r for r in proxy.sent("GET", "/datasets/nba_raw?")]
+    assert len(metadata) == 1
+    assert len(proxy.sent("POST", "/queries")) == 4
+
+
+def test_a_job_in_the_wrong_location_names_the_dataset_and_both_locations(
+    emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path, capsys
+):
+    copy_demo(emulator, project, demo_sqlite, SPLIT)
+    # BigQuery's words when a US job reads a us-west2 dataset (a `where` reading across, say)
+    said = f"Not found: Dataset {project}:nba_raw was not found in location US"
+    faults = [Fault("POST", "/queries", 404, "notFound", said)]
+    with fault_proxy(emulator, faults) as proxy:
+        config = bigquery_config(tmp_path, project, proxy.url)
+        code, _, err = invoke(["status", "--config", str(config), *RANGE], capsys)
+    assert code == 2
+    assert "dataset nba_raw is in us-west2, the job ran in US" in err
+    assert said in err and len(err.strip().splitlines()) == 1
