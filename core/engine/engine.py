@@ -144,6 +144,7 @@ class Engine:
         # again (full collections paused the dashboard for a second under load).
         gc.freeze()
         store = loaded.store
+        self.warehouse.run_id = store.run_id  # every warehouse job from here on names the run
         self.attempts = Attempts(
             self.config,
             store,

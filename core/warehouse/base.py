@@ -30,6 +30,8 @@ class ScanResult:
 class Warehouse(Protocol):
     #: Shown to the operator, e.g. "sqlite .backfill/warehouse".
     description: str
+    #: The engine's run once it has one; a warehouse that labels its jobs (BigQuery) names it.
+    run_id: int | None
 
     def rows_per_date(
         self, scans: Sequence[Scan], start: date, end: date, *, purpose: str = "coverage"

@@ -35,6 +35,7 @@ class SqliteWarehouse:
     def __init__(self, folder: Path, *, label: str | None = None) -> None:
         self.folder = folder
         self.description = f"sqlite {label or folder}"
+        self.run_id: int | None = None  # nothing to label: reads cost nothing here
         self._local = threading.local()
         self._readers: list[_Reader] = []  # every thread's, for close()
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.demo.seed import SeedSummary
 from tests.bigquery.conftest import RANGE, bigquery_config, json_of
+from tests.bigquery.fault_proxy import fault_proxy
 from tests.helpers import invoke
 
 RUN = ["2024-01-15", "2024-01-17"]
@@ -27,14 +28,22 @@ def headless(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_headless_run_on_bigquery_ends_as_on_sqlite(both, capsys):
+def test_a_headless_run_on_bigquery_ends_as_on_sqlite(both, emulator, capsys):
     lite, bq = both
-    for config in (lite, bq):
-        result = headless(config)
-        assert result.returncode == 0, result.stdout + result.stderr
-        # The injected quota error hit the first attempt and the retry filled the date.
-        assert "Quota exceeded" in result.stdout
-        assert "upcoming_player_game_context 2024-01-16" in result.stdout
+    original = bq.read_text()
+    with fault_proxy(emulator, []) as proxy:
+        bq.write_text(original.replace(f"api_endpoint: {emulator}", f"api_endpoint: {proxy.url}"))
+        for config in (lite, bq):
+            result = headless(config)
+            assert result.returncode == 0, result.stdout + result.stderr
+            # The injected quota error hit the first attempt and the retry filled the date.
+            assert "Quota exceeded" in result.stdout
+            assert "upcoming_player_game_context 2024-01-16" in result.stdout
+        labels = [job.body["labels"] for job in proxy.sent("POST", "/queries")]
+    bq.write_text(original)
+    # The engine's verifications name its run (run 1 of this state dir); the demo jobs' do not.
+    verifies = [label for label in labels if label.get("purpose") == "verify"]
+    assert verifies and all(label["run_id"] == "1" for label in verifies)
 
     window = ["--start", RUN[0], "--end", RUN[1]]
     after = json_of(capsys, "status", "--config", str(bq), "--json", *window)
