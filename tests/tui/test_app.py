@@ -97,6 +97,9 @@ async def test_start_pause_resume_and_the_run_completes(demo: Path):
 
 @pytest.mark.asyncio
 async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
+    # Attempts that run until cancelled: with the fixture's 2 s stall timeout a 3 s job was
+    # killed as stalled before a loaded machine got from c to y, leaving nothing to cancel.
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
