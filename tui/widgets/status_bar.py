@@ -1,13 +1,23 @@
-"""One line at the top: engine state, progress, throughput, ETA, concurrency, where we are.
+"""One line at the top: engine state and badges, progress, throughput, ETA, concurrency, where
+we are.
 
-Built as a Text (never markup); names from the config and the engine's host lose their control
-characters.
+Always one line (a second one took a row from the heatmap at 80 and 160 columns). What does
+not fit is shortened, then left out, least useful first: the scan cost, the concurrency, where
+the data lives, the coverage time, the engine's details, then the run's detail. The engine
+state, READ-ONLY and the badges (short marks a caller keeps there: a cooldown, an unfinished
+run) are never left out; a line still too long ends in an ellipsis rather than wrapping.
+
+Built as Text (never markup); names from the config, the engine's host and badges lose their
+control characters.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from rich.style import StyleType
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from core.config import Config
 from core.engine.api import EngineSnapshot, ItemState
@@ -22,11 +32,47 @@ STATE_STYLE = {
     "finished": "bold cyan",
 }
 
+#: Shrink levels, in the order they are reached: each shortens or leaves out one part.
+(
+    _SCAN_GONE,
+    _CONCURRENCY_GONE,
+    _WHERE_SHORT,
+    _PROGRESS_SHORT,
+    _WHERE_GONE,
+    _COVERAGE_GONE,
+    _ENGINE_SHORT,
+    _PROGRESS_SHORTER,
+    _ENGINE_GONE,
+    _REFRESHING_SHORT,
+    _PROGRESS_SHORTEST,
+) = range(1, 12)
+_LEVELS = range(_PROGRESS_SHORTEST + 1)
 
-class StatusBar(Static):
+_GAP = "  "
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One part of the line: its forms, fullest first (an empty one leaves the part out), and
+    the shrink level from which each next form replaces the one before."""
+
+    forms: tuple[Text, ...]
+    steps: tuple[int, ...] = ()
+
+    def at(self, level: int) -> Text:
+        return self.forms[sum(1 for step in self.steps if step <= level)]
+
+
+def _text(*pieces: tuple[str, StyleType]) -> Text:
+    text = Text()
+    for piece, style in pieces:
+        text.append(strip_controls(piece), style)
+    return text
+
+
+class StatusBar(Widget):
     DEFAULT_CSS = """
-    /* Two lines on a narrow terminal rather than losing the warehouse or a READ-ONLY mark. */
-    StatusBar { height: auto; max-height: 2; background: $panel; color: $foreground; padding: 0 1; }
+    StatusBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
     def __init__(self, config: Config, read_only: bool, **kwargs: object) -> None:
@@ -38,6 +84,8 @@ class StatusBar(Static):
         self._coverage_note = ""
         self._scan_cost = ""
         self._engine = ""
+        #: key -> (text, style), in the order first set
+        self._badges: dict[str, tuple[str, StyleType]] = {}
 
     def show(
         self,
@@ -48,7 +96,8 @@ class StatusBar(Static):
         scan_cost: str | None = None,
         engine: str | None = None,
     ) -> None:
-        """`engine`: which engine this dashboard watches, in a few words ("": none)."""
+        """`engine`: which engine this dashboard watches, in a few words, its parts separated
+        by " · " ("": none)."""
         if snapshot is not None:
             self._snapshot = snapshot
         if engine is not None:
@@ -59,9 +108,30 @@ class StatusBar(Static):
             self._coverage_note = coverage_note
         if scan_cost is not None:
             self._scan_cost = scan_cost
-        self.update(self._render_line())
+        self.refresh()
 
-    def _render_line(self) -> Text:
+    def set_badge(self, key: str, text: str | None, style: StyleType = "bold yellow") -> None:
+        """Keep a short mark next to the engine state until it is set to None: what must stay
+        in sight whatever the width (a phase cooling down, a run that did not finish)."""
+        if text is None:
+            self._badges.pop(key, None)
+        else:
+            self._badges[key] = (text, style)
+        self.refresh()
+
+    def render(self) -> Text:
+        parts = self._parts()
+        room = self.content_size.width
+        for level in _LEVELS:
+            line = Text(_GAP).join(text for part in parts if (text := part.at(level)))
+            if line.cell_len <= room:
+                break
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        line.end = ""
+        return line
+
+    def _parts(self) -> list[_Part]:
         snap = self._snapshot
         state = snap.state if snap else "idle"
         if (
@@ -71,42 +141,86 @@ class StatusBar(Static):
             and not snap.count(ItemState.PENDING)
         ):
             state = "idle"
-        text = Text()
-        text.append(f"● {state}", STATE_STYLE.get(state, ""))
-        # Marks that change what a key press does come first, where no width can cut them off.
+        parts = [_Part((_text((f"● {state}", STATE_STYLE.get(state, ""))),))]
+        # Marks that change what a key press does, or that must not be missed, come first and
+        # stay whatever the width.
         if self._read_only:
-            text.append("  READ-ONLY", "bold magenta")
+            parts.append(_Part((_text(("READ-ONLY", "bold magenta")),)))
+        parts += [_Part((_text((text, style)),)) for text, style in self._badges.values()]
         if self._refreshing:
-            text.append("  ⟳ refreshing", "yellow")
+            parts.append(
+                _Part(
+                    (_text(("⟳ refreshing", "yellow")), _text(("⟳", "yellow"))),
+                    (_REFRESHING_SHORT,),
+                )
+            )
         if snap and snap.run_id is not None:
-            done, total = snap.count(ItemState.DONE), snap.total
-            rate = f"{snap.forecast.rate_per_hour:.0f}/h" if snap.forecast.rate_per_hour else "--/h"
-            text.append(
-                f"  run #{snap.run_id}  {done}/{total} done · {snap.count(ItemState.RUNNING)} "
-                f"running · {snap.count(ItemState.PENDING)} queued · "
-            )
-            failed = snap.count(ItemState.FAILED)
-            text.append(f"{failed} failed", "bold red" if failed else "")
-            text.append(f" · {rate} · {describe(snap.forecast)}  ")
-            runnable = {
-                ph.name for ph in self._config.phases if any(not p.is_source for p in ph.processors)
-            }
-            text.append(
-                strip_controls(
-                    " ".join(
-                        f"{ph} {run}/{lim}"
-                        for ph, (run, lim) in snap.concurrency.items()
-                        if ph in runnable
-                    )
-                ),
-                "dim",
-            )
+            parts += self._run_parts(snap)
         if self._engine:
-            text.append(strip_controls(f"  {self._engine}"), "dim")
-        where = f"  {self._config.warehouse.label} · {self._config.path.name}"
-        text.append(strip_controls(where), "dim")
+            first = self._engine.split(" · ")[0]
+            parts.append(
+                _Part(
+                    (_text((self._engine, "dim")), _text((first, "dim")), Text()),
+                    (_ENGINE_SHORT, _ENGINE_GONE),
+                )
+            )
+        warehouse = self._config.warehouse
+        config_name = self._config.path.name
+        parts.append(
+            _Part(
+                (
+                    _text((f"{warehouse.label} · {config_name}", "dim")),
+                    _text((f"{warehouse.kind} · {config_name}", "dim")),
+                    Text(),
+                ),
+                (_WHERE_SHORT, _WHERE_GONE),
+            )
+        )
         if self._coverage_note:
-            text.append(strip_controls(f" · {self._coverage_note}"), "dim")
+            parts.append(_Part((_text((self._coverage_note, "dim")), Text()), (_COVERAGE_GONE,)))
         if self._scan_cost:
-            text.append(strip_controls(f" · {self._scan_cost}"), "dim")
-        return text
+            parts.append(_Part((_text((self._scan_cost, "dim")), Text()), (_SCAN_GONE,)))
+        return parts
+
+    def _run_parts(self, snap: EngineSnapshot) -> list[_Part]:
+        done, total = snap.count(ItemState.DONE), snap.total
+        running, queued = snap.count(ItemState.RUNNING), snap.count(ItemState.PENDING)
+        failed = snap.count(ItemState.FAILED)
+        failed_style = "bold red" if failed else ""
+        rate = f"{snap.forecast.rate_per_hour:.0f}/h" if snap.forecast.rate_per_hour else "--/h"
+        eta = describe(snap.forecast)
+        progress = _Part(
+            (
+                _text(
+                    (f"run #{snap.run_id}  {done}/{total} done · {running} running · ", ""),
+                    (f"{queued} queued · ", ""),
+                    (f"{failed} failed", failed_style),
+                    (f" · {rate} · {eta}", ""),
+                ),
+                _text(
+                    (f"#{snap.run_id} {done}/{total} · {running} run · {queued} q · ", ""),
+                    (f"{failed} failed", failed_style),
+                    (f" · {rate} · {eta}", ""),
+                ),
+                _text(
+                    (f"#{snap.run_id} {done}/{total} · ", ""),
+                    (f"{failed} failed", failed_style),
+                    (f" · {eta}", ""),
+                ),
+                _text(
+                    (f"#{snap.run_id} {done}/{total} · ", ""), (f"{failed} failed", failed_style)
+                ),
+            ),
+            (_PROGRESS_SHORT, _PROGRESS_SHORTER, _PROGRESS_SHORTEST),
+        )
+        runnable = {
+            ph.name for ph in self._config.phases if any(not p.is_source for p in ph.processors)
+        }
+        concurrency = " ".join(
+            f"{phase} {run}/{limit}"
+            for phase, (run, limit) in snap.concurrency.items()
+            if phase in runnable
+        )
+        if not concurrency:
+            return [progress]
+        return [progress, _Part((_text((concurrency, "dim")), Text()), (_CONCURRENCY_GONE,))]
