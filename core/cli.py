@@ -1,4 +1,5 @@
-"""`backfill ...`: the headless command line. Results go to stdout, diagnostics to stderr.
+"""The headless command line (`python -m core ...`): every `backfill` command but the dashboard,
+which `tui.cli` adds on top. Results go to stdout, diagnostics to stderr.
 
 Bad input of any kind exits 2 with one line naming what and where; nothing prints a traceback.
 """
@@ -66,7 +67,8 @@ config_option = click.option(
 )
 
 
-def _load(config_path: Path) -> Config:
+def load_for_command(config_path: Path) -> Config:
+    """The config a command works on; the bundled demo seeds its warehouse on first use."""
     config = load_config(config_path)
     _ensure_demo_warehouse(config)
     return config
@@ -131,28 +133,10 @@ def _emit_json(data: dict[str, Any]) -> None:
 # -- commands -------------------------------------------------------------------------------
 
 
-@click.group(invoke_without_command=True)
+@click.group()
 @click.version_option(package_name="backfill")
-@click.pass_context
-def cli(ctx: click.Context) -> int:
-    """Supervise long, multi-phase, date-partitioned data backfills."""
-    if ctx.invoked_subcommand is None:
-        code: int = ctx.invoke(tui)
-        return code
-    return 0
-
-
-@cli.command()
-@config_option
-@click.option("--read-only", is_flag=True, help="Disable every control that changes anything.")
-def tui(config_path: Path, read_only: bool) -> int:
-    """Open the dashboard on the pipeline."""
-    config = _load(config_path)
-    # The one place core reaches the UI layer: imported here, on demand, so headless commands
-    # never pull in Textual (an import-linter contract allows this import and no other).
-    from tui.app import run_dashboard
-
-    return run_dashboard(config, read_only=read_only)
+def cli() -> None:
+    """Supervise long, multi-phase, date-partitioned data backfills (headless commands)."""
 
 
 @cli.command()
@@ -177,7 +161,7 @@ def status(
     """The live or unfinished run, then coverage per phase, processor and season."""
     import time
 
-    config = _load(config_path)
+    config = load_for_command(config_path)
     start, end = _range(config, start, end)
     if watch and as_json:
         raise click.UsageError("--watch redraws a screen: use it without --json")
@@ -241,7 +225,7 @@ def plan(
     as_json: bool,
 ) -> None:
     """What exists, what is missing, and the exact commands in a safe order. Runs nothing."""
-    config = _load(config_path)
+    config = load_for_command(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
     coverage, scan_bytes = _coverage(config, start, end, cost=True)
@@ -314,7 +298,7 @@ def run(
             "add --headless to run in the foreground, or --detach to run in the background; "
             "`backfill` opens the dashboard, where s starts a run"
         )
-    config = _load(config_path)
+    config = load_for_command(config_path)
     start, end = _range(config, start, end or start)
     _check_names(config, phases, processors)
     request = RunRequest(
@@ -550,7 +534,7 @@ def preflight(config_path: Path, quick: bool, as_json: bool) -> None:
     from core.preflight import all_checks, exit_code, run_checks
     from core.report_text import preflight_json, render_preflight
 
-    config = _load(config_path)
+    config = load_for_command(config_path)
     results = anyio.run(run_checks, all_checks(config, quick=quick))
     if as_json:
         _emit_json(preflight_json(results))

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 
-from core.cli import cli, run_cli
+from core.cli import run_cli
 from core.warehouse import sqlite_layout
+from tui.cli import cli
 
 
 def day(text: str) -> date:

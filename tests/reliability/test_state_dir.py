@@ -255,7 +255,7 @@ import json, os, subprocess, sys
 mnt, config = sys.argv[1], sys.argv[2]
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt], check=True)
 def backfill(*args):
-    done = subprocess.run([sys.executable, "-m", "core", *args, "--config", config],
+    done = subprocess.run([sys.executable, "-m", "tui", *args, "--config", config],
                           capture_output=True, text=True)
     return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
 results = {"first": backfill("run", "2024-01-01", "2024-01-06", "--headless")}
