@@ -175,19 +175,26 @@ def status(
         time.sleep(interval)
 
 
+def _failed_cells(config: Config, start: date, end: date) -> frozenset[tuple[str, date]]:
+    """Cells whose latest attempt failed, as the journal (if there is one yet) records them."""
+    from core.state import Journal
+
+    journal = Journal.open_if_exists(config.state_path)
+    if journal is None:
+        return frozenset()
+    try:
+        return frozenset(journal.failed_cells(start, end))
+    finally:
+        journal.close()
+
+
 def _status_once(config: Config, start: date, end: date, *, as_json: bool, verbose: bool) -> str:
     import anyio
 
     from core.service.run_status import run_status
-    from core.state import Journal
 
     run = anyio.run(run_status, config.state_path)
-    journal = Journal.open_if_exists(config.state_path)
-    try:
-        failed = journal.failed_cells(start, end) if journal else set()
-    finally:
-        if journal is not None:
-            journal.close()
+    failed = _failed_cells(config, start, end)
     coverage, scan_bytes = _coverage(config, start, end, cost=verbose)
     report = status_report(coverage, failed)
     if as_json:
@@ -212,7 +219,8 @@ def _status_once(config: Config, start: date, end: date, *, as_json: bool, verbo
     type=click.Choice(REPROCESS_CHOICES),
     default="missing",
     show_default=True,
-    help="missing: missing and partial dates; failed: those and failed ones; all: every date.",
+    help="missing: every date not complete; failed: only dates whose last attempt failed "
+    "(the journal's retry list); all: every date, complete ones too.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plan(
@@ -234,6 +242,7 @@ def plan(
         phases=phases,
         processors=processors,
         reprocess=reprocess,  # type: ignore[arg-type]  # click.Choice guarantees the literal
+        failed=_failed_cells(config, start, end) if reprocess == "failed" else frozenset(),
     )
     if as_json:
         _emit_json(the_plan.to_json() | {"refresh_bytes": scan_bytes})
@@ -263,7 +272,8 @@ def plan(
     type=click.Choice(REPROCESS_CHOICES),
     default="missing",
     show_default=True,
-    help="missing: missing and partial dates; failed: those and failed ones; all: every date.",
+    help="missing: every date not complete; failed: only dates whose last attempt failed "
+    "(the journal's retry list); all: every date, complete ones too.",
 )
 @click.option(
     "--max-parallel", type=click.IntRange(min=1), help="Cap on attempts running at once overall."

@@ -9,7 +9,7 @@ order never runs a date before its upstream for that date.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,6 +20,9 @@ from core.config.model import PLACEHOLDER
 from core.coverage import CellState, Coverage
 from core.dateranges import runs
 
+#: what a plan targets: "missing" every cell not complete (missing, partial, failed); "failed"
+#: only cells whose latest attempt failed (the journal's record), still not complete; "all"
+#: every expected cell, complete ones too
 Reprocess = Literal["missing", "failed", "all"]
 REPROCESS_CHOICES: tuple[Reprocess, ...] = ("missing", "failed", "all")
 DONE = (CellState.COMPLETE, CellState.SKIPPED)
@@ -225,8 +228,11 @@ def make_plan(
     phases: Sequence[str] = (),
     processors: Sequence[str] = (),
     reprocess: Reprocess = "missing",
+    failed: Collection[tuple[str, date]] = frozenset(),
     python: str = sys.executable,
 ) -> Plan:
+    """`failed`: cells whose latest attempt failed (`Journal.failed_cells`), which "failed"
+    targets."""
     config = coverage.config
     expected = coverage.calendar.expected_dates
     selected = {p.name for p in select_processors(config, phases, processors)}
@@ -246,7 +252,11 @@ def make_plan(
                 state = coverage.cell(proc, day).state
                 _bucket(plan, day, state)
                 wanted = state is not CellState.SKIPPED and (
-                    reprocess == "all" or state is not CellState.COMPLETE
+                    reprocess == "all"
+                    or (
+                        state is not CellState.COMPLETE
+                        and (reprocess == "missing" or (proc.name, day) in failed)
+                    )
                 )
                 if not wanted:
                     continue

@@ -62,11 +62,15 @@ def load_or_plan(
             "run_resumed",
             f"Resuming run #{previous.id}: {left} of {len(store.items)} items not done",
         )
+    failed = (
+        () if request.reprocess != "failed" else journal.failed_cells(request.start, request.end)
+    )
     plan = make_plan(
         coverage,
         phases=request.phases,
         processors=request.processors,
         reprocess=request.reprocess,
+        failed=frozenset(failed),
         python=python,
     )
     works = [(w.processor, w.phase, w.dates) for w in plan.items]

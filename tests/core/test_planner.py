@@ -142,3 +142,23 @@ def test_next_action_repeats_the_selection(tiny: Config):
     assert plan.next_action().startswith(
         "Next: backfill run 2024-01-01 2024-01-10 --processor team --reprocess all --headless"
     )
+
+
+def test_reprocess_failed_targets_only_the_journals_failed_cells_still_not_complete(tiny: Config):
+    failed = {
+        ("player", day("2024-01-02")),
+        ("player", day("2024-01-01")),
+        ("zone", day("2024-01-09")),
+    }
+    plans = {
+        p.processor.name: p
+        for p in plan_of(tiny, reprocess="failed", failed=frozenset(failed)).processors
+    }
+    # 01-01 failed once but is complete now; the other missing dates were never tried
+    assert iso(plans["player"].targets) == ["2024-01-02"]
+    assert plans["team"].targets == []
+    # zone's failed date still waits on what is not on the list (player's date, the gate)
+    assert plans["zone"].targets == [] and day("2024-01-09") in plans["zone"].blocked
+    # "missing" ignores the list: every date not complete
+    missing = {p.processor.name: p for p in plan_of(tiny, failed=frozenset(failed)).processors}
+    assert len(missing["player"].targets) == 6
