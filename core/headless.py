@@ -133,7 +133,7 @@ async def _preflight(
     for r in results:
         if r.status in ("fail", "warn"):
             echo(_stamp(f"preflight {r.status.upper()}: {r.name}: {r.detail}"))
-    gate = gate_record(results, overridden=ignore_preflight)
+    gate = gate_record(results, overridden=ignore_preflight, by=Who.me("headless").describe())
     if failed and not ignore_preflight:
         journal.event("run_refused", **gate)
         echo(

@@ -68,9 +68,10 @@ def exit_code(results: list[CheckResult]) -> int:
     return 1 if "fail" in statuses else 2 if "warn" in statuses else 0
 
 
-def gate_record(results: list[CheckResult], *, overridden: bool) -> dict[str, Any]:
-    """What the journal keeps of the preflight that gated a run."""
+def gate_record(results: list[CheckResult], *, overridden: bool, by: str) -> dict[str, Any]:
+    """What the journal keeps of the preflight that gated a run; `by`: who started the run."""
     return {
+        "by": by,
         "overridden": overridden,
         "failed": [r.name for r in results if r.status == "fail"],
         "warnings": [r.name for r in results if r.status == "warn"],

@@ -4,15 +4,21 @@ cooldowns, operator actions). `backfill report` prints it as Markdown or JSON.""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
 from core.failures import Failure, FailureGroup, group
 from core.progress import format_duration
+from core.state import statedir
 from core.state.journal import Journal, RunRow
+
+#: where reports are written, under state_dir
+REPORTS = "reports"
 
 #: item states whose cells are counted
 COUNTED = ("done", "failed", "cancelled", "blocked", "pending", "running")
@@ -216,3 +222,28 @@ def _clock(at: float | None) -> str:
 def _code(text: str) -> str:
     """Inside Markdown backticks: a job's words cannot close the span or start a line."""
     return text.replace("`", "'").replace("\n", " ")
+
+
+def save_report(
+    journal: Journal, state_dir: Path, run_id: int | None = None, *, picture: str | None = None
+) -> tuple[Path, Path]:
+    """Writes the run's report as `reports/run-N.md` and `run-N.json` under `state_dir` (files
+    of the state dir's mode: a report quotes jobs' errors); `picture`: the name of a heatmap
+    screenshot beside them, linked from the Markdown. Returns (markdown, json)."""
+    report = build_report(journal, run_id)
+    folder = state_dir / REPORTS
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise statedir.cannot(folder, "write", exc) from None
+    markdown = to_markdown(report)
+    if picture is not None:
+        markdown += f"\n## Coverage when the report was written\n\n![heatmap]({picture})\n"
+    paths = folder / f"run-{report.run.id}.md", folder / f"run-{report.run.id}.json"
+    for path, text in zip(paths, (markdown, json.dumps(to_json(report), indent=2)), strict=True):
+        statedir.create_file(path)
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            raise statedir.cannot(path, "write", exc) from None
+    return paths

@@ -11,6 +11,7 @@ characters), the banner and the cell line go through `tui.text.literal`.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -40,10 +41,12 @@ from core.engine.api import (
     RunRequest,
     SetConcurrency,
     Stop,
+    Who,
 )
 from core.errors import UserError
 from core.preflight import Check, all_checks, gate_record, run_checks
 from core.printable import strip_controls
+from core.report import REPORTS, save_report
 from core.warehouse import describe_scan_cost
 from tui.commands import JumpProvider
 from tui.crash import crash_line, write_report
@@ -53,6 +56,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
+from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
 from tui.widgets.coverage_heatmap import CoverageHeatmap
@@ -147,6 +151,22 @@ class BackfillApp(App[None]):
             id="coverage.refresh",
             tooltip="Read the coverage from the warehouse again",
         ),
+        Binding(
+            "R",
+            "runs",
+            "Runs",
+            id="app.runs",
+            tooltip="Every run the journal holds; enter writes one's hand-off report",
+        ),
+        Binding(
+            "w",
+            "write_report",
+            "Write report",
+            show=False,
+            id="app.report",
+            tooltip="Write the latest run's report and a picture of the heatmap to "
+            "state_dir/reports/",
+        ),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding(
             "q",
@@ -169,6 +189,8 @@ class BackfillApp(App[None]):
         self.sub_title = strip_controls(f"{config.name} · {config.path}")
         #: set when the app failed: the one line printed instead of Textual's traceback
         self.crash: str | None = None
+        #: who this dashboard's operator is, as the journal records who started a run
+        self._who = Who.me("dashboard").describe()
 
     def notify(
         self,
@@ -356,7 +378,7 @@ class BackfillApp(App[None]):
         status.show(snap, engine=_engine_note(session))
         if self._shows_trouble(snap):
             pass
-        elif was_busy and not snap.busy:
+        elif was_busy and not snap.busy and snap.run_id is not None:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
             self.notify(
                 f"Run #{snap.run_id}: nothing left to run"
@@ -430,10 +452,13 @@ class BackfillApp(App[None]):
                 "The override and the failing checks are recorded in the journal."
             )
             if not await self.push_screen_wait(ConfirmScreen(question, "Start anyway")):
-                self.session.journal.event("run_refused", **gate_record(results, overridden=False))
+                refused = gate_record(results, overridden=False, by=self._who)
+                self.session.journal.event("run_refused", **refused)
                 self.notify("Run not started.", markup=False)
                 return
-        await self._start_engine(request, gate_record(results, overridden=bool(failed)))
+        await self._start_engine(
+            request, gate_record(results, overridden=bool(failed), by=self._who)
+        )
 
     async def _start_engine(
         self, request: RunRequest, preflight: dict[str, object] | None = None
@@ -558,16 +583,82 @@ class BackfillApp(App[None]):
         )
 
     def action_retry(self) -> None:
-        if self.session.engine is None:
-            self.notify(
-                "No run yet: s starts one (it targets missing and failed dates).", markup=False
-            )
-            return
         dates = None
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             _, first, last = cursor
             dates = frozenset(first + timedelta(days=i) for i in range((last - first).days + 1))
+        snap = self.session.snapshot
+        if self.session.engine is None or snap is None or not snap.busy:
+            self._retry_from_journal(dates)
+            return
         self._send(Retry(dates=dates))
+
+    @work(exclusive=True, group="start")
+    async def _retry_from_journal(self, dates: frozenset[date] | None) -> None:
+        """No live run: a new run of the cells whose latest attempt failed, as the journal
+        records them (of the cursor's dates, when the heatmap has the focus)."""
+        start, end = self.session.range
+        if dates:
+            start, end = max(start, min(dates)), min(end, max(dates))
+        journal = self.session.journal
+        failed = await asyncio.to_thread(journal.failed_cells, start, end)
+        if not failed:
+            where = f" on {start} … {end}" if dates else ""
+            self.notify(f"No failed cells in the journal{where}: nothing to retry.", markup=False)
+            return
+        days = sorted(d for _, d in failed)
+        cells = f"{len(failed)} failed cell{'s' if len(failed) > 1 else ''}"
+        abandon = (
+            f"\n\nRun #{self._unfinished[0]} did not finish: this abandons it (s resumes it)."
+            if self._unfinished is not None
+            else ""
+        )
+        question = (
+            f"Retry the {cells} the journal records, {days[0]} → {days[-1]}?\n\nA new run "
+            f"of those cells only (--reprocess failed).{abandon}"
+        )
+        if await self.push_screen_wait(ConfirmScreen(question, "Retry")):
+            self._unfinished = None
+            self._gate_and_start(RunRequest(days[0], days[-1], reprocess="failed"))
+
+    def action_runs(self) -> None:
+        if not isinstance(self.screen, RunsScreen):
+            snap = self.session.snapshot
+            live = snap.run_id if self.session.engine is not None and snap is not None else None
+            self.push_screen(RunsScreen(self.session.journal, live))
+
+    def action_write_report(self) -> None:
+        self._write_report(None)
+
+    @on(ReportRequested)
+    def _report_requested(self, event: ReportRequested) -> None:
+        self._write_report(event.run_id)
+
+    @work(exclusive=True, group="report")
+    async def _write_report(self, run_id: int | None) -> None:
+        """The run's report (the latest run's when None) and, beside it, an SVG of the
+        dashboard as it is now (Textual's own export), in state_dir/reports/."""
+        journal, state = self.session.journal, self.config.state_path
+        if run_id is None:
+            latest = await asyncio.to_thread(journal.runs, 1)
+            if not latest:
+                self.notify("No run yet: nothing to report.", markup=False)
+                return
+            run_id = latest[0].id
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        picture = f"run-{run_id}-heatmap.svg"
+        try:
+            folder = state / REPORTS
+            await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
+            self.save_screenshot(picture, path=str(folder))
+            markdown, _ = await asyncio.to_thread(
+                save_report, journal, state, run_id, picture=picture
+            )
+        except (UserError, OSError) as exc:
+            self.notify(str(exc), title="Report not written", severity="error", markup=False)
+            return
+        self.notify(f"Report of run #{run_id}: {markdown}", timeout=10, markup=False)
 
     def _focused_phase(self) -> str | None:
         """The phase of the heatmap's cursor (when it has the focus), else of the queue's item."""

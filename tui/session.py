@@ -284,6 +284,9 @@ class Session:
                 cell = (view.processor, day)
                 if self._cell_item.get(cell, view.id) <= view.id:
                     self._cell_item[cell] = view.id
+                    if view.state is ItemState.DONE:
+                        # this run's attempt is the cell's latest: an earlier failure is history
+                        self.past_failures.discard(cell)
                     if state is None:
                         self._overlay.pop(cell, None)
                     else:

@@ -489,6 +489,36 @@ class Journal:
         rows = self._all(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [_run(row) for row in rows]
 
+    def run_cells(self, run_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Per run: its cells (processor-dates) per item state."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self._all(
+            f"""
+            SELECT i.run_id, i.state, COUNT(*) FROM items i JOIN item_dates d ON d.item_id = i.id
+            WHERE i.run_id IN ({marks}) GROUP BY i.run_id, i.state
+            """,
+            tuple(run_ids),
+        )
+        cells: dict[int, dict[str, int]] = {}
+        for run_id, state, count in rows:
+            cells.setdefault(run_id, {})[state] = count
+        return cells
+
+    def run_starters(self, run_ids: Sequence[int]) -> dict[int, str]:
+        """Per run: who started it, as its preflight record says (runs from before it did say
+        are left out)."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self._all(
+            f"SELECT run_id, detail FROM events WHERE kind = 'preflight' AND run_id IN ({marks})",
+            tuple(run_ids),
+        )
+        starters = {}
+        for run_id, detail in rows:
+            by = json.loads(detail).get("by")
+            if isinstance(by, str):
+                starters[run_id] = by
+        return starters
+
     # -- items ----------------------------------------------------------------------------
 
     def add_items(self, run_id: int, items: Sequence[tuple[str, str, Sequence[date]]]) -> list[int]:

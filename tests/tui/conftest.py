@@ -21,11 +21,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def demo(tmp_path: Path, seeded: Path, monkeypatch) -> Iterator[Path]:
-    """The bundled demo with fast jobs: a short per-date delay, a 2 s stall timeout and no
-    retries, so the injected hang leaves a failed cell within seconds. An engine a test left
+    """The bundled demo with fast jobs: a short per-date delay, a 6 s stall timeout and no
+    retries, so the injected hang leaves a failed cell within seconds (a job's first line can
+    take 2 s to come on a loaded machine: Python starting, its imports). An engine a test left
     running (they outlive dashboards) is stopped afterwards."""
     text = (ROOT / "backfill.yaml").read_text()
-    text = text.replace("stall_timeout: 20s", "stall_timeout: 2s").replace(
+    text = text.replace("stall_timeout: 20s", "stall_timeout: 6s").replace(
         "retries: 2", "retries: 0"
     )
     (tmp_path / "backfill.yaml").write_text(text)

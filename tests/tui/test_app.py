@@ -97,9 +97,9 @@ async def test_start_pause_resume_and_the_run_completes(demo: Path):
 
 @pytest.mark.asyncio
 async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
-    # Attempts that run until cancelled: with the fixture's 2 s stall timeout a 3 s job was
+    # Attempts that run until cancelled: with the fixture's 6 s stall timeout a 3 s job was
     # killed as stalled before a loaded machine got from c to y, leaving nothing to cancel.
-    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 30s"))
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
@@ -222,7 +222,7 @@ async def test_quit_while_running_can_stop_the_run(slow_demo: Path):
 async def test_quit_detaches_and_the_next_dashboard_attaches_to_the_run_that_went_on(
     slow_demo: Path,
 ):
-    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 30s"))
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
@@ -390,7 +390,7 @@ async def test_the_highlighted_item_stays_put_while_others_change_and_c_cancels_
     slow_demo: Path,
 ):
     # Jobs that end well (not killed as stalled): their rows sink below the cursor's.
-    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 30s"))
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 30s"))
     app = BackfillApp(load_config(slow_demo))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)

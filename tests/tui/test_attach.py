@@ -64,7 +64,7 @@ def steady_demo(demo: Path, monkeypatch) -> Path:
     """A second per date and no injected faults: a run that lasts long enough to watch."""
     monkeypatch.setenv("BACKFILL_DEMO_DELAY", "1")
     monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
-    demo.write_text(demo.read_text().replace("stall_timeout: 2s", "stall_timeout: 60s"))
+    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
     return demo
 
 
