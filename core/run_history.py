@@ -1,10 +1,12 @@
-"""Every run the journal holds, in a line each: what the dashboard's Runs screen lists."""
+"""What the journal holds across runs: every run in a line (the dashboard's Runs screen), and
+the cells still failed, grouped by error (its Failures screen)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 
+from core.failures import Failure, FailureGroup, group
 from core.state import Journal
 from core.state.journal import RunRow
 
@@ -49,3 +51,12 @@ def run_history(journal: Journal, limit: int = 500) -> list[RunSummary]:
     ids = [run.id for run in runs]
     cells, starters = journal.run_cells(ids), journal.run_starters(ids)
     return [RunSummary(run, cells.get(run.id, {}), starters.get(run.id)) for run in runs]
+
+
+def failure_groups(journal: Journal, start: date, end: date) -> list[FailureGroup]:
+    """Every cell still failed (its latest attempt, in any run, failed), grouped by what went
+    wrong, the largest group first. Blocking: call it in a worker thread."""
+    return group(
+        Failure(processor, (day,), a.tail, a.reason, a.ended_at, str(a.log_path))
+        for (processor, day), a in sorted(journal.failed_attempts(start, end).items())
+    )

@@ -56,6 +56,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
+from tui.screens.failures import Cell, FailuresScreen, OpenDate, RetryCells
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
@@ -157,6 +158,13 @@ class BackfillApp(App[None]):
             "Runs",
             id="app.runs",
             tooltip="Every run the journal holds; enter writes one's hand-off report",
+        ),
+        Binding(
+            "F",
+            "failures",
+            "Failures",
+            id="app.failures",
+            tooltip="Every failed cell, grouped by error; space marks, r retries",
         ),
         Binding(
             "w",
@@ -606,20 +614,66 @@ class BackfillApp(App[None]):
             where = f" on {start} … {end}" if dates else ""
             self.notify(f"No failed cells in the journal{where}: nothing to retry.", markup=False)
             return
-        days = sorted(d for _, d in failed)
-        cells = f"{len(failed)} failed cell{'s' if len(failed) > 1 else ''}"
+        await self._offer_run_of_failed(failed, ())
+
+    async def _offer_run_of_failed(self, chosen: set[Cell], processors: tuple[str, ...]) -> None:
+        """A new run, after a confirm, of the journal's failed cells over the chosen ones' dates
+        (of `processors` only, when given): a run's request has a range and processors, not
+        cells, so the question says what else it takes along."""
+        days = sorted(d for _, d in chosen)
+        first, last = days[0], days[-1]
+        failed = await asyncio.to_thread(self.session.journal.failed_cells, first, last)
+        taken = {c for c in failed if not processors or c[0] in processors}
+        extra = len(taken - chosen)
+        also = f" It also takes {extra} other failed cells of that range along." if extra else ""
+        scope = f" of {', '.join(processors)}" if processors else ""
         abandon = (
             f"\n\nRun #{self._unfinished[0]} did not finish: this abandons it (s resumes it)."
             if self._unfinished is not None
             else ""
         )
+        cells = f"{len(chosen)} failed cell{'s' if len(chosen) > 1 else ''}"
         question = (
-            f"Retry the {cells} the journal records, {days[0]} → {days[-1]}?\n\nA new run "
-            f"of those cells only (--reprocess failed).{abandon}"
+            f"Retry the {cells}{scope} the journal records, {first} → {last}?\n\nA new run of "
+            f"failed cells only (--reprocess failed).{also}{abandon}"
         )
         if await self.push_screen_wait(ConfirmScreen(question, "Retry")):
             self._unfinished = None
-            self._gate_and_start(RunRequest(days[0], days[-1], reprocess="failed"))
+            self._gate_and_start(RunRequest(first, last, processors=processors, reprocess="failed"))
+
+    def action_failures(self) -> None:
+        if not isinstance(self.screen, FailuresScreen):
+            start, end = self.session.range
+            self.push_screen(FailuresScreen(self.session.journal, start, end, self.read_only))
+
+    @on(RetryCells)
+    async def _retry_cells(self, event: RetryCells) -> None:
+        """From the Failures screen: in the live run if one runs, else a new run."""
+        by_processor: dict[str, set[date]] = {}
+        for processor, day in event.cells:
+            by_processor.setdefault(processor, set()).add(day)
+        engine, snap = self.session.engine, self.session.snapshot
+        if engine is not None and snap is not None and snap.busy:
+            count = 0
+            for processor, days in sorted(by_processor.items()):
+                reply = await engine.submit(Retry(processor, frozenset(days)))
+                count += reply.count
+            left = len(event.cells) - count
+            self.notify(
+                f"{count} failed cells queued again in run #{snap.run_id}"
+                + (f"; {left} are not in it: retry them once it ends" if left > 0 else ""),
+                markup=False,
+            )
+            return
+        self._retry_chosen(set(event.cells), tuple(sorted(by_processor)))
+
+    @work(exclusive=True, group="start")
+    async def _retry_chosen(self, chosen: set[Cell], processors: tuple[str, ...]) -> None:
+        await self._offer_run_of_failed(chosen, processors)
+
+    @on(OpenDate)
+    def _open_failed_date(self, event: OpenDate) -> None:
+        self._open_date(event.day)
 
     def action_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):

@@ -722,19 +722,35 @@ class Journal:
 
     def failed_cells(self, start: date, end: date) -> set[tuple[str, date]]:
         """Cells whose latest attempt failed: the coverage overlay that makes them 'failed'."""
+        return set(self.failed_attempts(start, end))
+
+    def failed_attempts(self, start: date, end: date) -> dict[tuple[str, date], AttemptRow]:
+        """Cells whose latest attempt failed (or left the cell incomplete), with that attempt,
+        in any run: what is still to retry after every restart."""
         rows = self._all(
             """
-            SELECT d.processor, d.day, a.outcome FROM item_dates d
+            SELECT d.processor, d.day, a.id, a.outcome FROM item_dates d
             JOIN attempts a ON a.item_id = d.item_id
             WHERE d.day BETWEEN ? AND ? AND a.ended_at IS NOT NULL
             ORDER BY a.ended_at, a.id
             """,
             (start.isoformat(), end.isoformat()),
         )
-        latest: dict[tuple[str, date], str] = {}
-        for processor, day, outcome in rows:
-            latest[processor, date.fromisoformat(day)] = outcome
-        return {cell for cell, outcome in latest.items() if outcome in ("failed", "incomplete")}
+        latest: dict[tuple[str, date], tuple[int, str]] = {}
+        for processor, day, attempt_id, outcome in rows:
+            latest[processor, date.fromisoformat(day)] = (attempt_id, outcome)
+        failed = {
+            cell: attempt_id
+            for cell, (attempt_id, outcome) in latest.items()
+            if outcome in ("failed", "incomplete")
+        }
+        attempts: dict[int, AttemptRow] = {}
+        ids = sorted(set(failed.values()))
+        for at in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+            chunk = ids[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            attempts |= {a.id: a for a in self._attempts(f"id IN ({marks})", chunk)}
+        return {cell: attempts[attempt_id] for cell, attempt_id in failed.items()}
 
     # -- last known coverage: shown at once while a slow warehouse refreshes ----------------
 

@@ -19,6 +19,7 @@ from core.engine.api import ItemState
 from tests.tui.drive import ROOT, SIZE, items, run_start, until
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
+from tui.screens.failures import FailuresScreen
 from tui.screens.runs import RunsScreen
 
 HANGS = ("player_daily_cache", date(2024, 1, 24))  # the demo's injected hang on that date
@@ -100,6 +101,32 @@ async def test_runs_screen_lists_the_journals_runs_and_writes_a_report(two_runs:
         assert (reports / "run-2-heatmap.svg").read_text().lstrip().startswith("<svg")
         assert not isinstance(app.screen, RunsScreen)  # the picture is of the dashboard
         assert oct((reports / "run-2.md").stat().st_mode & 0o777) == "0o600"
+
+        # Triage: the journal's failed cells, grouped by error, across runs.
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FailuresScreen))
+        failures = app.screen
+        assert isinstance(failures, FailuresScreen)
+        await until(pilot, lambda: bool(failures.groups))
+        (group,) = failures.groups
+        assert HANGS in group.cells and "stall" in group.signature
+        assert group.count == len(app.session.journal.failed_cells(*app.session.range))
+        cells = failures.query_one("#failure-cells", DataTable)
+        assert cells.row_count == group.count
+        await pilot.press("space")  # marks the first cell and steps down
+        assert failures.marked == {group.cells[0]} and cells.cursor_row == 1
+        await pilot.press("G", "space")  # and the last: the chunk's first and last dates
+        assert failures.marked == {group.cells[0], group.cells[-1]}
+        await pilot.press("r")  # the marked cells only: a new run, after a confirm
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.query_one(".dialog--question").render())
+        assert f"2 failed cells of {HANGS[0]}" in question
+        # a run has a range, not cells: the question says what the range takes along
+        assert f"{group.count - 2} other failed cells" in question
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is failures)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FailuresScreen))
 
 
 @pytest.mark.asyncio
