@@ -48,8 +48,10 @@ from core.preflight import Check, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.report import REPORTS, save_report
 from core.warehouse import describe_scan_cost
+from tui.command_line import Parsed
 from tui.commands import JumpProvider
 from tui.crash import crash_line, write_report
+from tui.modals.command_line import CommandLineScreen
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
 from tui.modals.quit import QuitScreen
@@ -174,6 +176,14 @@ class BackfillApp(App[None]):
             id="app.report",
             tooltip="Write the latest run's report and a picture of the heatmap to "
             "state_dir/reports/",
+        ),
+        Binding(
+            "colon",
+            "command_line",
+            "Command",
+            id="app.command",
+            tooltip="A command: run, retry failed, pause, resume, parallel PHASE N, goto, runs, "
+            "failures, report, help, q (tab completes)",
         ),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding(
@@ -640,6 +650,50 @@ class BackfillApp(App[None]):
         if await self.push_screen_wait(ConfirmScreen(question, "Retry")):
             self._unfinished = None
             self._gate_and_start(RunRequest(first, last, processors=processors, reprocess="failed"))
+
+    def action_command_line(self) -> None:
+        if not isinstance(self.screen, CommandLineScreen):
+            self.push_screen(CommandLineScreen(self.config), self._run_command)
+
+    async def _run_command(self, parsed: Parsed | None) -> None:
+        """What `:` typed, parsed: the same actions as the keys (and their refusals)."""
+        if parsed is None:
+            return
+        name, args = parsed.name, parsed.args
+        if self.read_only and name in ("run", "retry", "pause", "resume", "parallel"):
+            self.notify(f"Read-only: {name} is not available here.", markup=False)
+            return
+        if name == "run":
+            start, end = args
+            assert isinstance(start, date) and isinstance(end, date)
+            self._gate_and_start(RunRequest(start, end))
+        elif name == "retry":
+            snap = self.session.snapshot
+            if self.session.engine is not None and snap is not None and snap.busy:
+                self._send(Retry())
+            else:
+                self._retry_from_journal(None)
+        elif name in ("pause", "resume"):
+            if self.session.engine is None:
+                self.notify("No run yet: s starts one.", markup=False)
+            else:
+                self._send(Pause() if name == "pause" else Resume())
+        elif name == "parallel":
+            phase, n = args
+            assert isinstance(phase, str) and isinstance(n, int)
+            if self.session.engine is None:
+                self.notify("No run yet: s starts one.", markup=False)
+            else:
+                self._send(SetConcurrency(phase, n))
+        elif name == "goto":
+            (where,) = args
+            if isinstance(where, date):
+                self.jump_to(day=where)
+            else:
+                self.jump_to(key=str(where))
+        else:
+            action = {"report": "write_report", "q": "quit"}.get(name, name)
+            await self.run_action(action)
 
     def action_failures(self) -> None:
         if not isinstance(self.screen, FailuresScreen):

@@ -1,4 +1,5 @@
-"""Command palette: jump to a processor or a date of the heatmap.
+"""Command palette: jump to a processor or a date of the heatmap (partial dates too: 2024-01,
+jan 2024).
 
 A hit's str prompt is parsed as markup (and `Matcher.highlight` parses its candidate too), so the
 prompts, which hold processor names from the config, are built as literal Content.
@@ -13,8 +14,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
 
-from core.config.values import parse_date
 from core.printable import strip_controls
+from tui.command_line import parse_when
 
 
 def _highlight(matcher: Matcher, text: str) -> Content:
@@ -46,10 +47,8 @@ class JumpProvider(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        try:
-            day = parse_date(query.strip())
-        except ValueError:
-            day = None
+        span = parse_when(query)
+        day = None if span is None else span[0]
         if day is not None:
             text = f"Go to date {day}"
             yield Hit(100, Content(text), partial(self._jump, day=day), text=text)
