@@ -80,21 +80,21 @@ class BackfillApp(App[None]):
         Binding(
             "s",
             "start_run",
-            "Start run",
+            "Start",
             id="run.start",
             tooltip="Start a run (range, phase, reprocess), or resume an unfinished one",
         ),
         Binding(
             "space",
             "pause",
-            "Pause/resume",
+            "Pause",
             id="run.pause",
             tooltip="Pause: no new attempts start, running ones go on; again to resume",
         ),
         Binding(
             "r",
             "retry",
-            "Retry failed",
+            "Retry",
             id="run.retry",
             tooltip="Queue the failed cells of the run again (and those blocked behind them)",
         ),
@@ -102,6 +102,7 @@ class BackfillApp(App[None]):
             "c",
             "cancel",
             "Cancel item",
+            show=False,
             id="run.cancel",
             tooltip="Cancel the item highlighted in the queue (asks first)",
         ),
@@ -158,6 +159,7 @@ class BackfillApp(App[None]):
             "R",
             "runs",
             "Runs",
+            show=False,
             id="app.runs",
             tooltip="Every run the journal holds; enter writes one's hand-off report",
         ),
@@ -165,6 +167,7 @@ class BackfillApp(App[None]):
             "F",
             "failures",
             "Failures",
+            show=False,
             id="app.failures",
             tooltip="Every failed cell, grouped by error; space marks, r retries",
         ),
@@ -368,7 +371,7 @@ class BackfillApp(App[None]):
 
     async def _tick(self) -> None:
         session = self.session
-        if session.engine is None:
+        if session.engine is None or not self.screen_stack:  # not yet attached, or exiting
             return
         try:
             heatmap, queue, status = self._heatmap(), self._queue(), self._status()
@@ -966,7 +969,7 @@ class BackfillApp(App[None]):
                 action = binding.action
                 yield SystemCommand(
                     binding.description,
-                    f"key: {binding.key}",
+                    f"key {binding.key}" + (f": {binding.tooltip}" if binding.tooltip else ""),
                     lambda a=action: self.run_action(a),
                 )
 

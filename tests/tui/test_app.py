@@ -470,6 +470,18 @@ async def test_the_log_pane_follows_the_highlighted_item_to_its_attempt(slow_dem
 
 
 @pytest.mark.asyncio
+async def test_the_footer_shows_at_most_eight_keys_and_they_fit_at_80_columns(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        shown = [b for b in app.screen.active_bindings.values() if b.binding.show]
+        keys = sorted({b.binding.description for b in shown})
+        assert len(keys) <= 8, keys
+        footer = app.screen.query_one("Footer")
+        assert footer.region.height == 1 and footer.virtual_size.width <= 80
+
+
+@pytest.mark.asyncio
 async def test_question_mark_opens_a_help_screen_with_the_heatmap_states(demo: Path):
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:
@@ -480,10 +492,11 @@ async def test_question_mark_opens_a_help_screen_with_the_heatmap_states(demo: P
         help_screen = app.screen
         assert not help_screen.query("HelpPanel")  # not Textual's generic key list
         keys = plain(help_screen.query_one("#help-keys", Static))
-        for heading in ("Global", "Heatmap", "Queue", "Logs"):
+        for heading in ("Global", "Heatmap", "Queue", "Logs", "Runs (R)", "Failures (F)"):
             assert heading in keys
         for key, what in [("c", "Cancel"), ("z", "Zoom"), ("G", "Follow"), ("/", "Filter")]:
             assert what in keys and key in keys
+        assert ":parallel PHASE N" in keys and ":retry failed" in keys
         table = help_screen.query_one(StateTable)
         console = Console(width=110, file=io.StringIO(), record=True, color_system=None)
         console.print(table.render())

@@ -27,6 +27,8 @@ from core.config import Config
 from core.coverage import CellState
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen
+from tui.screens.failures import FailuresScreen
+from tui.screens.runs import RunsScreen
 from tui.text import literal
 from tui.widgets.coverage_heatmap import BARS, GLYPHS, STATE_CSS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
@@ -59,6 +61,19 @@ EXTRA_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         ("end", "Follow the end again"),
     ),
     "date": (),
+    "runs": (
+        ("enter", "Write the highlighted run's report (and a picture) to state_dir/reports/"),
+    ),
+    "failures": (("enter", "Open the highlighted cell's date"),),
+    "command": (
+        (":run START [END]", "Plan and start a run (dates may be partial: jan 2024)"),
+        (":retry failed", "Retry failed cells (in the live run, else a new run)"),
+        (":pause :resume", "Dispatch off / on"),
+        (":parallel PHASE N", "That phase's concurrency in the live run"),
+        (":goto DATE|NAME", "Move the heatmap cursor to a date (2024-01) or a processor"),
+        (":runs :failures", "The Runs and Failures screens"),
+        (":report :help :q", "Write the latest run's report; this help; quit"),
+    ),
 }
 
 QUITTING = (
@@ -190,11 +205,14 @@ class HelpScreen(ModalScreen[None]):
             ("Queue", "queue", queue),
             ("Logs", "logs", key_rows(app, LogTail.BINDINGS)),
             ("Date screen (enter on a cell)", "date", key_rows(app, DateDetailScreen.BINDINGS)),
+            ("Runs (R)", "runs", key_rows(app, RunsScreen.BINDINGS)),
+            ("Failures (F)", "failures", key_rows(app, FailuresScreen.BINDINGS)),
+            ("Commands (:, tab completes)", "command", []),
         )
         tables: list[RenderableType] = []
         for title, pane, rows in panes:
             table = Table.grid(padding=(0, 2))
-            table.add_column(width=16, no_wrap=True, style="bold")
+            table.add_column(width=18, no_wrap=True, style="bold")
             table.add_column(ratio=1)
             for keys, what in [*rows, *EXTRA_KEYS[pane]]:
                 table.add_row(Text(keys), Text(what))

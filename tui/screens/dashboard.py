@@ -62,7 +62,8 @@ class DashboardScreen(Screen[None]):
                     yield LogTail(id="log")
                 with TabPane("Preflight", id="preflight-tab"):
                     yield PreflightPane(id="preflight")
-        yield Footer()
+        # ^p is in the help and the : prompt: its footer entry pushed keys off at 80 columns.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.post_message(self.Ready())

@@ -434,7 +434,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("z", "cycle_zoom", "Zoom", id="heatmap.zoom"),
-        Binding("enter", "select_cell", "Open cell", id="heatmap.select"),
+        Binding("enter", "select_cell", "Open cell", show=False, id="heatmap.select"),
         Binding(
             "left_square_bracket",
             "toggle_fold",
