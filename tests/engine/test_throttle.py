@@ -24,6 +24,7 @@ from core.engine.engine import Engine
 from core.engine.retry import classify, decide
 from core.engine.scheduler import READY, Slots, Start, dispatch
 from core.progress import Forecast
+from core.report import build_report
 from core.service.protocol import snapshot_from_json, snapshot_to_json
 from core.service.run_status import RunStatus
 from core.state import Journal
@@ -299,6 +300,9 @@ async def test_a_daily_quota_pauses_the_writers_without_spending_a_retry(setup):
     paused = dict(journaled)["quota_paused"]
     assert paused["processors"] == ["x"] and "partition modifications" in paused["reason"]
     assert "cooldown" not in kinds  # the daily tier is not a rate cooldown
+    timeline = [text for _, text in build_report(engine.journal, engine.run_id).timeline]
+    assert any(t.startswith("daily quota: x paused for 3s (") for t in timeline)
+    assert "daily-quota pause over: x" in timeline
     pauses = [p for snap in seen for p in snap.pauses]
     assert pauses and {(p.tier, p.phase, p.processors) for p in pauses} == {
         ("daily", "work", ("x",))
