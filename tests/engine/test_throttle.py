@@ -31,7 +31,7 @@ from core.state import Journal
 from core.state.items import Item
 from core.warehouse import open_warehouse
 from tests.engine.test_engine import intervals, max_overlap, records
-from tests.helpers import day, span, write_config, write_tables
+from tests.helpers import day, invoke, span, write_config, write_tables
 
 ROOT = Path(__file__).parents[2]
 JOB = ROOT / "tests" / "jobs" / "record.py"
@@ -439,3 +439,15 @@ def test_pauses_travel_the_protocol_and_show_in_status():
     assert data["pauses"][0]["state"] == "paused: daily quota"
     assert data["pauses"][0]["processors"] == ["upcoming_player_game_context"]
     assert data["pauses"][0]["until"] == 1.7e9
+
+
+def test_plan_names_the_writers_cap(tmp_path, capsys):
+    write_tables(tmp_path / "wh", {"ds.base": {day("2024-01-01"): 1}}, date_column="d")
+    path = write_config(tmp_path, config_text("\n        max_writers: 1"))
+    code, out, err = invoke(["plan", "2024-01-01", "--config", str(path)], capsys)
+    assert code == 0, err
+    assert "work · at most 1 writing a table at once" in out
+    uncapped = write_config(tmp_path, config_text(), "plain.yaml")
+    code, out, err = invoke(["plan", "2024-01-01", "--config", str(uncapped)], capsys)
+    assert code == 0, err
+    assert "writing a table" not in out  # SQLite: no cap by default
