@@ -87,6 +87,14 @@ def build_report(journal: Journal, run_id: int | None = None) -> RunReport:
             seconds = float(detail.get("until", at)) - at
             cooldowns.append((at, str(detail.get("phase", "?")), seconds))
             timeline.append((at, f"cooldown of {detail.get('phase')} for {seconds:.0f}s"))
+        elif kind in ("quota_paused", "quota_resumed"):
+            writers = ", ".join(map(str, detail.get("processors", ())))
+            if kind == "quota_paused":
+                seconds = float(detail.get("until", at)) - at
+                text = f"daily quota: {writers} paused for {seconds:.0f}s ({detail.get('reason')})"
+            else:
+                text = f"daily-quota pause over: {writers}"
+            timeline.append((at, text))
         elif kind.startswith("operator_"):
             action = _action(kind, detail)
             actions.append((at, str(detail.get("who", "unknown")), action))

@@ -90,7 +90,10 @@ def render_plan(plan: Plan) -> str:
         plans = [p for p in plan.processors if p.phase is phase]
         if not plans:
             continue
-        lines.append(phase.label)
+        caps = sorted({c for p in plans if (c := config.max_writers(p.processor)) is not None})
+        # a cap below max_parallel is why fewer dates of a processor run at once than expected
+        writers = f" · at most {'/'.join(map(str, caps))} writing a table at once" if caps else ""
+        lines.append(phase.label + writers)
         for p in plans:
             lines.append(
                 _row(

@@ -27,6 +27,7 @@ PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-
 # What a shell can assign and a program read back: `A=B` would be read as variable A; a NUL
 # cannot pass through exec at all (starting the attempt would fail).
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+THROTTLE_KEYS = ("transient_patterns", "daily_quota_patterns", "fatal_patterns")
 NO_NUL = "contains a NUL character, which no program's arguments or environment can hold"
 
 
@@ -220,16 +221,17 @@ def _commands(config: Config) -> list[Problem]:
     allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
     for i, phase in enumerate(config.phases):
         for j, proc in enumerate(phase.processors):
-            for k, pattern in enumerate(proc.transient_patterns):
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    problems.append(
-                        Problem(
-                            ("phases", i, "processors", j, "transient_patterns", k),
-                            f"not a valid regular expression: {exc}",
+            for key in THROTTLE_KEYS:
+                for k, pattern in enumerate(getattr(proc, key)):
+                    try:
+                        re.compile(pattern, re.IGNORECASE)
+                    except re.error as exc:
+                        problems.append(
+                            Problem(
+                                ("phases", i, "processors", j, key, k),
+                                f"not a valid regular expression: {exc}",
+                            )
                         )
-                    )
             for k, arg in enumerate(proc.command or ()):
                 if "\0" in arg:
                     problems.append(Problem(("phases", i, "processors", j, "command", k), NO_NUL))

@@ -34,6 +34,39 @@ Share = Annotated[float, Field(ge=0, le=1)]
 Names = Annotated[tuple[Name, ...], Field(strict=False)]
 Argv = Annotated[tuple[str, ...], Field(strict=False, min_length=1)]
 
+Patterns = Annotated[tuple[str, ...], Field(strict=False)]
+
+#: BigQuery's short-term limits and server-side hiccups: retrying soon, more slowly, succeeds.
+#: HTTP codes count only as a status (`exceptions.X: 503`, `Error 503`, `"code": 503`), so
+#: "429 players" is not one.
+RATE_PATTERNS: tuple[str, ...] = (
+    r"rateLimitExceeded",
+    r"Exceeded rate limits",
+    r"Could not serialize access to table .* due to concurrent update",
+    r"Too many DML statements outstanding against table",
+    r"\bbackendError\b",
+    r"\binternalError\b",
+    r"(?:exceptions\.\w+|\berror|\bstatus(?: code)?|\bcode|\bhttp/[\d.]+)"
+    r"[\"':=\s]{1,4}(?:429|5\d\d)\b",
+    r"\b(?:429|5\d\d) (?:Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable"
+    r"|Gateway Time-?out)",
+    r"Connection reset|ConnectionResetError|Connection aborted",
+)
+#: BigQuery's longer-term quotas (per table per day, custom quotas): "wait 10 minutes or more"
+DAILY_PATTERNS: tuple[str, ...] = (
+    r"\bquota ?exceeded\b",
+    r"\bexceeded quota for\b",
+    r"\bexceeded the custom quota\b",
+)
+#: errors no wait mends: permissions, locations, SQL that does not fit the table, the cost cap
+FATAL_PATTERNS: tuple[str, ...] = (
+    r"\baccess ?denied\b",
+    r"not found in location",
+    r"that can be used for partition elimination",
+    r"\bUnrecognized name\b",
+    r"bytesBilledLimitExceeded|exceeded limit for bytes billed",
+)
+
 PLACEHOLDERS = ("start", "end", "dates", "python", "config")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -41,6 +74,9 @@ PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+
+#: mutating DML statements BigQuery runs at once per table (more queue, past 20 they fail)
+BIGQUERY_WRITERS = 2
 
 #: BigQuery's on-demand minimum per table a query references
 MIN_BYTES_BILLED = 10 * 2**20
@@ -137,13 +173,20 @@ class Processor(Spec):
     retries: Annotated[int, Field(ge=0)] = 2
     #: first retry waits this long, then twice as long each time (with jitter)
     retry_backoff: Seconds = 30
-    #: a failed attempt whose last lines match one of these (regex) was throttled, not broken:
-    #: its phase cools down and runs one fewer at a time for a while
-    transient_patterns: Annotated[tuple[str, ...], Field(strict=False)] = (
-        r"Quota exceeded",
-        r"\b429\b",
-        r"rateLimitExceeded",
-    )
+    # Throttling tiers: regexes (case-insensitive) searched in the last 64 KiB of a failed or
+    # incomplete attempt's log. The latest matching line decides; on one line fatal beats daily
+    # beats rate (a bytes-billed refusal comes as a "500"). Giving a list replaces its defaults.
+    #: rate tier: the phase cools down and runs fewer at a time, escalating on repeats
+    transient_patterns: Patterns = RATE_PATTERNS
+    #: daily tier: the processor's table writers pause for the phase's quota_pause; the item
+    #: waits it out without spending a retry
+    daily_quota_patterns: Patterns = DAILY_PATTERNS
+    #: never transient: the item fails at once, no retries
+    fatal_patterns: Patterns = FATAL_PATTERNS
+    #: attempts writing this processor's table at once, over every processor writing it;
+    #: unset: 2 on BigQuery (two mutating DML statements per table run, 20 wait, more fail),
+    #: none on SQLite; null: no cap
+    max_writers: Annotated[int, Field(ge=1)] | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -161,8 +204,11 @@ class Phase(Spec):
     max_parallel: Annotated[int, Field(ge=1)] = 1
     bootstrap_days: Annotated[int, Field(ge=0)] = 0
     gate: Gate | None = None
-    #: after a throttling error: no new dispatch in the phase for this long
+    #: after a rate-tier throttling error: no new dispatch in the phase for this long (twice
+    #: as long for each repeat before it recovered, up to 16 times)
     cooldown: Seconds = 60
+    #: after a daily-quota error: the processors writing that table start nothing for this long
+    quota_pause: Annotated[Seconds, Field(gt=0)] = 900
     processors: Annotated[tuple[Processor, ...], Field(strict=False, min_length=1)]
 
     @property
@@ -270,3 +316,9 @@ class Config(Spec):
 
     def has_processor(self, name: str) -> bool:
         return name in self._by_name
+
+    def max_writers(self, processor: Processor) -> int | None:
+        """The cap on attempts writing `processor`'s table at once (None: no cap)."""
+        if "max_writers" in processor.model_fields_set:
+            return processor.max_writers
+        return BIGQUERY_WRITERS if self.warehouse.kind == "bigquery" else None

@@ -39,6 +39,7 @@ __all__ = [
     "ItemState",
     "ItemView",
     "Pause",
+    "PauseView",
     "Reply",
     "Resume",
     "Retry",
@@ -111,6 +112,26 @@ class ItemView:
 
 
 @dataclass(frozen=True)
+class PauseView:
+    """Processors that start nothing for now because the warehouse throttled them."""
+
+    phase: str
+    #: the processors held: a rate cooldown holds its phase's, a daily pause its table's writers
+    processors: tuple[str, ...]
+    #: rate: a short-term limit, the phase cools down (then runs fewer at a time); daily: a
+    #: quota that lasts hours, the table's writers are paused and spend no retries meanwhile
+    tier: Literal["rate", "daily"]
+    #: wall clock (epoch seconds) it ends
+    until: float
+    #: the job's log line that said so
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "paused: daily quota" if self.tier == "daily" else "cooling down: rate limit"
+
+
+@dataclass(frozen=True)
 class EngineSnapshot:
     #: what the client passes as `since` next time
     version: int
@@ -129,6 +150,8 @@ class EngineSnapshot:
     #: why the engine stopped, when `state` is "failed"; otherwise what holds its dispatch up
     #: for now (a full disk), which clears by itself
     error: str | None = None
+    #: throttling in force now (cooldowns and daily-quota pauses), whatever `since` was
+    pauses: tuple[PauseView, ...] = ()
 
     def count(self, state: ItemState) -> int:
         return self.counts.get(state, 0)
@@ -148,7 +171,7 @@ class EngineSnapshot:
 @dataclass(frozen=True)
 class EngineEvent:
     #: run_started | run_resumed | item_done | item_failed | item_retry | item_blocked |
-    #: item_cancelled | cooldown | verify_failed
+    #: item_cancelled | cooldown | quota_paused | quota_resumed | verify_failed
     kind: str
     message: str
     item: ItemView | None = None

@@ -21,10 +21,11 @@ from core import process
 from core.config import Config, Processor
 from core.coverage import Coverage
 from core.engine.cooldowns import Cooldowns
-from core.engine.retry import Verdict, decide, is_transient, judge
+from core.engine.retry import Throttled, Verdict, classify, decide, judge
 from core.engine.verifier import Verifier
 from core.errors import UserError, WarehouseError
 from core.planner import DONE, render_argv
+from core.process.logfile import human
 from core.progress import Finish
 from core.state.items import Item, ItemState, ItemStore
 from core.state.journal import AttemptRow, ended_leftovers
@@ -68,6 +69,8 @@ class Attempts:
         self.handles: dict[int, process.Attempt] = {}
         #: phase -> running items whose attempt is being verified (their slot is free)
         self.verifying: Counter[str] = Counter()
+        #: table -> the same, by the table they wrote (they write no more)
+        self.verifying_tables: Counter[str] = Counter()
         #: processor -> (seconds, dates) of the latest successful attempts, newest first
         self.samples = {
             name: deque(rows[:SAMPLES], maxlen=SAMPLES) for name, rows in samples.items()
@@ -122,7 +125,7 @@ class Attempts:
                     duration=0.0,
                     tail=(f"could not start: {exc}",),
                 )
-                self._after_failure(item, f"could not start: {exc}", transient=False)
+                self._after_failure(item, f"could not start: {exc}")
             return
         launched = handle.launched
         attempt = self.store.launched(
@@ -137,19 +140,28 @@ class Attempts:
             outcome = await handle.wait()
         finally:
             del self.handles[item.id]
-        phase = item.phase.name
-        self.verifying[phase] += 1  # its slot is free: the next item may start meanwhile
+        phase, table = item.phase.name, item.processor.table
+        # Its slot is free, and it writes the table no more: the next item may start meanwhile.
+        self.verifying[phase] += 1
+        self.verifying_tables[table] += 1
         self._wake()
         try:
             problem = await self._verify(item)
         finally:
             self.verifying[phase] -= 1
+            self.verifying_tables[table] -= 1
+        throttled: Throttled | None = None
         if problem is not None:
             verdict = Verdict("failed", f"verification failed: {problem}")
         else:
             coverage = self._coverage()
             short = [d for d in item.dates if coverage.cell(item.processor, d).state not in DONE]
             verdict = judge(outcome, short)
+            if verdict.label in ("failed", "incomplete"):
+                # The error may sit far above the last lines (a traceback, a summary follow
+                # it); the log can be large, so it is read off the event loop.
+                recent = await anyio.to_thread.run_sync(process.read_recent, attempt.log_path)
+                throttled = classify(item.processor, recent)
         with self.store.transaction():  # the attempt's end and the item's next state: one commit
             self.store.end_attempt(
                 item,
@@ -161,7 +173,7 @@ class Attempts:
                 tail=outcome.tail,
                 leftovers=outcome.leftovers,
             )
-            self._settle(item, outcome, verdict, permanent=problem is not None)
+            self._settle(item, outcome, verdict, permanent=problem is not None, throttled=throttled)
         self._wake()
 
     async def abandon(self, item: Item, attempt: AttemptRow, why: str) -> None:
@@ -192,7 +204,13 @@ class Attempts:
         self._wake()
 
     def _settle(
-        self, item: Item, outcome: process.AttemptOutcome, verdict: Verdict, *, permanent: bool
+        self,
+        item: Item,
+        outcome: process.AttemptOutcome,
+        verdict: Verdict,
+        *,
+        permanent: bool,
+        throttled: Throttled | None,
     ) -> None:
         attempt = item.last
         assert attempt is not None
@@ -218,23 +236,36 @@ class Attempts:
             self.store.give_up(item, attempts=item.attempts + 1, reason=why)
             self._emit("item_failed", f"FAILED {name} {span(item)}: {why}", item)
         else:
-            transient = is_transient(item.processor, outcome.tail)
-            self._after_failure(item, verdict.why or "failed", transient=transient)
+            self._after_failure(
+                item, verdict.why or "failed", throttled=throttled, started_at=attempt.started_at
+            )
 
-    def _after_failure(self, item: Item, why: str, *, transient: bool) -> None:
+    def _after_failure(
+        self,
+        item: Item,
+        why: str,
+        *,
+        throttled: Throttled | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        tier = throttled.tier if throttled else None
         decision = decide(
-            item.processor,
-            item.phase,
-            item.attempts,
-            transient=transient,
-            jitter=random.uniform(0.75, 1.25),
+            item.processor, item.phase, item.attempts, tier=tier, jitter=random.uniform(0.75, 1.25)
         )
+        if throttled is not None and decision.pause is not None:
+            self._pause(item, throttled, decision.pause)
+            return
+        if throttled is not None:
+            kind = "throttled" if throttled.tier == "rate" else "never transient"
+            why = f"{kind}: {throttled.line}"
         if decision.cooldown is not None:
-            self.cooldowns.start(item.phase.name, decision.cooldown, item_id=item.id)
+            seconds = self.cooldowns.throttled(
+                item.phase, started_at=started_at, reason=why, item_id=item.id
+            )
             self._emit(
                 "cooldown",
-                f"{item.phase.label}: throttled ({why}); no new work for "
-                f"{decision.cooldown:.0f}s, then one fewer at a time",
+                f"{item.phase.label}: {why}; no new work for {seconds:.0f}s, then fewer at "
+                "a time until attempts succeed again",
                 item,
             )
         name = item.processor.name
@@ -253,8 +284,32 @@ class Attempts:
                 item,
             )
         else:
+            left = "not retried" if tier == "fatal" else "no retries left"
             self.store.give_up(item, attempts=decision.attempts, reason=why)
-            self._emit("item_failed", f"FAILED {name} {span(item)}: {why} (no retries left)", item)
+            self._emit("item_failed", f"FAILED {name} {span(item)}: {why} ({left})", item)
+        self._wake()
+
+    def _pause(self, item: Item, throttled: Throttled, seconds: float) -> None:
+        """A daily quota: the table's writers start nothing for `seconds`, and the item waits
+        as long without spending a retry."""
+        until = time.strftime("%H:%M", time.localtime(time.time() + seconds))
+        pause = self.cooldowns.pause(
+            item.processor, item.phase, seconds, reason=throttled.line, item_id=item.id
+        )
+        self.store.retry_later(
+            item,
+            attempts=item.attempts,
+            delay=seconds,
+            reason=f"paused: daily quota until {until} ({throttled.line}); no retry spent",
+        )
+        if pause is not None:
+            self._emit(
+                "quota_paused",
+                f"{item.phase.label}: daily quota ({throttled.line}): "
+                f"{', '.join(pause.processors)} paused for {human(seconds)}, until {until}; "
+                "no retries spent",
+                item,
+            )
         self._wake()
 
     async def _verify(self, item: Item) -> str | None:

@@ -97,7 +97,7 @@ class Engine:
         self.linger = linger
         self.preflight = preflight
         self.limits = {ph.name: ph.max_parallel for ph in config.phases}
-        self.cooldowns = Cooldowns(self._journal_event)
+        self.cooldowns = Cooldowns(config, self.limits, self._journal_event)
         self.coverage: Coverage | None = None
         self.store: ItemStore | None = None
         self.attempts: Attempts | None = None
@@ -116,6 +116,8 @@ class Engine:
         self._forecaster: Forecaster | None = None
         self._verifier = Verifier(self._reread, self._take_reread)
         self._tg: anyio.abc.TaskGroup | None = None
+        self._max_writers = {p.name: config.max_writers(p) for p in config.processors}
+        self._tables = {p.table for p in config.processors if self._max_writers[p.name]}
 
     @property
     def run_id(self) -> int | None:
@@ -166,6 +168,7 @@ class Engine:
             await adopt_open_attempts(self.attempts, tg)
             while True:
                 self._watch_journal()
+                self._end_pauses()
                 self._dispatch(tg)
                 if self._done():
                     break
@@ -256,11 +259,24 @@ class Engine:
         """Seconds until the next retry backoff or cooldown ends (the loop re-checks then)."""
         assert self.store is not None
         now = time.monotonic()
-        times = [*self.store.retry_times(), *self.cooldowns.until.values()]
+        times = [*self.store.retry_times(), *self.cooldowns.timers()]
         future = [t - now for t in times if t > now]
         return min([*future, IDLE_WAKE_S]) + 0.05
 
     # -- dispatch -------------------------------------------------------------------------
+
+    def _end_pauses(self) -> None:
+        for pause in self.cooldowns.expire():
+            self._emit(
+                "quota_resumed",
+                f"{self.config.phase(pause.phase).label}: daily-quota pause over: "
+                f"{', '.join(pause.processors)} may start again",
+            )
+
+    def _writers(self, table: str) -> int:
+        """Attempts whose process writes `table` now (one being verified writes no more)."""
+        assert self.store is not None and self.attempts is not None
+        return self.store.running_on(table) - self.attempts.verifying_tables[table]
 
     def _busy(self, phase: str) -> int:
         """Attempts holding a slot: running items whose process has not ended (one being
@@ -283,7 +299,10 @@ class Engine:
             busy=Counter({name: self._busy(name) for name in self.limits}),
             limits={name: self.cooldowns.limit(name, n) for name, n in self.limits.items()},
             total_limit=self.request.max_parallel or sum(self.limits.values()),
-            cooling=self.cooldowns.until,
+            cooling=self.cooldowns.cooling(),
+            paused=self.cooldowns.paused(),
+            writers=Counter({t: self._writers(t) for t in self._tables}),
+            max_writers=self._max_writers,
         )
         if sum(slots.busy.values()) >= slots.total_limit:
             return False
@@ -461,6 +480,7 @@ class Engine:
             },
             forecast=self._forecast,
             error=self.error or self.held,
+            pauses=self.cooldowns.views(),
         )
 
     def _forecast(self) -> Forecast:

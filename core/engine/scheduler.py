@@ -2,16 +2,17 @@
 upstream readiness. The engine applies them; nothing here does I/O or changes an item.
 
 An item starts only when its phase has a free slot (and is not cooling down after throttling),
-the run's overall cap allows, earlier phases' gates hold, and every upstream is complete for its
-dates. An upstream still queued or running means wait; one that can no longer be filled means
-the item is blocked, and says why.
+its processor is not paused by a daily quota, fewer than its `max_writers` attempts write its
+table, the run's overall cap allows, earlier phases' gates hold, and every upstream is complete
+for its dates. An upstream still queued or running means wait; one that can no longer be filled
+means the item is blocked, and says why.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from datetime import date
 
 from core.config import Phase
@@ -55,6 +56,12 @@ class Slots:
     total_limit: int
     #: phase -> time.monotonic() its cooldown ends
     cooling: Mapping[str, float]
+    #: processors that start nothing for now (a daily quota paused their table's writers)
+    paused: Set[str] = frozenset()
+    #: table -> attempts whose process writes it now
+    writers: Counter[str] = field(default_factory=Counter)
+    #: processor -> cap on attempts writing its table at once (None or absent: no cap)
+    max_writers: Mapping[str, int | None] = field(default_factory=dict)
 
 
 def dispatch(
@@ -79,6 +86,10 @@ def dispatch(
         if slots.cooling.get(phase, 0.0) > now or slots.busy[phase] >= slots.limits[phase]:
             full.add(phase)
             continue
+        proc = item.processor
+        cap = slots.max_writers.get(proc.name)
+        if proc.name in slots.paused or (cap is not None and slots.writers[proc.table] >= cap):
+            continue  # other processors of the phase may still start
         verdict = gates.get(phase) or readiness(item)
         if verdict == WAIT:
             continue
@@ -90,6 +101,7 @@ def dispatch(
             yield AlreadyDone(item)
             continue
         slots.busy[phase] += 1
+        slots.writers[proc.table] += 1
         yield Start(item, tuple(dates))
 
 

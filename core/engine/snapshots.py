@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from core.coverage import Coverage, Reread
-from core.engine.api import EngineSnapshot, ItemView, RunRequest, RunState
+from core.engine.api import EngineSnapshot, ItemView, PauseView, RunRequest, RunState
 from core.progress import Forecast
 from core.state.items import Item, ItemStore
 
@@ -88,6 +88,7 @@ class Snapshots:
         concurrency: Mapping[str, tuple[int, int]],
         forecast: Callable[[], Forecast],
         error: str | None,
+        pauses: tuple[PauseView, ...] = (),
     ) -> EngineSnapshot:
         if store is None:
             return EngineSnapshot(
@@ -118,4 +119,5 @@ class Snapshots:
             changed=changed,
             rereads=tuple(rereads),
             error=error,
+            pauses=pauses,
         )

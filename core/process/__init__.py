@@ -37,7 +37,7 @@ from core.process.attempt import Attempt, adopt
 from core.process.cgroups import existing as attempt_cgroup
 from core.process.groups import alive, start_ticks
 from core.process.leftovers import containment, end_leftovers
-from core.process.logfile import TAIL_LINES, read_tail
+from core.process.logfile import TAIL_LINES, read_recent, read_tail
 from core.process.spawn import LaunchError, start
 from core.process.spec import TAG_VAR, AttemptOutcome, AttemptSpec, Launched, Reason
 from core.process.tags import Unproven, find_tagged, identify
@@ -59,6 +59,7 @@ __all__ = [
     "end_leftovers",
     "find_tagged",
     "identify",
+    "read_recent",
     "read_tail",
     "start",
     "start_ticks",

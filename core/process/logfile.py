@@ -40,6 +40,21 @@ def read_tail(path: Path, lines: int = TAIL_LINES) -> tuple[str, ...]:
     return tuple(found[-lines:])
 
 
+def read_recent(path: Path, window: int = TAIL_WINDOW) -> tuple[str, ...]:
+    """Every non-empty line of the last `window` bytes of a file (blocking: run it in a worker
+    thread). What a job's error looks like is searched here: an error printed early and followed
+    by a traceback or a summary is still in it."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            start = max(0, end - window)
+            f.seek(start)
+            data = f.read(end - start)
+    except OSError:
+        return ()
+    return tuple(split_lines(data, partial_head=start > 0))
+
+
 def note(log_path: Path, text: str) -> None:
     """One line in the job's log, so an operator reading it sees why it stopped. Best effort:
     a full disk must not turn a kill into a crash of the engine."""

@@ -33,6 +33,7 @@ from core.engine.api import (
     ItemState,
     ItemView,
     Pause,
+    PauseView,
     Reply,
     Resume,
     Retry,
@@ -145,6 +146,7 @@ def snapshot_to_json(snap: EngineSnapshot) -> dict[str, Any]:
         "changed": [_view_to_json(v) for v in snap.changed],
         "rereads": [_reread_to_json(r) for r in snap.rereads],
         "error": snap.error,
+        "pauses": [asdict(pause) for pause in snap.pauses],
     }
 
 
@@ -160,6 +162,16 @@ def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:
         changed=tuple(_view_from_json(v) for v in data["changed"]),
         rereads=tuple(_reread_from_json(r) for r in data["rereads"]),
         error=data["error"],
+        pauses=tuple(
+            PauseView(
+                phase=str(p["phase"]),
+                processors=tuple(p["processors"]),
+                tier=p["tier"],
+                until=float(p["until"]),
+                reason=str(p["reason"]),
+            )
+            for p in data.get("pauses", ())
+        ),
     )
 
 

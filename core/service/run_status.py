@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.engine.api import HEADER_ONLY, EngineSnapshot, ItemState, Who
+from core.engine.api import HEADER_ONLY, EngineSnapshot, ItemState, PauseView, Who
 from core.progress import describe
 from core.service.client import NoEngine, RemoteEngine
 from core.state import Journal
@@ -42,6 +42,8 @@ class RunStatus:
     last_event: str | None
     #: what holds the live engine's dispatch up (a full disk), or None
     problem: str | None = None
+    #: throttling in force in the live engine: cooldowns and daily-quota pauses
+    pauses: tuple[PauseView, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,17 @@ class RunStatus:
             "eta": self.eta,
             "last_event": self.last_event,
             "problem": self.problem,
+            "pauses": [
+                {
+                    "state": p.label,
+                    "phase": p.phase,
+                    "processors": list(p.processors),
+                    "tier": p.tier,
+                    "until": p.until,
+                    "reason": p.reason,
+                }
+                for p in self.pauses
+            ],
         }
 
     def render(self) -> str:
@@ -75,6 +88,12 @@ class RunStatus:
             lines.append(f"  last: {self.last_event}")
         if self.problem:
             lines.append(f"  held up: {self.problem}")
+        for pause in self.pauses:
+            until = time.strftime("%H:%M:%S", time.localtime(pause.until))
+            lines.append(
+                f"  {pause.label}: {pause.phase} ({', '.join(pause.processors)}) until {until}"
+                f" · {pause.reason}"
+            )
         return "\n".join(lines)
 
 
@@ -117,6 +136,7 @@ async def run_status(state_dir: Path) -> RunStatus | None:
             eta=describe(snap.forecast),
             last_event=_last_event(journal, snap.run_id) if journal else None,
             problem=snap.error if snap.state != "failed" else None,
+            pauses=snap.pauses,
         )
     finally:
         if journal is not None:

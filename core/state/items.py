@@ -73,6 +73,7 @@ class ItemStore:
         self._count: Counter[tuple[str, ItemState]] = Counter()
         self._open_cells: Counter[tuple[str, date]] = Counter()
         self._open_dates: Counter[str] = Counter()  # processor -> dates of its open items
+        self._running_tables: Counter[str] = Counter()  # table -> running items writing it
         self._phase_index = {ph.name: i for i, ph in enumerate(config.phases)}
         #: pending items in dispatch order (None: to be sorted); items that left PENDING stay
         #: until half the list has, so a dispatch pass never re-sorts everything
@@ -122,6 +123,10 @@ class ItemStore:
     def is_open(self, processor: str, day: date) -> bool:
         """Some pending or running item will (re)write this cell."""
         return self._open_cells[processor, day] > 0
+
+    def running_on(self, table: str) -> int:
+        """Running items whose processor writes `table` (those being verified included)."""
+        return self._running_tables[table]
 
     def open_dates(self) -> Mapping[str, int]:
         """Per processor, the dates its pending and running items hold (for ETAs)."""
@@ -300,6 +305,8 @@ class ItemStore:
 
     def _track(self, item: Item, sign: int) -> None:
         self._count[item.phase.name, item.state] += sign
+        if item.state is ItemState.RUNNING:
+            self._running_tables[item.processor.table] += sign
         if item.state in OPEN:
             name = item.processor.name
             for day in item.dates:

@@ -246,7 +246,7 @@ async def test_throttling_cools_the_phase_down_and_the_retry_succeeds(setup):
     )
     outcomes = [a.outcome for a in engine.journal.attempts_of_item(item.id)]
     assert outcomes == ["failed", "ok"]
-    assert "403 Quota exceeded" in "\n".join(engine.journal.attempts_of_item(item.id)[0].tail)
+    assert "403 Exceeded rate limits" in "\n".join(engine.journal.attempts_of_item(item.id)[0].tail)
 
 
 @pytest.mark.anyio

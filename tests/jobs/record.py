@@ -2,8 +2,11 @@
 
 usage: record.py NAME DATES [--sleep S]
 Behaviour per (NAME, date) comes from env FAULTS, a comma list of NAME:DATE:KIND with KIND
-  fail-once     exit 1 on the first attempt (prints "403 Quota exceeded" if NAME ends in _q)
+  fail-once     exit 1 on the first attempt (prints a BigQuery rate-limit error if NAME ends
+                in _q)
   fail          exit 1 every time
+  error-once    print $MESSAGE, then 30 lines of traceback and a summary, exit 1 (first attempt)
+  error         the same, every attempt
   empty-once    exit 0 without writing on the first attempt
   hang          print a line, then sleep forever (after spawning a grandchild that also sleeps)
   outage-once   after writing, move the warehouse folder to WAREHOUSE.away (a warehouse
@@ -116,11 +119,21 @@ def main() -> int:
             time.sleep(600)
         if kind == "fail" or (kind == "fail-once" and first_time(name, day, kind)):
             print(
-                "google.api_core.exceptions.Forbidden: 403 Quota exceeded"
+                "google.api_core.exceptions.Forbidden: 403 Exceeded rate limits: too many table "
+                "update operations for this table"
                 if name.endswith("_q")
                 else f"boom on {day}",
                 flush=True,
             )
+            record("end-fail", name, dates)
+            return 1
+        if kind == "error" or (kind == "error-once" and first_time(name, day, kind)):
+            # The error first, as a client library logs it; what follows buries it deeper than
+            # the last lines of the log.
+            print(os.environ["MESSAGE"], flush=True)
+            for n in range(30):
+                print(f'  File "/srv/jobs/{name}.py", line {n + 1}, in process_date', flush=True)
+            print(f"Failed dates: {day}", flush=True)
             record("end-fail", name, dates)
             return 1
         if kind == "empty-once" and first_time(name, day, kind):
