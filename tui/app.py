@@ -36,6 +36,7 @@ from core.engine.api import (
     ItemState,
     ItemView,
     Pause,
+    PauseView,
     Resume,
     Retry,
     RunRequest,
@@ -66,7 +67,7 @@ from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
-from tui.widgets.status_bar import StatusBar
+from tui.widgets.status_bar import StatusBar, pause_badges
 
 TICK_SECONDS = 0.25
 CONTROLS = {"start_run", "pause", "cancel", "cancel_all", "retry", "more", "fewer"}
@@ -280,8 +281,10 @@ class BackfillApp(App[None]):
         run = self.session.journal.unfinished_run()
         if run is None:
             self._unfinished = None
+            self._status().set_badge("unfinished", None)
             return
         self._unfinished = (run.id, RunRequest.from_key(run.start, run.end, run.request))
+        self._status().set_badge("unfinished", f"⚑ run #{run.id} unfinished: s resumes")
         self.notify(
             f"Run #{run.id} ({run.start} → {run.end}) did not finish: s resumes it, adopting "
             "attempts still running; nothing done is run again.",
@@ -397,6 +400,7 @@ class BackfillApp(App[None]):
             if queue.filter:
                 self._dashboard().show_filter_note()
         status.show(snap, engine=_engine_note(session))
+        self._show_pauses(status, snap.pauses)
         if self._shows_trouble(snap):
             pass
         elif was_busy and not snap.busy and snap.run_id is not None:
@@ -408,6 +412,15 @@ class BackfillApp(App[None]):
                 timeout=8,
                 markup=False,
             )
+
+    @staticmethod
+    def _show_pauses(status: StatusBar, pauses: tuple[PauseView, ...]) -> None:
+        """Throttling stays in sight as badges for as long as it lasts (a toast went in 6 s)."""
+        for key, badge in pause_badges(pauses).items():
+            if badge is None:
+                status.set_badge(key, None)
+            else:
+                status.set_badge(key, *badge)
 
     def _shows_trouble(self, snap: EngineSnapshot) -> bool:
         """The banner says why the engine stopped, or what holds it up (a full disk: that
@@ -443,6 +456,7 @@ class BackfillApp(App[None]):
         session.gone = None
         snap = session.snapshot
         self._status().show(snap, engine="")
+        self._show_pauses(self._status(), ())  # nothing is held by an engine that is gone
         self._offer_unfinished_run()
         if self._unfinished is None:  # it ended its run
             self._show_banner(f"The engine exited: {why}.", error=False)
@@ -499,6 +513,7 @@ class BackfillApp(App[None]):
             self._show_banner(f"The engine stopped: {exc}", error=True)
             return
         self._unfinished = None
+        self._status().set_badge("unfinished", None)
         self.notify(
             f"Run #{started.run_id} started: engine pid {started.pid} (it goes on when this "
             "dashboard quits)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -11,9 +12,9 @@ from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
 from core.config import load_config
-from core.engine.api import EngineSnapshot, ItemState, RunRequest
+from core.engine.api import EngineSnapshot, ItemState, PauseView, RunRequest
 from core.progress import Forecast
-from tui.widgets.status_bar import StatusBar
+from tui.widgets.status_bar import StatusBar, pause_badges
 
 CONFIG = load_config(Path(__file__).parents[2] / "backfill.yaml")
 
@@ -137,3 +138,30 @@ async def test_the_eta_says_paused_measuring_or_stalled_when_that_is_the_truth(
         text = shown(status)
         assert says in text, text
         assert "ETA 0s" not in text and "ETA 23h" not in text
+
+
+@pytest.mark.asyncio
+async def test_a_daily_quota_pause_and_a_cooldown_are_badges_that_stay_at_80_columns():
+    until = time.time() + 15 * 60
+    pauses = (
+        PauseView("precompute", ("player_daily_cache",), "daily", until, "Quota exceeded: ..."),
+        PauseView("analytics", ("player_game_summary",), "rate", until - 600, "Exceeded rate"),
+    )
+    badges = pause_badges(pauses)
+    daily, cooldown = badges["daily"], badges["cooldown"]
+    assert daily is not None and cooldown is not None
+    hhmm = time.strftime("%H:%M", time.localtime(until))
+    assert daily[0] == f"⏸ paused: daily quota · precompute until {hhmm}"
+    assert cooldown[0].startswith("❄ cooling down: rate limit · analytics until ")
+    assert pause_badges(()) == {"daily": None, "cooldown": None}
+
+    app = StatusApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        status = app.query_one(StatusBar)
+        fill(status, FAILING)
+        for key, badge in badges.items():
+            assert badge is not None
+            status.set_badge(key, *badge)
+        await pilot.pause()
+        text = shown(status)
+        assert "paused: daily quota" in text and status.region.height == 1, text

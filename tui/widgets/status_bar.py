@@ -13,6 +13,7 @@ control characters.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.style import StyleType
@@ -20,7 +21,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from core.config import Config
-from core.engine.api import EngineSnapshot, ItemState
+from core.engine.api import EngineSnapshot, ItemState, PauseView
 from core.printable import strip_controls
 from core.progress import describe
 
@@ -61,6 +62,24 @@ class _Part:
 
     def at(self, level: int) -> Text:
         return self.forms[sum(1 for step in self.steps if step <= level)]
+
+
+def pause_badges(pauses: tuple[PauseView, ...]) -> dict[str, tuple[str, StyleType] | None]:
+    """The badges for the warehouse's throttling, by key (None: that badge goes): a daily quota
+    pause in red, a rate cooldown in yellow, each naming its phases and when it ends."""
+
+    def badge(tier: str, mark: str, style: str) -> tuple[str, StyleType] | None:
+        held = [p for p in pauses if p.tier == tier]
+        if not held:
+            return None
+        phases = ", ".join(sorted({p.phase for p in held}))
+        until = time.strftime("%H:%M", time.localtime(max(p.until for p in held)))
+        return f"{mark} {held[0].label} · {phases} until {until}", style
+
+    return {
+        "daily": badge("daily", "⏸", "bold white on dark_red"),
+        "cooldown": badge("rate", "❄", "bold yellow"),
+    }
 
 
 def _text(*pieces: tuple[str, StyleType]) -> Text:
