@@ -21,7 +21,7 @@ from core import process
 from core.config import Config, Processor
 from core.coverage import Coverage
 from core.engine.cooldowns import Cooldowns
-from core.engine.retry import Throttled, Verdict, classify, decide, judge
+from core.engine.retry import Short, Throttled, Verdict, classify, decide, judge
 from core.engine.verifier import Verifier
 from core.errors import UserError, WarehouseError
 from core.planner import DONE, render_argv
@@ -155,7 +155,8 @@ class Attempts:
             verdict = Verdict("failed", f"verification failed: {problem}")
         else:
             coverage = self._coverage()
-            short = [d for d in item.dates if coverage.cell(item.processor, d).state not in DONE]
+            cells = [(d, coverage.cell(item.processor, d)) for d in item.dates]
+            short = [Short(d, c.rows, c.required) for d, c in cells if c.state not in DONE]
             verdict = judge(outcome, short)
             if verdict.label in ("failed", "incomplete"):
                 # The error may sit far above the last lines (a traceback, a summary follow

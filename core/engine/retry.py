@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from core.config import Phase, Processor
 from core.process import AttemptOutcome
@@ -36,10 +36,28 @@ class Verdict:
     why: str | None
 
 
-def judge(outcome: AttemptOutcome, short: Sequence[date]) -> Verdict:
-    """`short`: the attempt's dates the warehouse says are still not complete. Rows do not
-    rescue an attempt that was killed: what it left was ended before the warehouse was re-read,
-    and what it wrote until then is no proof it finished."""
+class Short(NamedTuple):
+    """A date of the attempt that the warehouse says is still not complete, and by how much."""
+
+    day: date
+    rows: int
+    #: rows the completeness rule asks for (0: nothing known to ask for)
+    required: int
+
+    def describe(self) -> str:
+        need = f" of {self.required}" if self.required else ""
+        return f"{self.day} ({self.rows}{need} rows)"
+
+
+#: dates named in an incomplete attempt's reason; the rest are counted
+SHORT_NAMED = 3
+
+
+def judge(outcome: AttemptOutcome, short: Sequence[Short]) -> Verdict:
+    """`short`: the attempt's dates the warehouse says are still not complete, with their rows
+    against the rule ("2024-01-24 (2 of 18 rows)": what fell short, not just that it did). Rows
+    do not rescue an attempt that was killed: what it left was ended before the warehouse was
+    re-read, and what it wrote until then is no proof it finished."""
     ended = ended_leftovers(outcome.leftovers)
     if outcome.reason == "cancelled":
         return Verdict("cancelled", f"cancelled{ended}")
@@ -47,7 +65,9 @@ def judge(outcome: AttemptOutcome, short: Sequence[date]) -> Verdict:
         if not short:
             return Verdict("ok", None)
         how = "exit 0" if outcome.ok else "ended while no engine watched it"
-        return Verdict("incomplete", f"{how} but incomplete on {', '.join(map(str, short))}{ended}")
+        named = ", ".join(s.describe() for s in short[:SHORT_NAMED])
+        more = f" and {len(short) - SHORT_NAMED} more dates" if len(short) > SHORT_NAMED else ""
+        return Verdict("incomplete", f"{how} but incomplete on {named}{more}{ended}")
     return Verdict("failed", describe(outcome) + ended)
 
 

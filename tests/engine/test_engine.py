@@ -20,7 +20,16 @@ import anyio
 import pytest
 
 from core.config import Config, load_config
-from core.engine.api import CancelAll, ItemState, Pause, Retry, RunRequest, SetConcurrency, Stop
+from core.engine.api import (
+    CancelAll,
+    EngineEvent,
+    ItemState,
+    Pause,
+    Retry,
+    RunRequest,
+    SetConcurrency,
+    Stop,
+)
 from core.engine.engine import Engine
 from core.state import EngineLock, Journal
 from core.warehouse import open_warehouse
@@ -160,11 +169,15 @@ async def test_concurrency_limits_and_dependency_order(setup):
 @pytest.mark.anyio
 async def test_exit_zero_with_rows_missing_is_retried_until_complete(setup):
     config = setup(faults="x:2024-01-03:empty-once")
-    engine, result = await run_engine(config, processors=("x",))
+    events: list[EngineEvent] = []
+    engine, result = await run_engine(config, events.append, processors=("x",))
     assert result.complete
     item = next(i for i in engine.store.items.values() if day("2024-01-03") in i.dates)
     attempts = engine.journal.attempts_of_item(item.id)
     assert [a.outcome for a in attempts] == ["incomplete", "ok"]
+    # the reason says what fell short, not only that something did
+    said = [e.message for e in events if "incomplete on" in e.message]
+    assert said and "incomplete on 2024-01-03 (0 of 1 rows)" in said[0], said
     assert [r["kind"] for r in records(config) if "2024-01-03" in r["dates"]] == [
         "start",
         "end",
