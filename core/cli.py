@@ -10,6 +10,7 @@ import errno
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date
@@ -82,8 +83,14 @@ def _ensure_demo_warehouse(config: Config) -> None:
         return
     from core.demo.seed import seed_demo_warehouse
 
-    click.echo(f"Seeding the demo warehouse at {config.warehouse_path} (first run) ...", err=True)
-    seed_demo_warehouse(config.warehouse_path)
+    click.echo(f"Seeding the demo warehouse at {config.warehouse_path} (first run):", err=True)
+    began = time.monotonic()
+
+    def progress(step: int, steps: int, what: str) -> None:
+        click.echo(f"  {step}/{steps} {what} ({time.monotonic() - began:.0f}s)", err=True)
+
+    summary = seed_demo_warehouse(config.warehouse_path, progress=progress)
+    click.echo(f"  done: {summary.game_dates} game dates in {summary.seconds:.0f}s", err=True)
 
 
 def _range(config: Config, start: date | None, end: date | None) -> tuple[date, date]:
@@ -159,7 +166,6 @@ def status(
     interval: float,
 ) -> None:
     """The live or unfinished run, then coverage per phase, processor and season."""
-    import time
 
     config = load_for_command(config_path)
     start, end = _range(config, start, end)

@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,11 +36,18 @@ class SeedSummary:
     seconds: float = 0.0
 
 
-def seed_demo_warehouse(folder: Path, *, force: bool = False) -> SeedSummary:
+#: (step, steps, what it is doing)
+Progress = Callable[[int, int, str], None]
+
+
+def seed_demo_warehouse(
+    folder: Path, *, force: bool = False, progress: Progress | None = None
+) -> SeedSummary:
     """Create the demo warehouse in `folder` (one X.sqlite per dataset).
 
     Refuses a folder that exists and is not empty unless `force`; with `force` the old folder,
-    fault markers included, is replaced as a whole once the new one is complete.
+    fault markers included, is replaced as a whole once the new one is complete. `progress`
+    hears (step, steps, what) as each step starts: seeding takes seconds, 20 on a busy machine.
     """
     began = time.monotonic()
     folder = Path(folder)
@@ -49,7 +57,7 @@ def seed_demo_warehouse(folder: Path, *, force: bool = False) -> SeedSummary:
     staging = folder.parent / f".{folder.name}.seeding-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        rows = _build(staging)
+        rows = _build(staging, progress or (lambda step, steps, what: None))
         _swap_into_place(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -75,7 +83,9 @@ def _swap_into_place(staging: Path, folder: Path) -> None:
         retired.unlink(missing_ok=True)
 
 
-def _build(staging: Path) -> dict[str, int]:
+def _build(staging: Path, progress: Progress) -> dict[str, int]:
+    steps = 1 + len(t.RAW_TABLES) + len(PHASE3)
+    progress(1, steps, "the schedule and the raw games")
     rows = raw.generate(build_schedule())
     conn = connect(staging, t.DATASETS, readonly=False)
     try:
@@ -84,14 +94,16 @@ def _build(staging: Path) -> dict[str, int]:
                 conn.execute(statement)
         counts: dict[str, int] = {}
         conn.execute("BEGIN")
-        for table in t.RAW_TABLES:
+        for step, table in enumerate(t.RAW_TABLES, start=2):
+            progress(step, steps, table.qualified)
             conn.executemany(table.insert_sql(), rows[table.name])
             counts[table.qualified] = len(rows[table.name])
         conn.execute("COMMIT")
         # The analytics transaction reads the team offense rows it just wrote, as player summaries
         # of the job program do (usage_rate), so seeded and job-written rows agree.
         conn.execute("BEGIN")
-        for processor in PHASE3:
+        for step, processor in enumerate(PHASE3, start=2 + len(t.RAW_TABLES)):
+            progress(step, steps, processor.table.qualified)
             counts[processor.table.qualified] = _seed_phase3(conn, processor)
         conn.execute("COMMIT")
         for table in t.PRECOMPUTE_TABLES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,6 +23,10 @@ def test_first_command_seeds_the_absent_demo_warehouse(fresh_demo: Path, capsys)
     code, out, err = invoke(["status", "--config", str(fresh_demo)], capsys)
     assert code == 0, err
     assert "Seeding the demo warehouse" in err
+    steps = re.findall(r"^  (\d+)/(\d+) (.+) \(\d+s\)$", err, re.M)  # progress, step by step
+    assert [int(n) for n, _, _ in steps] == list(range(1, int(steps[0][1]) + 1))
+    assert any("nba_analytics.player_game_summary" in what for _, _, what in steps)
+    assert "done: 675 game dates" in err
     assert "675 expected dates" in out
     assert (fresh_demo.parent / ".backfill" / "warehouse" / "nba_raw.sqlite").exists()
     code, _, err = invoke(["status", "--config", str(fresh_demo)], capsys)
