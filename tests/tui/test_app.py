@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from textual.widgets import DataTable, Input, Log, Static
+from textual.widgets import DataTable, Input, Log, Select, Static
 
 from core.config import load_config
 from core.coverage import CellState
@@ -575,3 +575,23 @@ async def test_esc_goes_back_from_every_dialog_and_the_date_screen(demo: Path):
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is dashboard)
         assert app.is_running
+
+
+@pytest.mark.asyncio
+async def test_the_start_dialog_keeps_its_fields_and_buttons_on_screen_at_80x24(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, StartRunScreen))
+        screen = app.screen
+        screen.query_one("#start", Input).value = "2021-10-19"
+        screen.query_one("#end", Input).value = "2024-11-29"
+        screen.query_one("#reprocess", Select).value = "all"  # the longest plan there is
+        await until(pilot, lambda: not screen.query_one("#go").disabled, timeout=60)
+        summary = str(screen.query_one("#summary", Static).render())
+        assert summary.count("\n") >= 6, summary  # longer than what fits: it scrolls
+        for widget in ("#start", "#end", "#phase", "#reprocess", "#go", "#cancel"):
+            region = screen.query_one(widget).region
+            assert region.right <= 80 and region.bottom <= 24 and region.height > 0, widget
+        assert screen.query_one("#start", Input).region.width >= 14  # a whole date shows

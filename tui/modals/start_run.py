@@ -11,7 +11,7 @@ from datetime import date
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -71,12 +71,13 @@ class StartRunScreen(ModalScreen[RunRequest | None]):
                     id="phase",
                 )
                 yield Select(
-                    [(f"reprocess {c}", c) for c in REPROCESS_CHOICES],
+                    [(f"{c} cells", c) for c in REPROCESS_CHOICES],
                     value="missing",
                     allow_blank=False,
                     id="reprocess",
                 )
-            yield Static("", id="summary", classes="dialog--summary", markup=False)
+            with VerticalScroll(classes="dialog--summary"):
+                yield Static("", id="summary", markup=False)
             with Horizontal(classes="dialog--buttons"):
                 yield Button("Start", variant="success", id="go", disabled=True)
                 yield Button("Cancel (esc)", id="cancel")
