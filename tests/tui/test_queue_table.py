@@ -171,7 +171,8 @@ def test_cells_say_what_the_operator_needs():
         cells_of(item)[k] for k in keys
     )
     assert (state, phase, processor, attempt, duration) == ("failed", "raw", "box", "1", "12s")
-    assert dates == "2024-01-20..2024-01-30 (11)"
+    assert dates == "2024-01-20..01-30 (11)"
+    assert format_dates((date(2023, 12, 30), date(2024, 1, 2))) == "2023-12-30..2024-01-02 (2)"
     assert format_dates((DAY,)) == "2024-01-20"
     assert started == time.strftime("%H:%M:%S", time.localtime(NOW))
     assert reason == "incomplete on 2024-01-25"
@@ -267,7 +268,7 @@ async def test_rows_are_sorted_running_first_done_last():
         ]
         assert lines[9].strip() == ""
         assert cells(table, 4)["Exit/reason"] == "exit 1"
-        assert cells(table, 8)["Dates"] == "2024-01-03..2024-01-07 (5)"
+        assert cells(table, 8)["Dates"] == "2024-01-03..01-07 (5)"
         assert cells(table, 7)["Processor"] == "player_stats"
         assert cells(table, 8)["Phase"] == "analytics"
         assert cells(table, 3)["Duration"] == "1m15s"

@@ -67,14 +67,15 @@ STATE_RANK: dict[ItemState, int] = {
 
 #: (label, key, fixed width or None for "as wide as the widest value"). What an operator reads
 #: first comes first, so a narrow terminal cuts the least useful: the phase is implied by the
-#: processor.
+#: processor. The short attempt and duration go before the long reason, which a narrow pane then
+#: cuts (with an ellipsis) instead of hiding them.
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("State", "state", 9),
     ("Processor", "processor", None),
     ("Dates", "dates", None),
-    ("Exit/reason", "reason", 36),
     ("Att.", "attempt", 4),
     ("Duration", "duration", 8),
+    ("Exit/reason", "reason", 36),
     ("Started", "started", 8),
     ("Phase", "phase", None),
 )
@@ -106,18 +107,21 @@ def item_order(item: ItemView) -> Order:
 
 
 def format_dates(dates: Sequence[date]) -> str:
-    """One date as is; a range as "first..last (n)" so a row stays narrow."""
+    """One date as is; a range as "first..last (n)", the last without its year when it is the
+    first's ("2024-01-22..01-28 (7)"), so a row stays narrow."""
     if not dates:
         return ""
     first, last = min(dates), max(dates)
     if len(dates) == 1:
         return first.isoformat()
-    return f"{first.isoformat()}..{last.isoformat()} ({len(dates)})"
+    end = f"{last:%m-%d}" if last.year == first.year else last.isoformat()
+    return f"{first.isoformat()}..{end} ({len(dates)})"
 
 
-def _dates_width(count: int) -> int:
-    """The cell width of `format_dates` for `count` dates, without formatting them."""
-    return 0 if count == 0 else 10 if count == 1 else 25 + len(str(count))
+def _dates_width(count: int, across_years: bool) -> int:
+    """The cell width of `format_dates` for `count` dates (a range over a new year's day when
+    `across_years`), without formatting them."""
+    return 0 if count == 0 else 10 if count == 1 else (25 if across_years else 20) + len(str(count))
 
 
 def format_reason(item: ItemView, width: int = REASON_WIDTH) -> str:
@@ -685,16 +689,18 @@ class QueueTable(ScrollView, can_focus=True):
         processor, phase, dates = auto["processor"], auto["phase"], auto["dates"]
         names: set[str] = set()
         phases: set[str] = set()
-        most_dates = 0
+        most_dates, across_years = 0, False
         for item in items:
             names.add(item.processor)
             phases.add(item.phase)
             most_dates = max(most_dates, len(item.dates))
+            if len(item.dates) > 1 and item.dates[0].year != item.dates[-1].year:
+                across_years = True
         for column, values in ((processor, names), (phase, phases)):
             for value in values:
                 widths[column] = max(widths[column], cell_len(strip_controls(value)))
             widths[column] = min(widths[column], MAX_AUTO_WIDTH)
-        widths[dates] = max(widths[dates], _dates_width(most_dates))
+        widths[dates] = max(widths[dates], _dates_width(most_dates, across_years))
         return tuple(widths)
 
     def _set_widths(self, widths: tuple[int, ...]) -> bool:
