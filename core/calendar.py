@@ -20,7 +20,7 @@ def days_between(start: date, end: date) -> list[date]:
 
 def expected_scan(config: Config) -> Scan | None:
     spec = config.calendar.expected_dates
-    return Scan(spec.table, spec.date_column, spec.where) if spec else None
+    return Scan(spec.table, spec.date_column, spec.where, exact=True) if spec else None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import anyio
 
 from core import process
+from core.calendar import expected_scan
 from core.config import Config
 from core.config.model import (
     CheckSpec,
@@ -37,10 +38,10 @@ from core.config.model import (
     PythonImportCheck,
     QueryCheck,
 )
-from core.coverage import CellState, measure, refresh_scans
+from core.coverage import CellState, measure
 from core.planner import fill
 from core.state import EngineLock
-from core.warehouse import open_warehouse
+from core.warehouse import Scan, TableCheck, open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]
 BUILTIN_TIMEOUT = 30.0
@@ -104,6 +105,11 @@ def builtin_checks(config: Config) -> list[Check]:
     return [
         Check("config valid", lambda: _config_valid(config)),
         Check("warehouse reachable, tables present", lambda: _tables(config)),
+        *(
+            [Check("partition expiration keeps the range", lambda: _expiration(config))]
+            if config.warehouse.kind == "bigquery"
+            else []
+        ),
         Check("commands resolve", lambda: _commands(config)),
         Check("state_dir writable", lambda: _state_dir(config)),
         Check("engine lock free", lambda: _lock(config)),
@@ -142,25 +148,62 @@ def _config_valid(config: Config) -> tuple[Status, str]:
     )
 
 
-def _tables(config: Config) -> tuple[Status, str]:
+@dataclass(frozen=True)
+class _Table:
+    label: str  # the processor's name, or "calendar"
+    scan: Scan
+    source: bool  # read, never written by the run: missing is a failure
+    check: TableCheck
+
+
+def _look_at_tables(config: Config) -> tuple[str, list[_Table]]:
+    """Every processor's table and the calendar's, looked at without a billed scan."""
+    named = [(p.name, Scan(p.table, p.date_column), p.is_source) for p in config.processors]
+    calendar = expected_scan(config)
+    if calendar is not None:
+        named.append(("calendar", calendar, True))
+    start, end = _run_range(config)
     warehouse = open_warehouse(config)
     try:
-        day = config.calendar.start
-        scans = refresh_scans(config)
-        results = warehouse.rows_per_date(list(scans.values()), day, day, purpose="preflight")
+        checks = warehouse.check_tables([scan for _, scan, _ in named], start, end)
     finally:
         warehouse.close()
-    missing_sources = [
-        n for n, s in scans.items() if not results[s].table_exists and config.processor(n).is_source
+    return warehouse.description, [_Table(n, scan, src, checks[scan]) for n, scan, src in named]
+
+
+def _run_range(config: Config) -> tuple[date, date]:
+    return config.calendar.start, config.calendar.end_date(date.today())
+
+
+def _tables(config: Config) -> tuple[Status, str]:
+    description, tables = _look_at_tables(config)
+    missing_sources = [t.label for t in tables if not t.check.exists and t.source]
+    missing_outputs = [t.label for t in tables if not t.check.exists and not t.source]
+    failures = [f"source tables missing: {', '.join(missing_sources)}"] if missing_sources else []
+    failures += [
+        f"{t.label} ({t.scan.table}): {t.check.problem}" for t in tables if t.check.problem
     ]
-    missing_outputs = [
-        n for n, s in scans.items() if not results[s].table_exists and n not in missing_sources
-    ]
-    if missing_sources:
-        return "fail", f"source tables missing: {', '.join(missing_sources)}"
+    if failures:
+        return "fail", "; ".join(failures)
     if missing_outputs:
         return "warn", f"output tables not created yet: {', '.join(missing_outputs)}"
-    return "pass", f"{warehouse.description}: {len(scans)} tables present"
+    return "pass", f"{description}: {len(tables)} tables present"
+
+
+def _expiration(config: Config) -> tuple[Status, str]:
+    _, tables = _look_at_tables(config)
+    start, _ = _run_range(config)
+    lost = [
+        f"{t.label} ({t.scan.table}): partitions of dates before {kept} are deleted"
+        for t in tables
+        if (kept := t.check.keeps_from) is not None and kept > start
+    ]
+    if lost:
+        return (
+            "warn",
+            f"partition expiration deletes dates of the range from {start}: " + "; ".join(lost),
+        )
+    return "pass", f"no partition of the range from {start} expires"
 
 
 def _commands(config: Config) -> tuple[Status, str]:

@@ -46,7 +46,7 @@ def schema(table: t.Table) -> list[bigquery.SchemaField]:
 
 
 def create_tables(warehouse: BigQueryWarehouse, tables: Iterable[t.Table]) -> None:
-    """Datasets and tables, created if absent."""
+    """Datasets and tables (partitioned by day on their date column), created if absent."""
     from google.cloud import bigquery
 
     client = warehouse.client()
@@ -55,10 +55,12 @@ def create_tables(warehouse: BigQueryWarehouse, tables: Iterable[t.Table]) -> No
 
         def create(dataset: bigquery.Dataset = dataset, table: t.Table = table) -> None:
             client.create_dataset(dataset, exists_ok=True)
-            client.create_table(
-                bigquery.Table(f"{warehouse.project}.{table.qualified}", schema=schema(table)),
-                exists_ok=True,
+            made = bigquery.Table(f"{warehouse.project}.{table.qualified}", schema=schema(table))
+            # As the seed's tables are: one partition per date, so a refresh reads metadata.
+            made.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=table.date_column
             )
+            client.create_table(made, exists_ok=True)
 
         warehouse.call(f"creating {table.qualified}", create)
 

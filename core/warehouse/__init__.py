@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from core.config import Config
 from core.errors import UserError
-from core.warehouse.base import Scan, ScanResult, Warehouse, describe_scan_cost
+from core.warehouse.base import Scan, ScanResult, TableCheck, Warehouse, describe_scan_cost
 from core.warehouse.sqlite import SqliteWarehouse
 
-__all__ = ["Scan", "ScanResult", "Warehouse", "describe_scan_cost", "open_warehouse"]
+__all__ = ["Scan", "ScanResult", "TableCheck", "Warehouse", "describe_scan_cost", "open_warehouse"]
 
 
 def open_warehouse(config: Config) -> Warehouse:

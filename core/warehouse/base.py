@@ -15,6 +15,9 @@ class Scan:
     table: str  # dataset.table, validated as plain identifiers by the config
     date_column: str
     where: str | None = None  # trusted SQL predicate from backfill.yaml
+    #: rows counted, never taken from partition metadata: the calendar, whose dates every
+    #: verdict rests on
+    exact: bool = False
 
     @property
     def dataset(self) -> str:
@@ -25,6 +28,17 @@ class Scan:
 class ScanResult:
     counts: dict[date, int] = field(default_factory=dict)
     table_exists: bool = True
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """What a free look at one scan's table says, before any refresh bills."""
+
+    exists: bool = True
+    #: why scanning it would fail (the table and the reason are what an operator acts on)
+    problem: str | None = None
+    #: partition expiration deletes the partitions of dates before this one
+    keeps_from: date | None = None
 
 
 class Warehouse(Protocol):
@@ -45,6 +59,11 @@ class Warehouse(Protocol):
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
         """What `rows_per_date` would bill, in bytes (BigQuery: dry runs, with its minimum per
         table); None where scanning costs nothing or nothing would be scanned."""
+        ...
+
+    def check_tables(self, scans: Sequence[Scan], start: date, end: date) -> dict[Scan, TableCheck]:
+        """Whether each scan's table exists and a scan of it over the range would work, found
+        without running one (BigQuery: metadata and dry runs, both free)."""
         ...
 
     def scalar(self, sql: str) -> object:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.errors import UserError, WarehouseError
 from core.warehouse import sqlite_layout
-from core.warehouse.base import Scan, ScanResult
+from core.warehouse.base import Scan, ScanResult, TableCheck
 
 
 @dataclass
@@ -118,6 +118,11 @@ class SqliteWarehouse:
     def scan_bytes(self, scans: Sequence[Scan], start: date, end: date) -> int | None:
         """Local files: a refresh costs nothing."""
         return None
+
+    def check_tables(self, scans: Sequence[Scan], start: date, end: date) -> dict[Scan, TableCheck]:
+        """Scanning costs nothing here, so one day is scanned: that is the surest check."""
+        found = self.rows_per_date(scans, start, start, purpose="preflight")
+        return {scan: TableCheck(exists=result.table_exists) for scan, result in found.items()}
 
     def scalar(self, sql: str) -> object:
         reader = self._reader(set(sqlite_layout.existing_datasets(self.folder)))

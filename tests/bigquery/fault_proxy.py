@@ -26,6 +26,8 @@ class Fault:
     times: int = 1_000_000  # how many matching requests fail before they pass again
     #: answered with this JSON instead of an error body (a job that never finishes, say)
     body: Any = None
+    #: only requests whose body holds this text (one table's job among several)
+    body_contains: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
                     (
                         f
                         for f in proxy.faults
-                        if f.times > 0 and f.method == self.command and f.path_contains in self.path
+                        if f.times > 0
+                        and f.method == self.command
+                        and f.path_contains in self.path
+                        and f.body_contains in body.decode(errors="replace")
                     ),
                     None,
                 )

@@ -1,5 +1,6 @@
 """The BigQuery warehouse against a real BigQuery API (the emulator): the same answers as SQLite,
-one query job per location and refresh, and failures explained in one line."""
+a refresh from partition metadata (one job per dataset) plus the calendar's count, verification
+by counting, and failures explained in one line."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_status_and_plan_are_the_same_on_sqlite_and_bigquery(both, capsys):
     assert plan_bq == plan_lite
 
 
-def test_a_refresh_is_one_query_job_per_location_and_a_verification_reads_only_its_dates(
+def test_a_refresh_reads_partition_metadata_per_dataset_and_counts_only_the_calendar(
     both, emulator, project
 ):
     _, bq = both
@@ -51,19 +52,39 @@ def test_a_refresh_is_one_query_job_per_location_and_a_verification_reads_only_i
     warehouse = open_warehouse(config)
     before = len(query_jobs(project, emulator))
     coverage = measure(config, warehouse, SEASON_START, COPIED_UNTIL)
-    jobs = query_jobs(project, emulator)
-    assert len(jobs) == before + 1  # every dataset of the demo is in US
-    assert jobs[0].query.count("UNION ALL") == len(config.processors)  # + the calendar
+    jobs = query_jobs(project, emulator)[: -before or None]  # newest first
+    metadata = [j for j in jobs if "INFORMATION_SCHEMA.PARTITIONS" in j.query]
+    datasets = {p.table.split(".")[0] for p in config.processors}
+    assert sorted(j.query.split("`")[1] for j in metadata) == sorted(
+        f"{project}.{d}.INFORMATION_SCHEMA.PARTITIONS" for d in datasets
+    )
+    (counted,) = [j for j in jobs if j not in metadata]  # the calendar: its `where` needs rows
+    assert "game_status = 3" in counted.query and "UNION ALL" not in counted.query
     assert len(coverage.calendar.expected_dates) > 80
+    warehouse.close()
+
+
+def test_metadata_gives_the_counts_that_counting_gives_and_a_verification_counts(
+    both, emulator, project
+):
+    _, bq = both
+    config = load_config(bq)
+    warehouse = open_warehouse(config)
+    coverage = measure(config, warehouse, SEASON_START, COPIED_UNTIL)
+    everyone = frozenset(p.name for p in config.processors)
+    before = len(query_jobs(project, emulator))
+    counted = reread(config, warehouse, SEASON_START, COPIED_UNTIL, everyone)
+    (verification,) = query_jobs(project, emulator)[: -before or None]
+    assert "INFORMATION_SCHEMA" not in verification.query and "COUNT(*)" in verification.query
+    assert {name: dict(rows) for name, rows in counted.rows.items()} == {
+        name: dict(rows) for name, rows in coverage.rows.items()
+    }
+    assert sum(map(len, coverage.rows.values())) > 500  # a real picture, not two empty ones
 
     day = max(coverage.rows["player_game_summary"])
     fresh = reread(config, warehouse, day, day, frozenset({"player_game_summary"}))
-    jobs = query_jobs(project, emulator)
-    assert len(jobs) == before + 2
-    assert "UNION ALL" not in jobs[0].query  # one table, and not the calendar
     assert set(fresh.rows) == {"player_game_summary"}
-    assert set(fresh.rows["player_game_summary"]) == {day}
-    assert fresh.rows["player_game_summary"][day] == coverage.rows_of("player_game_summary", day)
+    assert fresh.rows["player_game_summary"] == {day: coverage.rows_of("player_game_summary", day)}
     warehouse.close()
 
 
@@ -89,9 +110,10 @@ def test_a_table_not_created_yet_shows_missing_with_a_note(both, emulator, proje
 def test_the_cost_of_a_refresh_is_shown(both, capsys):
     lite, bq = both
     config = load_config(bq)
-    tables = {p.table for p in config.processors}
-    # The emulator processes 0 bytes: what shows is BigQuery's minimum of 10 MiB per table.
-    floor = 10 * len(tables)
+    datasets = {p.table.split(".")[0] for p in config.processors}
+    # The emulator processes 0 bytes: what shows is BigQuery's minimum of 10 MiB per job and
+    # table referenced: one partition metadata query per dataset, and the calendar's count.
+    floor = 10 * (len(datasets) + 1)
     code, out, _ = invoke(["status", "--config", str(bq), "--verbose", *RANGE], capsys)
     assert code == 0
     assert f"a refresh bills {floor}.0 MiB" in out
@@ -111,7 +133,9 @@ def test_throttling_is_retried_with_backoff(emulator, project, capsys, tmp_path)
         code, out, err = invoke(["status", "--config", str(config), "--json", *RANGE], capsys)
     assert code == 0, err
     assert json.loads(out)["expected_dates"] > 80
-    assert proxy.count("POST", "/queries") == 3  # two refused, the third answered
+    datasets = {p.table.split(".")[0] for p in load_config(config).processors}
+    # two refused, then a job per dataset (partition metadata) and the calendar's count
+    assert proxy.count("POST", "/queries") == 2 + len(datasets) + 1
 
 
 @pytest.mark.parametrize(

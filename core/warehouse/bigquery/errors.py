@@ -100,6 +100,43 @@ def explain(
     return WarehouseError(f"{doing}: {hint}{said}", transient=transient(exc))
 
 
+#: BigQuery's words for a query over a table that requires a partition filter, without one
+_NO_PARTITION_FILTER = "without a filter over column(s)"
+#: BigQuery's words when an operator meets a column of another type than it takes
+_WRONG_TYPE = ("No matching signature", "cannot be compared", "Could not cast")
+
+
+def refusal(
+    exc: BaseException,
+    date_column: str,
+    *,
+    job_location: str,
+    locations: Mapping[str, str],
+) -> str:
+    """Why BigQuery refused a (dry-run) count of one table, as the reason to fix it."""
+    message = _message(exc)
+    wrong = _WRONG_LOCATION.search(message)
+    if wrong:
+        dataset = wrong["dataset"]
+        where = locations.get(dataset, "another location")
+        return (
+            f"location mismatch: dataset {dataset} is in {where}, the job ran in {job_location}: "
+            f"{message}"
+        )
+    if _NO_PARTITION_FILTER in message:
+        return (
+            f"missing partition filter: the table requires a filter over its partition column, "
+            f"and date_column {date_column} is not it: {message}"
+        )
+    if any(words in message for words in _WRONG_TYPE):
+        return (
+            f"wrong column type ({date_column} must be DATE, or the `where` mixes types): {message}"
+        )
+    if reason_of(exc) == "accessDenied":
+        return f"permission denied (Data Viewer on the dataset?): {message}"
+    return message
+
+
 def _bound_hit(exc: BaseException, attempt: Attempt) -> str | None:
     """What timed out and after how long, or what was retried and until when."""
     from requests import exceptions as http
