@@ -876,7 +876,10 @@ class BackfillApp(App[None]):
             return
         row, first, last = cursor
         text = self._describe(coverage, row.key, row.is_phase, first, last)
-        self._dashboard().query_one("#cell", Static).update(literal(text, newlines=False))
+        # A fixed line (height: 1): each cursor move repaints it without a screen relayout.
+        self._dashboard().query_one("#cell", Static).update(
+            literal(text, newlines=False), layout=False
+        )
 
     def _describe(
         self, coverage: Coverage, key: str, is_phase: bool, first: date, last: date

@@ -103,8 +103,11 @@ class DashboardScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        was_on = bool(self._queue.filter)
         self._queue.set_filter(event.value)
-        self.refresh_bindings()
+        if bool(self._queue.filter) != was_on:
+            # Only then does a binding change (esc); the footer recomposes on every refresh.
+            self.refresh_bindings()
 
     @on(Input.Submitted, "#filter")
     @on(Input.Blurred, "#filter")

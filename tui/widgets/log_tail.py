@@ -497,7 +497,9 @@ class LogTail(Widget):
         self.set_class(self._state == "error", "-error")
         if text != self._header_text:  # polls of an idle file repaint nothing
             self._header_text = text
-            self._header.update(Content(text))
+            # One fixed line (height: 1): a new size must repaint it, not lay out the screen
+            # (four full relayouts a second while a job floods its log).
+            self._header.update(Content(text), layout=False)
 
     @property
     def header_text(self) -> str:
