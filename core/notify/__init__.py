@@ -1,0 +1,17 @@
+"""Notifications: the engine process tells the operator what matters on their channels
+(webhooks built in, Apprise URLs with the `notify` extra) without ever waiting for them."""
+
+from core.notify.channels import SendError, deliver_once
+from core.notify.messages import Notice, from_engine, run_finished, test_notice
+from core.notify.notifier import ChannelHealth, Notifier
+
+__all__ = [
+    "ChannelHealth",
+    "Notice",
+    "Notifier",
+    "SendError",
+    "deliver_once",
+    "from_engine",
+    "run_finished",
+    "test_notice",
+]
