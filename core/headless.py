@@ -33,6 +33,7 @@ from core.engine.api import (
     local_engine,
 )
 from core.errors import UserError
+from core.notify import Notifier, from_engine, run_finished
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
@@ -41,6 +42,9 @@ from core.state import EngineLock, Journal, statedir
 from core.warehouse import open_warehouse
 
 SUMMARY_EVERY = 15.0
+#: once the run has ended, how long queued notifications (run_finished above all) may take to
+#: go out before the process exits anyway
+NOTIFY_FLUSH_S = 15.0
 #: how long a finished engine still answers attached dashboards before it exits
 FINAL_WORD_S = 1.0
 EXIT_ERROR = 2
@@ -147,14 +151,55 @@ async def _preflight(
 async def _run(
     config: Config, request: RunRequest, echo: Echo, gate: dict[str, Any], journal: Journal
 ) -> int:
+    """The run with its notifications: they belong to the engine process, so they go out with
+    no dashboard open. The notifier outlives the engine's task group by a bounded flush, so the
+    run's end is told even when the run ended with an error."""
+    engine: RunningEngine | None = None
+
+    def run_id() -> int | None:
+        return engine.snapshot(HEADER_ONLY).run_id if engine is not None else None
+
+    def journal_event(kind: str, **detail: Any) -> None:
+        journal.event(kind, run_id=run_id(), **detail)
+
+    notifier = Notifier(config.notify, journal_event=journal_event)
+
+    def made(built: RunningEngine) -> None:
+        nonlocal engine
+        engine = built
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(notifier.run)
+        try:
+            code = await _engine_run(config, request, echo, gate, journal, notifier, made)
+        finally:
+            if notifier:
+                await notifier.close(NOTIFY_FLUSH_S)
+            tg.cancel_scope.cancel()
+    return code
+
+
+async def _engine_run(
+    config: Config,
+    request: RunRequest,
+    echo: Echo,
+    gate: dict[str, Any],
+    journal: Journal,
+    notifier: Notifier,
+    made: Callable[[RunningEngine], None],
+) -> int:
     warehouse = open_warehouse(config)
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(printable(event.message)))  # it may quote a job's output
+        if notifier:
+            for notice in from_engine(event, engine.snapshot(HEADER_ONLY).run_id):
+                notifier.notify(notice)
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate
     )
+    made(engine)
     try:
         async with anyio.create_task_group() as tg:
             server = EngineServer(engine, config.state_path, group=config.group)
@@ -171,9 +216,13 @@ async def _run(
         if problem is None:
             raise
         echo(f"backfill: {problem}")
+        notifier.notify(
+            run_finished(engine.snapshot(HEADER_ONLY).run_id, False, [], why=str(problem))
+        )
         return EXIT_ERROR
     finally:
         warehouse.close()
+    notifier.notify(run_finished(result.run_id, result.complete, result.incomplete))
     echo(_stamp(summary_line(engine.snapshot(HEADER_ONLY))))
     if result.complete:
         echo(f"Run #{result.run_id} complete: every targeted cell is complete or skipped.")
