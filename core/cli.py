@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from core.config import Config, load_config
+from core.config.model import NotifyChannel
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
 from core.engine.api import (
@@ -557,6 +558,47 @@ def preflight(config_path: Path, quick: bool, as_json: bool) -> None:
     else:
         click.echo(render_preflight(results))
     raise click.exceptions.Exit(exit_code(results))
+
+
+@cli.command()
+@click.option("--test", "test", is_flag=True, help="Send a test message.")
+@click.option("--channel", "channel_name", metavar="NAME", help="Only this channel.")
+@config_option
+def notify(test: bool, channel_name: str | None, config_path: Path) -> None:
+    """Send a test message on every channel (or one). Exit 0 only if all were delivered."""
+    import anyio
+
+    from core.notify import send_now, test_notice
+
+    config = load_config(config_path)
+    if not test:
+        raise UserError("notify: say what to do: --test sends a test message")
+    channels = list(config.notify)
+    if not channels:
+        raise UserError(f"{config.path}: no notify: channels to send to")
+    if channel_name is not None:
+        names = [ch.name for ch in channels]
+        if channel_name not in names:
+            raise UserError(
+                f"{config.path}: notify: no channel {channel_name!r} (channels: {', '.join(names)})"
+            )
+        channels = [ch for ch in channels if ch.name == channel_name]
+    errors: dict[str, str | None] = {}
+
+    async def send_all() -> None:
+        # At once: a channel that times out does not hold the others' answers back.
+        async def one(spec: NotifyChannel) -> None:
+            errors[spec.name] = await send_now(spec, test_notice(spec.name))
+
+        async with anyio.create_task_group() as tg:
+            for spec in channels:
+                tg.start_soon(one, spec)
+
+    anyio.run(send_all)
+    for spec in channels:
+        error = errors[spec.name]
+        click.echo(f"{spec.name}: " + ("delivered" if error is None else f"failed: {error}"))
+    raise click.exceptions.Exit(0 if all(e is None for e in errors.values()) else 1)
 
 
 @cli.group()

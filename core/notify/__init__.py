@@ -3,7 +3,7 @@
 
 from core.notify.channels import SendError, deliver_once
 from core.notify.messages import Notice, from_engine, run_finished, test_notice
-from core.notify.notifier import ChannelHealth, Notifier
+from core.notify.notifier import ChannelHealth, Notifier, send_now
 
 __all__ = [
     "ChannelHealth",
@@ -13,5 +13,6 @@ __all__ = [
     "deliver_once",
     "from_engine",
     "run_finished",
+    "send_now",
     "test_notice",
 ]
