@@ -79,7 +79,8 @@ def from_engine(event: EngineEvent, run_id: int | None) -> list[Notice]:
         notices.append(Notice(kind, text, run_id, severity, phase, where))
     if kind in ("item_retry", "item_failed") and item is not None:
         # An attempt that hung or ran too long is news even when a retry follows.
-        for marker, name in (("stalled: no output", "stalled"), ("timed out after", "timed_out")):
+        # The engine's words for them (core/engine/retry.py: `killed: stall`, `killed: timeout`).
+        for marker, name in (("killed: stall", "stalled"), ("killed: timeout", "timed_out")):
             if marker in text:
                 notices.append(Notice(name, text, run_id, "warn", item.processor, where))
     if kind == "item_failed" and item is not None:

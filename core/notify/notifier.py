@@ -164,8 +164,12 @@ class Notifier:
         while True:
             now = time.monotonic()
             window = ch.spec.dedupe_window
+            if self._closing:
+                # The end of the run is queued: what was held is older, so it goes first.
+                ch.queue.extendleft(sorted(ch.held.values(), key=lambda n: n.at, reverse=True))
+                ch.held.clear()
             for key, notice in list(ch.held.items()):
-                if self._closing or now - ch.recent.get(key, -math.inf) >= window:
+                if now - ch.recent.get(key, -math.inf) >= window:
                     del ch.held[key]
                     ch.queue.append(notice)
             if ch.queue:

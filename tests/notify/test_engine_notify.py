@@ -30,9 +30,10 @@ def make(folder: Path, monkeypatch, notify: str = "", faults: str = "") -> Path:
     return write_config(folder, notify + pipeline())
 
 
-def run(config: Path, capsys) -> tuple[int, str]:
+def run(config: Path, capsys, *extra: str) -> tuple[int, str]:
     code, out, err = invoke(
-        ["run", "2024-01-01", "2024-01-06", "--headless", "--config", str(config)], capsys
+        ["run", "2024-01-01", "2024-01-06", "--headless", *extra, "--config", str(config)],
+        capsys,
     )
     return code, out + err
 
@@ -110,3 +111,22 @@ def test_a_hanging_receiver_never_delays_dispatch(tmp_path, monkeypatch, capsys)
     # waits for the hung channel no longer than the flush bound.
     assert job_span(tmp_path / "hung") < plain_span + 3.0
     assert hung_wall < plain_wall + core.headless.NOTIFY_FLUSH_S + 5.0
+
+
+def test_an_attempt_that_stalls_is_told_and_its_repeats_merged(tmp_path, monkeypatch, capsys):
+    with receiving() as rx:
+        config = make(tmp_path / "a", monkeypatch, notify_yaml(rx.url), "x:2024-01-02:hang")
+        code, output = run(config, capsys, "--processor", "x")
+    assert code == 1, output
+    # Three attempts stalled (1 + 2 retries): the first at once, the other two merged and
+    # sent before the run's end.
+    told = [(b["event"], b["count"]) for b in rx.bodies]
+    assert told == [
+        ("run_started", 1),
+        ("stalled", 1),
+        ("cell_failed", 1),
+        ("stalled", 2),
+        ("run_finished", 1),
+    ], told
+    assert rx.bodies[1]["processor"] == "x"
+    assert "killed: stall" in rx.bodies[1]["message"]
