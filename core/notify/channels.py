@@ -8,6 +8,7 @@ and every value it expanded to is masked in the error text, so an error that quo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import urllib.error
@@ -96,16 +97,23 @@ def _post_json(url: str, body: dict[str, Any], timeout: float) -> None:
 
 
 def _apprise(url: str, body: dict[str, Any], timeout: float) -> None:
+    """Apprise blocks and has no overall timeout: the caller's deadline bounds it (the thread
+    is abandoned past it); `timeout` is not Apprise's to take."""
     try:
         import apprise  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise SendError(INSTALL_APPRISE) from None
     notifier = apprise.Apprise()
     if not notifier.add(url):
-        raise SendError("not an Apprise URL Apprise understands")
+        raise SendError("not a URL Apprise understands (see https://appriseit.com)")
     title = f"backfill: {body['event']}"
-    if not notifier.notify(title=title, body=body["message"]):
-        raise SendError("Apprise could not deliver it (see its log for the service's answer)")
+    # Apprise says why a send failed only in its log: capture it for the exact error.
+    capture = apprise.LogCapture  # untyped in Apprise 2.2
+    with capture(level=logging.WARNING, fmt="%(message)s") as log:  # type: ignore[no-untyped-call,unused-ignore]
+        delivered = bool(notifier.notify(title=title, body=body["message"]))
+        said = [line.strip() for line in log.getvalue().splitlines() if line.strip()]
+    if not delivered:
+        raise SendError(said[-1] if said else "Apprise could not deliver it")
 
 
 def _host(url: str) -> str:

@@ -3,6 +3,7 @@ secrets, and a receiver that hangs."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -191,13 +192,29 @@ def test_an_unreachable_receiver_names_its_host_never_its_path():
     assert "s3cret" not in str(caught.value)
 
 
-def test_an_apprise_url_without_apprise_says_what_to_install():
-    try:
-        import apprise  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        spec = NotifyChannel(name="slack", url="slack://${SLACK_TOKEN}")
-        with pytest.raises(SendError, match="install the notify extra"):
-            deliver_once(spec, Notice("test", "t", None).body(), {"SLACK_TOKEN": "xoxb-123"})
-        assert "notify extra" in INSTALL_APPRISE
-    else:
-        pytest.skip("apprise is installed")
+def test_an_apprise_url_without_apprise_says_what_to_install(monkeypatch):
+    # The notify extra not installed: the import fails as it would then.
+    monkeypatch.setitem(sys.modules, "apprise", None)
+    spec = NotifyChannel(name="slack", url="slack://${SLACK_TOKEN}")
+    with pytest.raises(SendError, match="install the notify extra"):
+        deliver_once(spec, Notice("test", "t", None).body(), {"SLACK_TOKEN": "xoxb-123"})
+    assert "notify extra" in INSTALL_APPRISE
+
+
+def test_an_apprise_json_url_reaches_the_receiver_end_to_end():
+    pytest.importorskip("apprise")
+    with receiving() as rx:
+        url = rx.url.replace("http://", "json://")
+        deliver_once(NotifyChannel(name="ap", url=url), run_finished(3, True, []).body())
+    (body,) = rx.bodies
+    assert body["title"] == "backfill: run_finished"
+    assert body["message"].startswith("Run #3 complete")
+
+
+def test_an_apprise_failure_is_its_own_words():
+    pytest.importorskip("apprise")
+    spec = NotifyChannel(name="ap", url="json://127.0.0.1:9/${HOOK_TOKEN}")
+    with pytest.raises(SendError) as caught:
+        deliver_once(spec, Notice("test", "t", None).body(), {"HOOK_TOKEN": "s3cret-tok"})
+    assert "Connection error" in str(caught.value)
+    assert "s3cret-tok" not in str(caught.value)
