@@ -33,7 +33,7 @@ from core.engine.api import (
     local_engine,
 )
 from core.errors import UserError
-from core.notify import Notifier, from_engine, run_finished
+from core.notify import Milestones, Notifier, from_engine, run_finished
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
@@ -190,11 +190,19 @@ async def _engine_run(
 ) -> int:
     warehouse = open_warehouse(config)
 
+    milestones = Milestones()
+
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(printable(event.message)))  # it may quote a job's output
-        if notifier:
-            for notice in from_engine(event, engine.snapshot(HEADER_ONLY).run_id):
-                notifier.notify(notice)
+        if not notifier:
+            return
+        snap = engine.snapshot(HEADER_ONLY)
+        for notice in from_engine(event, snap.run_id):
+            notifier.notify(notice)
+        if event.kind == "item_done":
+            reached = milestones(snap.run_id, snap.count(ItemState.DONE), snap.total)
+            if reached is not None:
+                notifier.notify(reached)
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate

@@ -90,6 +90,31 @@ def from_engine(event: EngineEvent, run_id: int | None) -> list[Notice]:
     return notices
 
 
+class Milestones:
+    """25, 50 and 75 % of the run's items done, each told once; a resumed run past some of them
+    tells only the highest it has passed."""
+
+    MARKS = (25, 50, 75)
+
+    def __init__(self) -> None:
+        self._told = 0
+
+    def __call__(self, run_id: int | None, done: int, total: int) -> Notice | None:
+        if not total:
+            return None
+        passed = [m for m in self.MARKS if done * 100 >= m * total and m > self._told]
+        if not passed:
+            return None
+        self._told = mark = passed[-1]
+        return Notice(
+            "milestone",
+            f"Run #{run_id}: {mark}% of its items done ({done}/{total})",
+            run_id,
+            signature=str(mark),
+            extra={"percent": mark, "done": done, "total": total},
+        )
+
+
 def run_finished(
     run_id: int | None, complete: bool, cells_left: list[tuple[str, date]], why: str = ""
 ) -> Notice:

@@ -38,6 +38,11 @@ def run(config: Path, capsys, *extra: str) -> tuple[int, str]:
     return code, out + err
 
 
+def told(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bodies but milestones (a test about them looks at them alone)."""
+    return [b for b in bodies if b["event"] != "milestone"]
+
+
 def job_span(folder: Path) -> float:
     """Seconds from the first job's start to the last job's end: how long dispatch took."""
     recs = [json.loads(line) for line in (folder / "record.jsonl").read_text().splitlines()]
@@ -54,7 +59,7 @@ def test_a_run_tells_its_start_each_cell_failed_for_good_and_its_end(tmp_path, m
     assert code == 1, output
     assert rx.paths[0] == f"/hook?token={SECRET}"  # expanded when sent
     by_event: dict[str, list[dict[str, Any]]] = {}
-    for body in rx.bodies:
+    for body in told(rx.bodies):
         by_event.setdefault(body["event"], []).append(body)
         assert set(body) >= {"event", "run_id", "message", "at"}
     assert list(by_event) == ["run_started", "cell_failed", "run_finished"], rx.events()
@@ -82,12 +87,16 @@ def test_a_run_tells_its_start_each_cell_failed_for_good_and_its_end(tmp_path, m
     assert b"notify_sent" in journal
 
 
-def test_a_complete_run_says_complete(tmp_path, monkeypatch, capsys):
+def test_a_complete_run_tells_its_milestones_and_says_complete(tmp_path, monkeypatch, capsys):
+    events = "[milestone, run_finished]"
     with receiving() as rx:
-        config = make(tmp_path / "a", monkeypatch, notify_yaml(rx.url, events="[run_finished]"))
+        config = make(tmp_path / "a", monkeypatch, notify_yaml(rx.url, events=events))
         code, output = run(config, capsys)
     assert code == 0, output
-    assert [(b["event"], b["complete"]) for b in rx.bodies] == [("run_finished", True)]
+    assert rx.events() == ["milestone"] * 3 + ["run_finished"]
+    assert [(b["percent"], b["total"]) for b in rx.bodies[:3]] == [(25, 24), (50, 24), (75, 24)]
+    assert [b["done"] for b in rx.bodies[:3]] == [6, 12, 18]
+    assert rx.bodies[-1]["complete"] is True
 
 
 def test_a_hanging_receiver_never_delays_dispatch(tmp_path, monkeypatch, capsys):
@@ -120,13 +129,14 @@ def test_an_attempt_that_stalls_is_told_and_its_repeats_merged(tmp_path, monkeyp
     assert code == 1, output
     # Three attempts stalled (1 + 2 retries): the first at once, the other two merged and
     # sent before the run's end.
-    told = [(b["event"], b["count"]) for b in rx.bodies]
-    assert told == [
+    sent = [(b["event"], b["count"]) for b in told(rx.bodies)]
+    assert sent == [
         ("run_started", 1),
         ("stalled", 1),
         ("cell_failed", 1),
         ("stalled", 2),
         ("run_finished", 1),
-    ], told
-    assert rx.bodies[1]["processor"] == "x"
-    assert "killed: stall" in rx.bodies[1]["message"]
+    ], sent
+    stalled = told(rx.bodies)[1]
+    assert stalled["processor"] == "x"
+    assert "killed: stall" in stalled["message"]

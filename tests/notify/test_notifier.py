@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from core.config.model import NotifyChannel
-from core.notify import Notice, Notifier, deliver_once, run_finished
+from core.notify import Milestones, Notice, Notifier, deliver_once, run_finished
 from core.notify.channels import INSTALL_APPRISE, SendError
 from tests.helpers import day
 from tests.receiver import receiving
@@ -218,3 +218,12 @@ def test_an_apprise_failure_is_its_own_words():
         deliver_once(spec, Notice("test", "t", None).body(), {"HOOK_TOKEN": "s3cret-tok"})
     assert "Connection error" in str(caught.value)
     assert "s3cret-tok" not in str(caught.value)
+
+
+def test_milestones_are_told_once_and_a_resumed_run_tells_only_the_highest_passed():
+    marks = Milestones()
+    assert marks(1, 60, 100).extra["percent"] == 50  # resumed at 60 %: 25 is not told
+    assert marks(1, 61, 100) is None
+    assert marks(1, 75, 100).extra["percent"] == 75
+    assert marks(1, 100, 100) is None
+    assert Milestones()(1, 0, 0) is None
