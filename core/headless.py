@@ -33,7 +33,7 @@ from core.engine.api import (
     local_engine,
 )
 from core.errors import UserError
-from core.notify import Milestones, Notifier, from_engine, run_finished
+from core.notify import FailureAlarm, Milestones, Notifier, from_engine, run_finished
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
@@ -45,6 +45,8 @@ SUMMARY_EVERY = 15.0
 #: once the run has ended, how long queued notifications (run_finished above all) may take to
 #: go out before the process exits anyway
 NOTIFY_FLUSH_S = 15.0
+#: how often a failure alarm is looked at for recovery (failures age out of its window)
+ALARM_TICK_S = 5.0
 #: how long a finished engine still answers attached dashboards before it exits
 FINAL_WORD_S = 1.0
 EXIT_ERROR = 2
@@ -191,6 +193,7 @@ async def _engine_run(
     warehouse = open_warehouse(config)
 
     milestones = Milestones()
+    alarm = FailureAlarm()
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(printable(event.message)))  # it may quote a job's output
@@ -199,10 +202,20 @@ async def _engine_run(
         snap = engine.snapshot(HEADER_ONLY)
         for notice in from_engine(event, snap.run_id):
             notifier.notify(notice)
+        news = None
         if event.kind == "item_done":
-            reached = milestones(snap.run_id, snap.count(ItemState.DONE), snap.total)
-            if reached is not None:
-                notifier.notify(reached)
+            news = milestones(snap.run_id, snap.count(ItemState.DONE), snap.total)
+        elif event.kind in ("item_failed", "item_retry"):
+            news = alarm.failed(snap.run_id)
+        if news is not None:
+            notifier.notify(news)
+
+    async def alarm_ticks() -> None:
+        while True:
+            await anyio.sleep(ALARM_TICK_S)
+            cleared = alarm.tick(engine.snapshot(HEADER_ONLY).run_id)
+            if cleared is not None:
+                notifier.notify(cleared)
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate
@@ -214,6 +227,8 @@ async def _engine_run(
             await tg.start(server.serve)
             tg.start_soon(_summaries, engine, echo)
             tg.start_soon(_signals, engine, echo)
+            if notifier:
+                tg.start_soon(alarm_ticks)
             result = await engine.run()
             if server.info.viewers:
                 # Attached dashboards poll 4 times a second: let them see how it ended.

@@ -2,11 +2,19 @@
 (webhooks built in, Apprise URLs with the `notify` extra) without ever waiting for them."""
 
 from core.notify.channels import SendError, deliver_once
-from core.notify.messages import Milestones, Notice, from_engine, run_finished, test_notice
+from core.notify.messages import (
+    FailureAlarm,
+    Milestones,
+    Notice,
+    from_engine,
+    run_finished,
+    test_notice,
+)
 from core.notify.notifier import ChannelHealth, Notifier, send_now
 
 __all__ = [
     "ChannelHealth",
+    "FailureAlarm",
     "Milestones",
     "Notice",
     "Notifier",

@@ -4,6 +4,7 @@ and a notice becomes the webhook's JSON body."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -88,6 +89,52 @@ def from_engine(event: EngineEvent, run_id: int | None) -> list[Notice]:
         sig = f"{item.processor}: {signature((), item.reason or text)}"
         notices.append(Notice("cell_failed", text, run_id, "warn", sig, where))
     return notices
+
+
+class FailureAlarm:
+    """More than `failures` failed attempts within `window` seconds raises one alarm; it clears
+    (one recovery message) once the window holds half as many or fewer. The halfway mark keeps
+    a rate hovering at the threshold from flapping between the two."""
+
+    def __init__(self, failures: int = 10, window: float = 600.0) -> None:
+        self.failures = failures
+        self.window = window
+        self._times: deque[float] = deque()
+        self.on = False
+
+    def _count(self, now: float) -> int:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+        return len(self._times)
+
+    def failed(self, run_id: int | None, now: float | None = None) -> Notice | None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        count = self._count(now)
+        if self.on or count <= self.failures:
+            return None
+        self.on = True
+        return Notice(
+            "failure_alarm",
+            f"Run #{run_id}: {count} attempts failed in the last {self.window / 60:g} min",
+            run_id,
+            "critical",
+            extra={"failures": count, "window_s": self.window},
+        )
+
+    def tick(self, run_id: int | None, now: float | None = None) -> Notice | None:
+        now = time.monotonic() if now is None else now
+        count = self._count(now)
+        if not self.on or count > self.failures // 2:
+            return None
+        self.on = False
+        return Notice(
+            "failure_recovered",
+            f"Run #{run_id}: failures back down to {count} in the last {self.window / 60:g} min",
+            run_id,
+            "info",
+            extra={"failures": count, "window_s": self.window},
+        )
 
 
 class Milestones:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from core.config.model import NotifyChannel
-from core.notify import Milestones, Notice, Notifier, deliver_once, run_finished
+from core.notify import FailureAlarm, Milestones, Notice, Notifier, deliver_once, run_finished
 from core.notify.channels import INSTALL_APPRISE, SendError
 from tests.helpers import day
 from tests.receiver import receiving
@@ -227,3 +227,19 @@ def test_milestones_are_told_once_and_a_resumed_run_tells_only_the_highest_passe
     assert marks(1, 75, 100).extra["percent"] == 75
     assert marks(1, 100, 100) is None
     assert Milestones()(1, 0, 0) is None
+
+
+def test_a_failure_alarm_fires_once_and_one_recovery_follows_when_it_clears():
+    alarm = FailureAlarm(failures=10, window=60)
+    told = [alarm.failed(1, now=float(i)) for i in range(50)]  # a burst of 50 failures
+    alarms = [n for n in told if n is not None]
+    assert [(n.event, n.extra["failures"], n.severity) for n in alarms] == [
+        ("failure_alarm", 11, "critical")
+    ]
+    assert alarm.tick(1, now=60.0) is None  # still 50 in the window... minus the first
+    assert alarm.tick(1, now=103.0) is None  # 6 left: above half the threshold
+    recovered = alarm.tick(1, now=104.0)
+    assert recovered is not None and recovered.event == "failure_recovered"
+    assert recovered.extra["failures"] == 5
+    assert alarm.tick(1, now=200.0) is None  # one recovery, not one per tick
+    assert alarm.failed(1, now=201.0) is None
