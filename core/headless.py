@@ -33,7 +33,15 @@ from core.engine.api import (
     local_engine,
 )
 from core.errors import UserError
-from core.notify import FailureAlarm, Milestones, Notifier, from_engine, run_finished
+from core.notify import (
+    FailureAlarm,
+    Milestones,
+    Notice,
+    Notifier,
+    digest,
+    from_engine,
+    run_finished,
+)
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
@@ -45,7 +53,8 @@ SUMMARY_EVERY = 15.0
 #: once the run has ended, how long queued notifications (run_finished above all) may take to
 #: go out before the process exits anyway
 NOTIFY_FLUSH_S = 15.0
-#: how often a failure alarm is looked at for recovery (failures age out of its window)
+#: how often a failure alarm is looked at for recovery (failures age out of its window) and
+#: digests that are due are sent
 ALARM_TICK_S = 5.0
 #: how long a finished engine still answers attached dashboards before it exits
 FINAL_WORD_S = 1.0
@@ -210,12 +219,19 @@ async def _engine_run(
         if news is not None:
             notifier.notify(news)
 
-    async def alarm_ticks() -> None:
+    def progress() -> Notice:
+        snap = engine.snapshot(HEADER_ONLY)
+        done, forecast = snap.count(ItemState.DONE), snap.forecast
+        return digest(snap.run_id, done, snap.total, forecast.rate_per_hour, forecast.eta_seconds)
+
+    async def notify_ticks() -> None:
+        """Time-driven news: an alarm whose failures aged out, a digest that is due."""
         while True:
             await anyio.sleep(ALARM_TICK_S)
             cleared = alarm.tick(engine.snapshot(HEADER_ONLY).run_id)
             if cleared is not None:
                 notifier.notify(cleared)
+            notifier.digest(progress)
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate
@@ -228,7 +244,7 @@ async def _engine_run(
             tg.start_soon(_summaries, engine, echo)
             tg.start_soon(_signals, engine, echo)
             if notifier:
-                tg.start_soon(alarm_ticks)
+                tg.start_soon(notify_ticks)
             result = await engine.run()
             if server.info.viewers:
                 # Attached dashboards poll 4 times a second: let them see how it ended.

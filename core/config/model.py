@@ -302,6 +302,8 @@ class NotifyChannel(Spec):
     retries: Annotated[int, Field(ge=0)] = 2
     #: the same event (kind and signature) again within this long is merged into one message
     dedupe_window: Annotated[Seconds, Field(ge=0)] = 60
+    #: while a run is on, a digest this often (if the channel wants `digest`)
+    digest_every: Annotated[Seconds, Field(gt=0)] = 3600
 
 
 class Config(Spec):

@@ -162,6 +162,19 @@ class Milestones:
         )
 
 
+def digest(
+    run_id: int | None, done: int, total: int, rate: float | None, eta: float | None
+) -> Notice:
+    pace = f"{rate:.0f} items/h" if rate else "no rate yet"
+    left = f"ETA {eta / 3600:.1f} h" if eta is not None else "no ETA yet"
+    return Notice(
+        "digest",
+        f"Run #{run_id}: {done}/{total} items done, {pace}, {left}",
+        run_id,
+        extra={"done": done, "total": total, "rate_per_hour": rate, "eta_seconds": eta},
+    )
+
+
 def run_finished(
     run_id: int | None, complete: bool, cells_left: list[tuple[str, date]], why: str = ""
 ) -> Notice:

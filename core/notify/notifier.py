@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -70,6 +70,16 @@ class _Channel:
     #: dropped since the last message (the next body says so)
     dropped: int = 0
     sending: bool = False
+    #: cells failed for good since this channel's last digest, by signature
+    failures: Counter[str] = field(default_factory=Counter)
+    next_digest: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.next_digest = time.monotonic() + self.spec.digest_every
+
+    @property
+    def digests(self) -> bool:
+        return self.spec.events is None or "digest" in self.spec.events
 
     def wants(self, notice: Notice) -> bool:
         if notice.event == "test":
@@ -117,6 +127,8 @@ class Notifier:
     def notify(self, notice: Notice) -> None:
         now = time.monotonic()
         for ch in self._channels:
+            if notice.event == "cell_failed" and ch.digests:
+                ch.failures[notice.signature] += notice.count
             if not ch.wants(notice):
                 continue
             key = notice.key
@@ -128,11 +140,33 @@ class Notifier:
             elif now - ch.recent.get(key, -math.inf) < ch.spec.dedupe_window:
                 ch.held[key] = notice
             else:
-                if len(ch.queue) >= self._queue_size:
-                    ch.queue.popleft()
-                    ch.dropped += 1
-                    ch.health.dropped += 1
-                ch.queue.append(notice)
+                self._enqueue(ch, notice)
+            ch.wake.set()
+
+    def _enqueue(self, ch: _Channel, notice: Notice) -> None:
+        if len(ch.queue) >= self._queue_size:
+            ch.queue.popleft()
+            ch.dropped += 1
+            ch.health.dropped += 1
+        ch.queue.append(notice)
+
+    def digest(self, make: Callable[[], Notice], now: float | None = None) -> None:
+        """Queue a digest (made by `make`: progress, rate, ETA) on each channel whose
+        `digest_every` has passed, with the failures since its last one grouped by signature."""
+        now = time.monotonic() if now is None else now
+        for ch in self._channels:
+            if not ch.digests or now < ch.next_digest:
+                continue
+            ch.next_digest = now + ch.spec.digest_every
+            base = make()
+            groups = ch.failures.most_common()
+            ch.failures.clear()
+            total = sum(n for _, n in groups)
+            text = base.message + f"; {total} cells failed since the last digest"
+            if groups:
+                text += ": " + "; ".join(f"{sig} ×{n}" for sig, n in groups[:10])  # noqa: RUF001
+            extra = {**base.extra, "failures": [{"signature": s, "count": n} for s, n in groups]}
+            self._enqueue(ch, replace(base, message=text, extra=extra))
             ch.wake.set()
 
     # -- the workers -----------------------------------------------------------------------

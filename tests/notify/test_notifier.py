@@ -11,7 +11,15 @@ import anyio
 import pytest
 
 from core.config.model import NotifyChannel
-from core.notify import FailureAlarm, Milestones, Notice, Notifier, deliver_once, run_finished
+from core.notify import (
+    FailureAlarm,
+    Milestones,
+    Notice,
+    Notifier,
+    deliver_once,
+    digest,
+    run_finished,
+)
 from core.notify.channels import INSTALL_APPRISE, SendError
 from tests.helpers import day
 from tests.receiver import receiving
@@ -243,3 +251,30 @@ def test_a_failure_alarm_fires_once_and_one_recovery_follows_when_it_clears():
     assert recovered.extra["failures"] == 5
     assert alarm.tick(1, now=200.0) is None  # one recovery, not one per tick
     assert alarm.failed(1, now=201.0) is None
+
+
+@pytest.mark.anyio
+async def test_a_digest_when_due_tells_progress_and_the_failures_since_the_last_grouped():
+    with receiving() as rx:
+        notifier = Notifier(
+            [
+                channel(rx.url, digest_every=3600, events=("digest",)),
+                channel(rx.url, name="other", events=("run_started",)),
+            ]
+        )
+        for i in range(7):
+            notifier.notify(Notice("cell_failed", f"x {i}", 1, "warn", "x: exit N"))
+        notifier.notify(Notice("cell_failed", "y", 1, "warn", "y: killed: stall"))
+        made = lambda: digest(1, 40, 100, 12.0, 5400.0)  # noqa: E731
+        notifier.digest(made)  # not due yet: nothing
+        notifier.digest(made, now=time.monotonic() + 3601)
+        notifier.digest(made, now=time.monotonic() + 3602)  # just sent: not due again
+        await deliver(notifier)
+    (body,) = rx.bodies  # the cell_failed notices were not this channel's, the digest is
+    assert body["event"] == "digest"
+    assert (body["done"], body["total"], body["rate_per_hour"]) == (40, 100, 12.0)
+    assert body["failures"] == [
+        {"signature": "x: exit N", "count": 7},
+        {"signature": "y: killed: stall", "count": 1},
+    ]
+    assert "40/100 items done, 12 items/h, ETA 1.5 h; 8 cells failed" in body["message"]
