@@ -140,3 +140,19 @@ def test_an_attempt_that_stalls_is_told_and_its_repeats_merged(tmp_path, monkeyp
     stalled = told(rx.bodies)[1]
     assert stalled["processor"] == "x"
     assert "killed: stall" in stalled["message"]
+
+
+def test_status_names_a_channel_that_keeps_failing(tmp_path, monkeypatch, capsys):
+    with receiving(status=500) as rx:
+        hook = notify_yaml(rx.url, retries="0")
+        config = make(tmp_path / "a", monkeypatch, hook, "x:2024-01-03:fail")
+        assert run(config, capsys)[0] == 1
+    code, out, _ = invoke(["status", "--json", "--config", str(config)], capsys)
+    assert code == 0
+    data = json.loads(out)
+    (health,) = data["notify"]  # the latest run's, even once it has ended
+    assert health["name"] == "hook" and health["healthy"] is False
+    assert health["last_error"] == "HTTP 500 Internal Server Error: nope"
+    code, out, _ = invoke(["status", "--config", str(config)], capsys)
+    assert "notify hook: UNHEALTHY" in out
+    assert "notify_" not in out  # a send's outcome is not the run's last event
