@@ -4,12 +4,15 @@ real HTTP receiver on 127.0.0.1, run through the command line in this process.""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import core.headless
-from tests.engine.test_engine import DATES, pipeline
+from tests.engine.test_engine import DATES, ROOT, pipeline
 from tests.helpers import day, invoke, write_config, write_tables
 from tests.receiver import receiving
 
@@ -156,3 +159,28 @@ def test_status_names_a_channel_that_keeps_failing(tmp_path, monkeypatch, capsys
     code, out, _ = invoke(["status", "--config", str(config)], capsys)
     assert "notify hook: UNHEALTHY" in out
     assert "notify_" not in out  # a send's outcome is not the run's last event
+
+
+def test_an_engine_killed_and_started_again_tells_engine_resumed(tmp_path, monkeypatch, capsys):
+    with receiving() as rx:
+        config = make(tmp_path / "a", monkeypatch, notify_yaml(rx.url))
+        config.write_text(config.read_text().replace('"{dates}"', '"{dates}", "--sleep", "0.6"'))
+        args = [sys.executable, "-m", "core", "run", "2024-01-01", "2024-01-06", "--headless"]
+        first = subprocess.Popen(
+            [*args, "--config", str(config)], cwd=ROOT, stdout=subprocess.DEVNULL
+        )
+        record = tmp_path / "a" / "record.jsonl"
+        deadline = time.time() + 30
+        while not (record.exists() and record.read_text().count('"end"') >= 2):
+            assert time.time() < deadline, "no job ended"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)  # dies with no word: no run_finished
+        first.wait()
+        code, output = run(config, capsys)
+    assert code == 0, output
+    events = rx.events()
+    assert events[0] == "run_started" and "run_finished" not in events[:-1]
+    resumed = [b for b in rx.bodies if b["event"] == "engine_resumed"]
+    assert len(resumed) == 1 and resumed[0]["run_id"] == rx.bodies[0]["run_id"]
+    assert resumed[0]["message"].startswith(f"Resuming run #{resumed[0]['run_id']}")
+    assert rx.bodies[-1]["event"] == "run_finished" and rx.bodies[-1]["complete"] is True
