@@ -184,3 +184,23 @@ def test_an_engine_killed_and_started_again_tells_engine_resumed(tmp_path, monke
     assert len(resumed) == 1 and resumed[0]["run_id"] == rx.bodies[0]["run_id"]
     assert resumed[0]["message"].startswith(f"Resuming run #{resumed[0]['run_id']}")
     assert rx.bodies[-1]["event"] == "run_finished" and rx.bodies[-1]["complete"] is True
+
+
+def test_a_daily_quota_pause_and_its_end_are_told(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MESSAGE", "google.api_core.exceptions.Forbidden: 403 Quota exceeded")
+    events = "[quota_paused, quota_resumed]"
+    with receiving() as rx:
+        config = make(
+            tmp_path / "a",
+            monkeypatch,
+            notify_yaml(rx.url, events=events),
+            "x:2024-01-02:error-once",
+        )
+        config.write_text(
+            config.read_text().replace("    cooldown: 1s", "    cooldown: 1s\n    quota_pause: 1s")
+        )
+        code, output = run(config, capsys)
+    assert code == 0, output
+    assert rx.events() == ["quota_paused", "quota_resumed"], output
+    assert rx.bodies[0]["phase"] == "wide" and rx.bodies[0]["processor"] == "x"
+    assert "Quota exceeded" in rx.bodies[0]["message"]
