@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from core.config import Config, load_config
+from core.config.model import NotifyChannel
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
 from core.engine.api import (
@@ -40,6 +41,9 @@ from core.printable import printable
 from core.report_text import render_plan, render_status
 from core.status import status_report, to_json
 from core.warehouse import describe_scan_cost, open_warehouse
+
+if TYPE_CHECKING:
+    from core.notify import ChannelHealth  # imported when used: `backfill status` stays quick
 
 EXIT_BAD_INPUT = 2
 
@@ -194,21 +198,46 @@ def _failed_cells(config: Config, start: date, end: date) -> frozenset[tuple[str
         journal.close()
 
 
+def _channel_health(config: Config, run_id: int | None) -> list[ChannelHealth]:
+    """The notify channels' health in `run_id` (default: the latest run), from the journal."""
+    from core.notify.health import journaled_health
+    from core.state import Journal
+
+    journal = Journal.open_if_exists(config.state_path)
+    if journal is None:
+        return []
+    try:
+        if run_id is None:
+            latest = journal.runs(limit=1)
+            if not latest:
+                return []
+            run_id = latest[0].id
+        return journaled_health(journal, run_id)
+    finally:
+        journal.close()
+
+
 def _status_once(config: Config, start: date, end: date, *, as_json: bool, verbose: bool) -> str:
     import anyio
 
+    from core.notify.health import describe as describe_health
     from core.service.run_status import run_status
 
     run = anyio.run(run_status, config.state_path)
     failed = _failed_cells(config, start, end)
     coverage, scan_bytes = _coverage(config, start, end, cost=verbose)
     report = status_report(coverage, failed)
+    channels = _channel_health(config, run.id if run is not None else None) if config.notify else []
     if as_json:
         data = {"run": run.to_json() if run else None} | to_json(report)
+        data["notify"] = [asdict(h) for h in channels]
         return json.dumps(data | ({"refresh_bytes": scan_bytes} if verbose else {}), indent=2)
     text = render_status(report)
-    if run is not None:
-        text = f"{run.render()}\n\n{text}"
+    # Only a failing channel is news here; `--json` lists every one.
+    sick = [f"notify {describe_health(h)}" for h in channels if not h.healthy]
+    header = ([run.render()] if run is not None else []) + sick
+    if header:
+        text = "\n".join(header) + f"\n\n{text}"
     if verbose:
         text += f"\n\n{config.warehouse.label}: {describe_scan_cost(scan_bytes)}"
     return text
@@ -557,6 +586,47 @@ def preflight(config_path: Path, quick: bool, as_json: bool) -> None:
     else:
         click.echo(render_preflight(results))
     raise click.exceptions.Exit(exit_code(results))
+
+
+@cli.command()
+@click.option("--test", "test", is_flag=True, help="Send a test message.")
+@click.option("--channel", "channel_name", metavar="NAME", help="Only this channel.")
+@config_option
+def notify(test: bool, channel_name: str | None, config_path: Path) -> None:
+    """Send a test message on every channel (or one). Exit 0 only if all were delivered."""
+    import anyio
+
+    from core.notify import send_now, test_notice
+
+    config = load_config(config_path)
+    if not test:
+        raise UserError("notify: say what to do: --test sends a test message")
+    channels = list(config.notify)
+    if not channels:
+        raise UserError(f"{config.path}: no notify: channels to send to")
+    if channel_name is not None:
+        names = [ch.name for ch in channels]
+        if channel_name not in names:
+            raise UserError(
+                f"{config.path}: notify: no channel {channel_name!r} (channels: {', '.join(names)})"
+            )
+        channels = [ch for ch in channels if ch.name == channel_name]
+    errors: dict[str, str | None] = {}
+
+    async def send_all() -> None:
+        # At once: a channel that times out does not hold the others' answers back.
+        async def one(spec: NotifyChannel) -> None:
+            errors[spec.name] = await send_now(spec, test_notice(spec.name))
+
+        async with anyio.create_task_group() as tg:
+            for spec in channels:
+                tg.start_soon(one, spec)
+
+    anyio.run(send_all)
+    for spec in channels:
+        error = errors[spec.name]
+        click.echo(f"{spec.name}: " + ("delivered" if error is None else f"failed: {error}"))
+    raise click.exceptions.Exit(0 if all(e is None for e in errors.values()) else 1)
 
 
 @cli.group()

@@ -33,6 +33,15 @@ from core.engine.api import (
     local_engine,
 )
 from core.errors import UserError
+from core.notify import (
+    FailureAlarm,
+    Milestones,
+    Notice,
+    Notifier,
+    digest,
+    from_engine,
+    run_finished,
+)
 from core.preflight import all_checks, gate_record, run_checks
 from core.printable import printable
 from core.progress import describe
@@ -41,6 +50,12 @@ from core.state import EngineLock, Journal, statedir
 from core.warehouse import open_warehouse
 
 SUMMARY_EVERY = 15.0
+#: once the run has ended, how long queued notifications (run_finished above all) may take to
+#: go out before the process exits anyway
+NOTIFY_FLUSH_S = 15.0
+#: how often a failure alarm is looked at for recovery (failures age out of its window) and
+#: digests that are due are sent
+ALARM_TICK_S = 5.0
 #: how long a finished engine still answers attached dashboards before it exits
 FINAL_WORD_S = 1.0
 EXIT_ERROR = 2
@@ -147,20 +162,89 @@ async def _preflight(
 async def _run(
     config: Config, request: RunRequest, echo: Echo, gate: dict[str, Any], journal: Journal
 ) -> int:
+    """The run with its notifications: they belong to the engine process, so they go out with
+    no dashboard open. The notifier outlives the engine's task group by a bounded flush, so the
+    run's end is told even when the run ended with an error."""
+    engine: RunningEngine | None = None
+
+    def run_id() -> int | None:
+        return engine.snapshot(HEADER_ONLY).run_id if engine is not None else None
+
+    def journal_event(kind: str, **detail: Any) -> None:
+        journal.event(kind, run_id=run_id(), **detail)
+
+    notifier = Notifier(config.notify, journal_event=journal_event)
+
+    def made(built: RunningEngine) -> None:
+        nonlocal engine
+        engine = built
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(notifier.run)
+        try:
+            code = await _engine_run(config, request, echo, gate, journal, notifier, made)
+        finally:
+            if notifier:
+                await notifier.close(NOTIFY_FLUSH_S)
+            tg.cancel_scope.cancel()
+    return code
+
+
+async def _engine_run(
+    config: Config,
+    request: RunRequest,
+    echo: Echo,
+    gate: dict[str, Any],
+    journal: Journal,
+    notifier: Notifier,
+    made: Callable[[RunningEngine], None],
+) -> int:
     warehouse = open_warehouse(config)
+
+    milestones = Milestones()
+    alarm = FailureAlarm()
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(printable(event.message)))  # it may quote a job's output
+        if not notifier:
+            return
+        snap = engine.snapshot(HEADER_ONLY)
+        for notice in from_engine(event, snap.run_id):
+            notifier.notify(notice)
+        news = None
+        if event.kind == "item_done":
+            news = milestones(snap.run_id, snap.count(ItemState.DONE), snap.total)
+        elif event.kind in ("item_failed", "item_retry"):
+            news = alarm.failed(snap.run_id)
+        if news is not None:
+            notifier.notify(news)
+
+    def progress() -> Notice:
+        snap = engine.snapshot(HEADER_ONLY)
+        done, forecast = snap.count(ItemState.DONE), snap.forecast
+        return digest(snap.run_id, done, snap.total, forecast.rate_per_hour, forecast.eta_seconds)
+
+    async def notify_ticks() -> None:
+        """Time-driven news: an alarm whose failures aged out, a digest that is due."""
+        while True:
+            await anyio.sleep(ALARM_TICK_S)
+            cleared = alarm.tick(engine.snapshot(HEADER_ONLY).run_id)
+            if cleared is not None:
+                notifier.notify(cleared)
+            notifier.digest(progress)
 
     engine = local_engine(
         config, warehouse, request, journal=journal, on_event=on_event, preflight=gate
     )
+    made(engine)
     try:
         async with anyio.create_task_group() as tg:
             server = EngineServer(engine, config.state_path, group=config.group)
             await tg.start(server.serve)
             tg.start_soon(_summaries, engine, echo)
             tg.start_soon(_signals, engine, echo)
+            if notifier:
+                tg.start_soon(notify_ticks)
             result = await engine.run()
             if server.info.viewers:
                 # Attached dashboards poll 4 times a second: let them see how it ended.
@@ -171,9 +255,13 @@ async def _run(
         if problem is None:
             raise
         echo(f"backfill: {problem}")
+        notifier.notify(
+            run_finished(engine.snapshot(HEADER_ONLY).run_id, False, [], why=str(problem))
+        )
         return EXIT_ERROR
     finally:
         warehouse.close()
+    notifier.notify(run_finished(result.run_id, result.complete, result.incomplete))
     echo(_stamp(summary_line(engine.snapshot(HEADER_ONLY))))
     if result.complete:
         echo(f"Run #{result.run_id} complete: every targeted cell is complete or skipped.")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from core.config.model import (
+    NOTIFY_EVENTS,
     PLACEHOLDER,
     PLACEHOLDERS,
     CommandCheck,
@@ -47,7 +48,31 @@ def semantic_problems(config: Config) -> list[Problem]:
         *_environment(config),
         *_preflight(config),
         *_group(config),
+        *_notify(config),
     ]
+
+
+def _notify(config: Config) -> list[Problem]:
+    problems = []
+    _unknown = _Unknown()
+    names: set[str] = set()
+    for i, channel in enumerate(config.notify):
+        at: KeyPath = ("notify", i)
+        if channel.name in names:
+            problems.append(Problem((*at, "name"), f"channel {channel.name!r} is given twice"))
+        names.add(channel.name)
+        if (channel.url is None) == (channel.webhook is None):
+            problems.append(Problem(at, "a channel needs exactly one of url, webhook"))
+        # `${VAR}` may stand for the whole URL, scheme included: only a literal one is checked.
+        hook = channel.webhook
+        if hook and not hook.startswith("${") and not hook.startswith(("http://", "https://")):
+            problems.append(Problem((*at, "webhook"), "expected an http:// or https:// URL"))
+        for k, event in enumerate(channel.events or ()):
+            if event not in NOTIFY_EVENTS:
+                problems.append(
+                    Problem((*at, "events", k), _unknown(event, list(NOTIFY_EVENTS), "event"))
+                )
+    return problems
 
 
 def _group(config: Config) -> list[Problem]:

@@ -265,6 +265,47 @@ PreflightCheck = Annotated[
 ]
 
 
+#: every event a channel may subscribe to (DESIGN.md); `test` is what `backfill notify --test` sends
+NOTIFY_EVENTS = (
+    "run_started",
+    "run_finished",
+    "cell_failed",
+    "stalled",
+    "timed_out",
+    "quota_paused",
+    "quota_resumed",
+    "engine_resumed",
+    "milestone",
+    "failure_alarm",
+    "failure_recovered",
+    "digest",
+    "test",
+)
+Severity = Literal["info", "warn", "critical"]
+
+
+class NotifyChannel(Spec):
+    """Where messages go. `url` (an Apprise URL) or `webhook` (a JSON POST), exactly one. Both
+    may hold `${VAR}`: it is expanded from the environment only when a message is sent, so the
+    secret never reaches the journal, the logs or an error message."""
+
+    name: Name
+    url: str | None = None
+    webhook: str | None = None
+    #: the events this channel wants (None: all of them)
+    events: Names | None = None
+    #: events below this severity are not sent here
+    min_severity: Severity | None = None
+    #: one send unanswered this long counts as failed
+    timeout: Annotated[Seconds, Field(gt=0)] = 10
+    #: sends after the first that failed, with backoff
+    retries: Annotated[int, Field(ge=0)] = 2
+    #: the same event (kind and signature) again within this long is merged into one message
+    dedupe_window: Annotated[Seconds, Field(ge=0)] = 60
+    #: while a run is on, a digest this often (if the channel wants `digest`)
+    digest_every: Annotated[Seconds, Field(gt=0)] = 3600
+
+
 class Config(Spec):
     version: Literal[1] = 1
     name: str
@@ -273,6 +314,7 @@ class Config(Spec):
     calendar: Calendar
     phases: Annotated[tuple[Phase, ...], Field(strict=False, min_length=1)]
     preflight: Annotated[tuple[PreflightCheck, ...], Field(strict=False)] = ()
+    notify: Annotated[tuple[NotifyChannel, ...], Field(strict=False)] = ()
     #: a Unix group whose members may attach to the engine too (its socket becomes 0660)
     group: str | None = None
 

@@ -814,12 +814,22 @@ class Journal:
     def latest_event(self, run_id: int) -> tuple[float, str, dict[str, Any]] | None:
         """The run's latest event other than an item's state change (there are thousands of
         those): what `backfill status` shows as "last"."""
+        # Nor a notification's outcome: that a message went out is not what the run did.
         row = self._one(
             "SELECT at, kind, detail FROM events WHERE run_id = ? AND kind != 'item_state'"
-            " ORDER BY id DESC LIMIT 1",
+            " AND kind NOT LIKE 'notify\\_%' ESCAPE '\\' ORDER BY id DESC LIMIT 1",
             (run_id,),
         )
         return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def events_of(self, run_id: int, kinds: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(kind, detail) of the run's events of these kinds, oldest first."""
+        marks = ", ".join("?" * len(kinds))
+        rows = self._all(
+            f"SELECT kind, detail FROM events WHERE run_id = ? AND kind IN ({marks}) ORDER BY id",
+            (run_id, *kinds),
+        )
+        return [(kind, json.loads(detail)) for kind, detail in rows]
 
 
 def _run(row: Sequence[Any]) -> RunRow:
