@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -18,6 +19,33 @@ from tui.modals.start_run import StartRunScreen
 
 ROOT = Path(__file__).parents[2]
 SIZE = (140, 45)
+
+
+def headless_run(
+    config: Path, start: str, end: str, *args: str, faults: bool
+) -> subprocess.CompletedProcess[str]:
+    """`backfill run START END --headless ARGS` on the demo, its injected faults on or off: a
+    journal and a warehouse the dashboard then opens on."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "run",
+            start,
+            end,
+            "--headless",
+            *args,
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "BACKFILL_DEMO_FAULTS": "1" if faults else "0"},
+    )
 
 
 def stop_engine(config: Path) -> None:

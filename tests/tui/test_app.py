@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -19,8 +16,8 @@ from core.coverage import CellState
 from core.engine.api import ItemState
 from core.state import EngineLock, Journal
 from tests.tui.drive import (
-    ROOT,
     SIZE,
+    headless_run,
     items,
     run_start,
     run_state,
@@ -123,27 +120,7 @@ async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
 @pytest.mark.asyncio
 async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
     # Phase 3 of the window first, headless and without faults, so Phase 4 may start.
-    filled = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "run",
-            "2024-01-15",
-            "2024-01-28",
-            "--headless",
-            "--phase",
-            "analytics",
-            "--config",
-            str(demo),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env={**os.environ, "BACKFILL_DEMO_FAULTS": "0"},
-    )
+    filled = headless_run(demo, "2024-01-15", "2024-01-28", "--phase", "analytics", faults=False)
     assert filled.returncode == 0, filled.stdout + filled.stderr
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:

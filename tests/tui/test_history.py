@@ -4,9 +4,6 @@ opens on a journal it did not write."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -16,44 +13,22 @@ from textual.widgets import DataTable
 from core.config import load_config
 from core.coverage import CellState
 from core.engine.api import ItemState
-from tests.tui.drive import ROOT, SIZE, items, run_start, until
+from tests.tui.drive import SIZE, headless_run, items, run_start, until
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
 from tui.screens.failures import FailuresScreen
 from tui.screens.runs import RunsScreen
 
 HANGS = ("player_daily_cache", date(2024, 1, 24))  # the demo's injected hang on that date
-
-
-def headless(config: Path, *args: str, faults: bool) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core",
-            "run",
-            "2024-01-15",
-            "2024-01-28",
-            "--headless",
-            *args,
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "BACKFILL_DEMO_FAULTS": "1" if faults else "0"},
-    )
+WINDOW = ("2024-01-15", "2024-01-28")
 
 
 @pytest.fixture
 def two_runs(demo: Path) -> Path:
     """Run 1 fills Phase 3 of the window; run 2, Phase 4, leaves the hanging date failed."""
-    filled = headless(demo, "--phase", "analytics", faults=False)
+    filled = headless_run(demo, *WINDOW, "--phase", "analytics", faults=False)
     assert filled.returncode == 0, filled.stdout + filled.stderr
-    failed = headless(demo, "--phase", "precompute", faults=True)
+    failed = headless_run(demo, *WINDOW, "--phase", "precompute", faults=True)
     assert failed.returncode != 0 and "player_daily_cache" in failed.stdout, failed.stdout
     return demo
 
