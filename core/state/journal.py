@@ -722,11 +722,23 @@ class Journal:
 
     def failed_cells(self, start: date, end: date) -> set[tuple[str, date]]:
         """Cells whose latest attempt failed: the coverage overlay that makes them 'failed'."""
-        return set(self.failed_attempts(start, end))
+        return set(self._failed_attempt_ids(start, end))
 
     def failed_attempts(self, start: date, end: date) -> dict[tuple[str, date], AttemptRow]:
         """Cells whose latest attempt failed (or left the cell incomplete), with that attempt,
         in any run: what is still to retry after every restart."""
+        failed = self._failed_attempt_ids(start, end)
+        attempts: dict[int, AttemptRow] = {}
+        ids = sorted(set(failed.values()))
+        for at in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+            chunk = ids[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            attempts |= {a.id: a for a in self._attempts(f"id IN ({marks})", chunk)}
+        return {cell: attempts[attempt_id] for cell, attempt_id in failed.items()}
+
+    def _failed_attempt_ids(self, start: date, end: date) -> dict[tuple[str, date], int]:
+        """Cell -> the id of its latest attempt, for the cells where that attempt failed. The
+        attempts themselves (tails and all) are read only by who needs them."""
         rows = self._all(
             """
             SELECT d.processor, d.day, a.id, a.outcome FROM item_dates d
@@ -739,18 +751,11 @@ class Journal:
         latest: dict[tuple[str, date], tuple[int, str]] = {}
         for processor, day, attempt_id, outcome in rows:
             latest[processor, date.fromisoformat(day)] = (attempt_id, outcome)
-        failed = {
+        return {
             cell: attempt_id
             for cell, (attempt_id, outcome) in latest.items()
             if outcome in ("failed", "incomplete")
         }
-        attempts: dict[int, AttemptRow] = {}
-        ids = sorted(set(failed.values()))
-        for at in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
-            chunk = ids[at : at + 500]
-            marks = ",".join("?" * len(chunk))
-            attempts |= {a.id: a for a in self._attempts(f"id IN ({marks})", chunk)}
-        return {cell: attempts[attempt_id] for cell, attempt_id in failed.items()}
 
     # -- last known coverage: shown at once while a slow warehouse refreshes ----------------
 

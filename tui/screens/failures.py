@@ -178,9 +178,6 @@ class FailuresScreen(Screen[None]):
             return
         self.post_message(RetryCells(chosen))
 
-    def reload(self) -> None:
-        self._load()
-
     def action_top(self) -> None:
         self.focused_table().move_cursor(row=0)
 
