@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ from core.warehouse import Scan, TableCheck, open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]
 BUILTIN_TIMEOUT = 30.0
+#: the table checks make a metadata call and a dry run per table: with 20 tables on a busy
+#: project (or an emulator on a loaded machine) that is more than one call's worth of patience
+WAREHOUSE_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,18 @@ def configured_checks(config: Config, *, quick: bool = False) -> list[Check]:
 
 
 def builtin_checks(config: Config) -> list[Check]:
+    look = _TablesLook(config)
     return [
         Check("config valid", lambda: _config_valid(config)),
-        Check("warehouse reachable, tables present", lambda: _tables(config)),
+        Check("warehouse reachable, tables present", lambda: _tables(look()), WAREHOUSE_TIMEOUT),
         *(
-            [Check("partition expiration keeps the range", lambda: _expiration(config))]
+            [
+                Check(
+                    "partition expiration keeps the range",
+                    lambda: _expiration(config, look()),
+                    WAREHOUSE_TIMEOUT,
+                )
+            ]
             if config.warehouse.kind == "bigquery"
             else []
         ),
@@ -171,12 +182,33 @@ def _look_at_tables(config: Config) -> tuple[str, list[_Table]]:
     return warehouse.description, [_Table(n, scan, src, checks[scan]) for n, scan, src in named]
 
 
+class _TablesLook:
+    """One look at the tables shared by the checks that read it: they run concurrently, and a
+    second look would double every metadata call and dry run."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._seen: tuple[str, list[_Table]] | Exception | None = None
+
+    def __call__(self) -> tuple[str, list[_Table]]:
+        with self._lock:
+            if self._seen is None:
+                try:
+                    self._seen = _look_at_tables(self._config)
+                except Exception as exc:  # an unreachable warehouse is waited for once
+                    self._seen = exc
+            if isinstance(self._seen, Exception):
+                raise self._seen
+            return self._seen
+
+
 def _run_range(config: Config) -> tuple[date, date]:
     return config.calendar.start, config.calendar.end_date(date.today())
 
 
-def _tables(config: Config) -> tuple[Status, str]:
-    description, tables = _look_at_tables(config)
+def _tables(look: tuple[str, list[_Table]]) -> tuple[Status, str]:
+    description, tables = look
     missing_sources = [t.label for t in tables if not t.check.exists and t.source]
     missing_outputs = [t.label for t in tables if not t.check.exists and not t.source]
     failures = [f"source tables missing: {', '.join(missing_sources)}"] if missing_sources else []
@@ -190,8 +222,8 @@ def _tables(config: Config) -> tuple[Status, str]:
     return "pass", f"{description}: {len(tables)} tables present"
 
 
-def _expiration(config: Config) -> tuple[Status, str]:
-    _, tables = _look_at_tables(config)
+def _expiration(config: Config, look: tuple[str, list[_Table]]) -> tuple[Status, str]:
+    _, tables = look
     start, _ = _run_range(config)
     lost = [
         f"{t.label} ({t.scan.table}): partitions of dates before {kept} are deleted"

@@ -103,7 +103,7 @@ def test_a_table_not_created_yet_shows_missing_with_a_note(both, emulator, proje
 
     code, out, _ = invoke(["preflight", "--config", str(bq), "--quick", "--json"], capsys)
     tables = next(c for c in json.loads(out)["checks"] if c["name"].startswith("warehouse"))
-    assert tables["status"] == "warn"
+    assert tables["status"] == "warn", tables["detail"]
     assert "player_daily_cache" in tables["detail"]
 
 
