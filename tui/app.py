@@ -59,7 +59,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.date_detail import DateDetailScreen, RetryRequested
-from tui.screens.failures import Cell, FailuresScreen, OpenDate, RetryCells
+from tui.screens.failures import CancelCells, Cell, FailuresScreen, OpenDate, RetryCells
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
@@ -738,6 +738,40 @@ class BackfillApp(App[None]):
             )
             return
         self._retry_chosen(set(event.cells), tuple(sorted(by_processor)))
+
+    @on(CancelCells)
+    def _cancel_cells(self, event: CancelCells) -> None:
+        """From the Failures screen: cancel, after a confirm, the live run's queued or running
+        items that hold any of these cells (an item is a chunk of dates: all of it stops)."""
+        snap = self.session.snapshot
+        if self.session.engine is None or snap is None or not snap.busy:
+            self.notify("No live run: nothing of these cells is queued or running.", markup=False)
+            return
+        cells = set(event.cells)
+        open_items = [
+            view
+            for view in self.session.items.values()
+            if view.state in (ItemState.PENDING, ItemState.RUNNING)
+            and any((view.processor, day) in cells for day in view.dates)
+        ]
+        if not open_items:
+            self.notify(
+                f"None of the {len(cells)} cells is queued or running in run #{snap.run_id}.",
+                markup=False,
+            )
+            return
+        plural = "s" if len(open_items) > 1 else ""
+        question = (
+            f"Cancel {len(open_items)} queued or running item{plural} of run #{snap.run_id} "
+            f"that hold these {len(cells)} failed cells?"
+        )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                for view in sorted(open_items, key=lambda v: v.id):
+                    self._send(CancelItem(view.id))
+
+        self.push_screen(ConfirmScreen(question, "Cancel"), confirmed)
 
     @work(exclusive=True, group="start")
     async def _retry_chosen(self, chosen: set[Cell], processors: tuple[str, ...]) -> None:

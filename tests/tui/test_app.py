@@ -32,6 +32,7 @@ from tui.modals.help import HelpScreen, StateTable
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
+from tui.screens.failures import CancelCells, FailuresScreen
 from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
@@ -102,12 +103,26 @@ async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
         await until(pilot, lambda: app.session.grid is not None)
         await start_run(pilot, app, "2023-03-01", "2023-03-20")
         await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
+        # The Failures screen's c: the live run's item holding a chosen cell, after a confirm.
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, FailuresScreen))
+        running = next(v for v in app.session.items.values() if v.state is ItemState.RUNNING)
+        app.screen.post_message(CancelCells(((running.processor, running.dates[-1]),)))
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Cancel 1 queued or running item of run #" in str(
+            app.screen.query_one(".dialog--question").render()
+        )
+        await pilot.press("y")
+        await until(pilot, lambda: app.session.items[running.id].state is ItemState.CANCELLED)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, FailuresScreen))
+
         app.screen.query_one("#queue").focus()
         await pilot.pause(0.3)
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await until(pilot, lambda: items(app, ItemState.CANCELLED) == 1)
+        await until(pilot, lambda: items(app, ItemState.CANCELLED) == 2)
         await pilot.press("C")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -140,6 +155,11 @@ async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
         assert detail.day == date(2024, 1, 24)  # the month's failed date, not its first
         table = detail.query_one("#processors", DataTable)
         await until(pilot, lambda: table.row_count == 15)
+        table.focus()
+        await pilot.press("G")  # the last processor, then back to the first
+        assert table.cursor_row == 14
+        await pilot.press("g")
+        assert table.cursor_row == 0
         table.move_cursor(row=table.get_row_index("player_daily_cache"))
         await until(pilot, lambda: detail.query_one("#attempts", DataTable).row_count == 1)
         log = detail.query_one(LogTail)

@@ -100,6 +100,8 @@ async def test_runs_screen_lists_the_journals_runs_and_writes_a_report(two_runs:
         assert f"{group.count - 2} other failed cells" in question
         await pilot.press("n")
         await until(pilot, lambda: app.screen is failures)
+        await pilot.press("c")  # no engine lives: nothing of them is queued or running
+        await until(pilot, lambda: any("No live run" in t for t in toasts(app)))
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, FailuresScreen))
 

@@ -33,6 +33,7 @@ from tui.text import literal
 from tui.widgets.coverage_heatmap import BARS, GLYPHS, STATE_CSS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.queue_table import QueueTable
+from tui.widgets.row_table import RowTable
 
 #: What each cell state means (DESIGN.md "Cell states"), in the legend's order.
 STATE_MEANING: dict[CellState, str] = {
@@ -199,14 +200,18 @@ class HelpScreen(ModalScreen[None]):
         # The controls a read-only dashboard hides are left out here too.
         shown = key_rows(app, app.BINDINGS, lambda b: app.check_action(b.action, ()) is not False)
         queue = key_rows(app, QueueTable.BINDINGS) + key_rows(app, DashboardScreen.BINDINGS)
+
+        def on_rows(screen: Iterable[BindingType]) -> list[tuple[str, str]]:
+            return key_rows(app, screen) + key_rows(app, RowTable.BINDINGS)
+
         panes: Sequence[tuple[str, str, list[tuple[str, str]]]] = (
             ("Global", "global", shown),
             ("Heatmap", "heatmap", key_rows(app, CoverageHeatmap.BINDINGS)),
             ("Queue", "queue", queue),
             ("Logs", "logs", key_rows(app, LogTail.BINDINGS)),
-            ("Date screen (enter on a cell)", "date", key_rows(app, DateDetailScreen.BINDINGS)),
-            ("Runs (R)", "runs", key_rows(app, RunsScreen.BINDINGS)),
-            ("Failures (F)", "failures", key_rows(app, FailuresScreen.BINDINGS)),
+            ("Date screen (enter on a cell)", "date", on_rows(DateDetailScreen.BINDINGS)),
+            ("Runs (R)", "runs", on_rows(RunsScreen.BINDINGS)),
+            ("Failures (F)", "failures", on_rows(FailuresScreen.BINDINGS)),
             ("Commands (:, tab completes)", "command", []),
         )
         tables: list[RenderableType] = []

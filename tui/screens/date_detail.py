@@ -24,6 +24,7 @@ from core.progress import format_duration
 from core.state import AttemptRow, Journal
 from tui.text import literal
 from tui.widgets.log_tail import LogTail
+from tui.widgets.row_table import RowTable
 
 STATE_STYLE = {
     CellState.COMPLETE: "green",
@@ -76,9 +77,9 @@ class DateDetailScreen(Screen[None]):
         header += f" · {games} calendar rows (games)" if games else " · not an expected date"
         with Vertical():
             yield Static(literal(header, newlines=False), id="detail-title")
-            yield DataTable(id="processors", cursor_type="row")
+            yield RowTable(id="processors", cursor_type="row")
             yield Static("Attempts", classes="detail--heading")
-            yield DataTable(id="attempts", cursor_type="row")
+            yield RowTable(id="attempts", cursor_type="row")
             yield LogTail(id="detail-log")
         yield Footer()
 

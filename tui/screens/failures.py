@@ -3,7 +3,8 @@
 Groups come from the journal (the latest attempt of each cell, normalised last error line:
 `core.failures`), largest first, with first and last seen and a sample log. Below, the cells of
 the highlighted group; space marks cells, r retries the marked cells, or the whole group when
-none is marked; enter opens a cell's date. Cells are `Text`: a DataTable parses a str as markup,
+none is marked, c cancels their retries queued or running in the live run; enter opens a
+cell's date. Cells are `Text`: a DataTable parses a str as markup,
 and error lines are a job's own words.
 """
 
@@ -28,6 +29,7 @@ from core.run_history import failure_groups
 from core.state import Journal
 from tui.text import literal
 from tui.widgets.log_tail import LogTail
+from tui.widgets.row_table import RowTable
 
 Cell = tuple[str, date]
 
@@ -35,6 +37,13 @@ Cell = tuple[str, date]
 @dataclass
 class RetryCells(Message):
     """Run these failed cells again (in the live run, or a new one)."""
+
+    cells: tuple[Cell, ...]
+
+
+@dataclass
+class CancelCells(Message):
+    """Stop these cells' queued or running retries in the live run."""
 
     cells: tuple[Cell, ...]
 
@@ -48,9 +57,8 @@ class FailuresScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("r", "retry", "Retry group/marked"),
+        Binding("c", "cancel", "Cancel group/marked"),
         Binding("space", "mark", "Mark cell"),
-        Binding("g,home", "top", "Top", show=False),
-        Binding("G,end", "bottom", "Bottom", show=False),
     ]
 
     def __init__(self, journal: Journal, start: date, end: date, read_only: bool) -> None:
@@ -63,10 +71,10 @@ class FailuresScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Failures · loading…", id="failures-title")
-        yield DataTable(id="groups", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="groups", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="failure-detail"):
             with Vertical(id="failure-cells-pane"):
-                yield DataTable(id="failure-cells", cursor_type="row")
+                yield RowTable(id="failure-cells", cursor_type="row")
             with Vertical(id="failure-sample-pane"):
                 yield Static("", id="failure-sample")
                 yield LogTail(id="failure-log")
@@ -108,7 +116,7 @@ class FailuresScreen(Screen[None]):
             )
         total = sum(g.count for g in groups)
         title = (
-            f"Failures · {total} cells in {len(groups)} groups · space marks, r retries"
+            f"Failures · {total} cells in {len(groups)} groups · space marks, r retries, c cancels"
             if groups
             else "Failures · none: every cell's latest attempt succeeded"
         )
@@ -171,25 +179,26 @@ class FailuresScreen(Screen[None]):
         if self._read_only:
             self.notify("Read-only: nothing is retried from this dashboard.", markup=False)
             return
-        g = self._group()
-        chosen = tuple(sorted(self.marked)) or (tuple(g.cells) if g is not None else ())
+        chosen = self._chosen()
         if not chosen:
             self.notify("No failed cells to retry.", markup=False)
             return
         self.post_message(RetryCells(chosen))
 
-    def action_top(self) -> None:
-        self.focused_table().move_cursor(row=0)
+    def action_cancel(self) -> None:
+        if self._read_only:
+            self.notify("Read-only: nothing is cancelled from this dashboard.", markup=False)
+            return
+        chosen = self._chosen()
+        if not chosen:
+            self.notify("No failed cells to cancel.", markup=False)
+            return
+        self.post_message(CancelCells(chosen))
 
-    def action_bottom(self) -> None:
-        table = self.focused_table()
-        table.move_cursor(row=max(0, table.row_count - 1))
-
-    def focused_table(self) -> DataTable[Text]:
-        focused = self.focused
-        if isinstance(focused, DataTable):
-            return focused
-        return self.query_one("#groups", DataTable)
+    def _chosen(self) -> tuple[Cell, ...]:
+        """The marked cells, or the highlighted group's when none is marked."""
+        g = self._group()
+        return tuple(sorted(self.marked)) or (tuple(g.cells) if g is not None else ())
 
 
 def _clock(at: float | None) -> str:

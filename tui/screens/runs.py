@@ -22,6 +22,7 @@ from core.progress import format_duration
 from core.run_history import RunSummary, run_history
 from core.state import Journal
 from tui.text import literal
+from tui.widgets.row_table import RowTable
 
 STATUS_STYLE = {
     "running": "bold green",
@@ -41,8 +42,6 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("w", "report", "Write report"),
-        Binding("g,home", "top", "Top", show=False),
-        Binding("G,end", "bottom", "Bottom", show=False),
     ]
 
     def __init__(self, journal: Journal, live_run: int | None) -> None:
@@ -53,7 +52,7 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="runs-title")
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,9 +115,3 @@ class RunsScreen(Screen[None]):
             self.notify("No run yet.", markup=False)
             return
         self.post_message(ReportRequested(self.runs[table.cursor_row].id))
-
-    def action_top(self) -> None:
-        self.query_one(DataTable).move_cursor(row=0)
-
-    def action_bottom(self) -> None:
-        self.query_one(DataTable).move_cursor(row=max(0, len(self.runs) - 1))
