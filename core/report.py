@@ -1,6 +1,10 @@
 """What happened in a run, from the journal alone: the hand-off an operator leaves for the next
 one (range, timeline, done and failed per phase, failures grouped by what went wrong, retries,
-cooldowns, operator actions). `backfill report` prints it as Markdown or JSON."""
+cooldowns, operator actions, cost). `backfill report` prints it as Markdown or JSON.
+
+Cost is what the journal knows: the time the run's attempts ran, per phase (a retried or
+cancelled attempt cost its minutes too). What a job billed in the warehouse is the job's own
+and is not measured here."""
 
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ class PhaseSummary:
     #: cells (processor-dates) per item state
     cells: Counter[str] = field(default_factory=Counter)
     items: int = 0
+    attempts: int = 0
+    #: seconds the phase's attempts ran (a running one: until the report)
+    attempt_seconds: float = 0.0
 
 
 @dataclass
@@ -81,6 +88,9 @@ def build_report(journal: Journal, run_id: int | None = None) -> RunReport:
                     log_path=str(a.log_path) if a else None,
                 )
             )
+    for phase, (count, seconds) in journal.attempt_time(run.id, time.time()).items():
+        summary = phases.setdefault(phase, PhaseSummary(phase))
+        summary.attempts, summary.attempt_seconds = count, seconds
     cooldowns, actions, timeline = [], [], []
     for at, _item, kind, detail in journal.events(run.id):
         if kind == "cooldown":
@@ -156,6 +166,8 @@ def to_json(report: RunReport) -> dict[str, Any]:
                 "name": p.name,
                 "items": p.items,
                 **{state: p.cells[state] for state in COUNTED},
+                "attempts": p.attempts,
+                "attempt_seconds": round(p.attempt_seconds, 1),
             }
             for p in report.phases
         ],
@@ -204,7 +216,21 @@ def to_markdown(report: RunReport) -> str:
             f"| {p.name} | {p.items} | {c['done']} | {c['failed']} | {c['cancelled']} | "
             f"{c['blocked']} | {c['pending'] + c['running']} |"
         )
-    lines += ["", "Counts are cells (processor-dates).", "", "## Failures", ""]
+    lines += ["", "Counts are cells (processor-dates).", "", "## Cost", ""]
+    total = sum(p.attempt_seconds for p in report.phases)
+    lines += [
+        f"- {p.name}: {p.attempts} attempts ran {format_duration(p.attempt_seconds)}"
+        for p in report.phases
+        if p.attempts
+    ] or ["No attempt ran."]
+    lines += [
+        "",
+        f"{format_duration(total)} of attempt time in all (jobs side by side count each). "
+        "What the jobs billed in the warehouse is not measured by backfill.",
+        "",
+        "## Failures",
+        "",
+    ]
     if not report.failures:
         lines.append("None.")
     for g in report.failures:

@@ -696,6 +696,16 @@ class Journal:
         )
         return {attempt.item_id: attempt for attempt in attempts}
 
+    def attempt_time(self, run_id: int, now: float) -> dict[str, tuple[int, float]]:
+        """phase -> (attempts, seconds they ran, an open one until `now`) over the run."""
+        rows = self._all(
+            "SELECT i.phase, COUNT(*), SUM(MAX(0, COALESCE(a.ended_at, ?) - a.started_at))"
+            " FROM attempts a JOIN items i ON i.id = a.item_id WHERE i.run_id = ?"
+            " GROUP BY i.phase",
+            (now, run_id),
+        )
+        return {phase: (count, seconds or 0.0) for phase, count, seconds in rows}
+
     def open_attempts(self, run_id: int) -> list[AttemptRow]:
         return self._attempts(
             "ended_at IS NULL AND item_id IN (SELECT id FROM items WHERE run_id = ?) ORDER BY id",

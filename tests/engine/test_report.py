@@ -67,6 +67,12 @@ async def test_the_report_groups_failures_and_names_the_operators(
     assert failure["cells"] == [["x", "2024-01-02"], ["x", "2024-01-04"]]
     assert report["retries"] == 4  # two retries each (retries: 2)
     assert report["attempts"] == 4 + 2 * 3
+    # cost: every attempt's run time, retries' too, summed per phase from the journal
+    journal = Journal(config.state_path, read_only=True)
+    ran = [a for i in journal.items(1) for a in journal.attempts_of_item(i.id)]
+    assert wide["attempts"] == len(ran) == report["attempts"]
+    expected = sum(a.ended_at - a.started_at for a in ran if a.ended_at is not None)
+    assert expected > 0 and wide["attempt_seconds"] == pytest.approx(expected, abs=0.1)
     [action] = report["actions"]
     assert action["who"] == "ana@box pid 42 (cli)" and action["action"].startswith("parallel")
 
@@ -74,6 +80,7 @@ async def test_the_report_groups_failures_and_names_the_operators(
     assert code == 0
     assert "# Run #1" in md and "**2 cells**: `boom on <date>`" in md
     assert "| wide | 6 | 4 | 2 |" in md
+    assert "## Cost" in md and "- wide: 10 attempts ran " in md
 
 
 def test_no_run_or_an_unknown_run_is_one_line_exit_2(tmp_path: Path, capsys):
