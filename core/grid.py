@@ -52,6 +52,25 @@ class Grid:
         return offset if 0 <= offset < len(self.days) else None
 
 
+def rows_matching(grid: Grid, text: str) -> set[int] | None:
+    """The processor rows a filter keeps: each word must be part of the processor's or its
+    phase's name, or the start of a cell state the row has somewhere ("fail", "missing",
+    "running"). None: no filter (every row)."""
+    words = text.lower().split()
+    if not words:
+        return None
+    states = {w: bytes(CODE[s] for s in CODES if s.value.startswith(w)) for w in words}
+    kept = set()
+    for index, row in enumerate(grid.rows):
+        if row.is_phase:
+            continue
+        names = f"{row.key} {row.phase}".lower()
+        codes = grid.codes[index]
+        if all(w in names or any(code in codes for code in states[w]) for w in words):
+            kept.add(index)
+    return kept
+
+
 def quiet_runs(grid: Grid, min_days: int) -> list[tuple[int, int]]:
     """Runs of at least `min_days` days that no row expects (an off-season), as (first,
     past-the-last) day indexes: what a view can squeeze without hiding a single cell."""

@@ -145,8 +145,8 @@ class BackfillApp(App[None]):
             "Filter",
             show=False,
             id="queue.filter",
-            tooltip="Filter the queue: words that must all match; a state word (failed) is that "
-            "state",
+            tooltip="Filter what has the focus: the heatmap's rows (processor, phase, or a state "
+            "they have) or the queue (words that must all match; a state word is that state)",
         ),
         Binding(
             "f5",

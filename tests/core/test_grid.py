@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from core.config import Config
 from core.coverage import CellState, measure
-from core.grid import CODE, Grid, build_grid, quiet_runs, refresh_cells
+from core.grid import CODE, Grid, build_grid, quiet_runs, refresh_cells, rows_matching
 from core.warehouse import open_warehouse
 from tests.helpers import day
 
@@ -55,6 +55,23 @@ def test_refresh_cells_touches_only_changed_rows_and_their_phase_row(tiny: Confi
     assert changed == {grid.row_index("team"), grid.row_index("phase:analytics")}
     assert grid.state(grid.row_index("phase:analytics"), 2) is S.FAILED
     assert refresh_cells(grid, coverage, {}, [("box", day("2024-01-01"))]) == set()
+
+
+def test_a_row_filter_keeps_processors_by_name_phase_or_a_state_they_have(tiny: Config):
+    _, grid = grid_of(tiny, {("player", day("2024-01-02")): S.RUNNING})
+
+    def keys(text: str) -> list[str] | None:
+        kept = rows_matching(grid, text)
+        return None if kept is None else [grid.rows[i].key for i in sorted(kept)]
+
+    assert keys("  ") is None  # no filter: every row
+    assert keys("PLAY") == ["player"]
+    assert keys("analytics") == ["team", "player"]  # its phase's name
+    assert keys("partial") == ["box", "player"]  # a state one of its cells has
+    assert keys("running") == ["player"]
+    assert keys("runn") == ["player"]  # a state's start is enough
+    assert keys("analytics running") == ["player"]  # every word must match
+    assert keys("raw running") == []
 
 
 def test_quiet_runs_are_the_long_stretches_no_row_expects():

@@ -369,7 +369,8 @@ async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_it
         await pilot.pause()
         assert queue.filter == "" and not note.display and field.value == ""
 
-        # a state word filters to that state
+        # a state word filters to that state (`/` filters what has the focus: the queue)
+        queue.focus()
         await pilot.press("slash", *"done", "enter")
         await until(pilot, lambda: queue.row_count > 0)
         assert {app.session.items[queue.item_id_at(r)].state for r in range(queue.row_count)} == {
@@ -380,6 +381,40 @@ async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_it
         await pilot.press("slash", "ctrl+u", *"[b]x[/]", "enter")
         await pilot.pause()
         assert "filter: [b]x[/] · 0 of" in str(note.render())
+
+
+@pytest.mark.asyncio
+async def test_slash_on_the_heatmap_filters_its_rows_and_a_jump_clears_it(demo: Path):
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        field = app.screen.query_one("#heatmap-filter", Input)
+        note = app.screen.query_one("#heatmap-filter-note")
+        heatmap.focus()
+        kept, total = heatmap.filter_counts
+        assert kept == total == len(app.config.processors)
+
+        await pilot.press("slash", *"team", "enter")
+        await pilot.pause()
+        assert heatmap.filter == "team" and not field.display and app.focused is heatmap
+        teams = [p.name for p in app.config.processors if "team" in p.name]
+        assert heatmap.filter_counts == (len(teams), total)
+        assert f"filter: team · {len(teams)} of {total} processors" in str(note.render())
+        assert app.screen.query_one(QueueTable).filter == ""  # the queue's own stays off
+        await pilot.press("G")  # the last row shown is the last team processor
+        row = heatmap.cursor_cell()
+        assert row is not None and row[0].key == teams[-1]
+
+        app.jump_to(key="player_daily_cache")  # a jump to a row the filter hides shows it
+        await pilot.pause()
+        assert heatmap.filter == "" and field.value == "" and not note.display
+        row = heatmap.cursor_cell()
+        assert row is not None and row[0].key == "player_daily_cache"
+
+        await pilot.press("slash", *"complete", "escape")  # a state word, then esc: all back
+        await pilot.pause()
+        assert heatmap.filter == "" and heatmap.filter_counts == (total, total)
 
 
 @pytest.mark.asyncio

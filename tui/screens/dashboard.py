@@ -1,13 +1,18 @@
 """The operator's home for a day: status, coverage heatmap, queue, log and preflight.
 
-The queue filter is the screen's own state. `/` shows its input; Enter keeps the filter and
-hides the input, Esc clears it (from the input or anywhere on the dashboard). While a filter is
-on and its input hidden, a line over the queue says so: a filter nobody can see made a later run
-look as if most of its items were missing. A hidden input is disabled too, so no focus move
-(tab, shift+tab, a click) can land in it and have `q` typed there.
+`/` filters what has the focus: the heatmap (its processor rows, by name, phase or a state
+they have) or the queue (its items). Each filter is the screen's own state, with its own input
+over its pane. `/` shows the input; Enter keeps the filter and hides the input, Esc clears it
+(from the input or anywhere on the dashboard: both filters). While a filter is on and its
+input hidden, a line over its pane says so: a filter nobody can see made a later run look as
+if most of its items were missing. A hidden input is disabled too, so no focus move (tab,
+shift+tab, a click) can land in it and have `q` typed there.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 from textual import on
 from textual.app import ComposeResult
@@ -24,6 +29,27 @@ from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.status_bar import StatusBar
+
+
+class Filtered(Protocol):
+    @property
+    def filter(self) -> str: ...
+
+    def set_filter(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """One pane's filter: the input over it, the note saying it is on, and the pane."""
+
+    input_id: str
+    note_id: str
+    #: what the note counts ("items", "processors")
+    noun: str
+
+
+QUEUE = _Filter("filter", "filter-note", "items")
+HEATMAP = _Filter("heatmap-filter", "heatmap-filter-note", "processors")
 
 
 class DashboardScreen(Screen[None]):
@@ -44,6 +70,14 @@ class DashboardScreen(Screen[None]):
         # What must not be missed (the engine stopped on an error): stays until the next run.
         yield Static("", id="banner", markup=False)
         with Vertical(id="coverage"):
+            yield Input(
+                placeholder="filter rows: words of processor, phase, or a state they have "
+                "(failed) · enter keeps · esc clears",
+                id=HEATMAP.input_id,
+                classes="filter",
+                disabled=True,
+            )
+            yield Static("", id=HEATMAP.note_id, classes="filter-note", markup=False)
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")
             yield Static("Loading coverage…", id="cell", markup=False)
@@ -52,10 +86,11 @@ class DashboardScreen(Screen[None]):
                 yield Input(
                     placeholder="filter: words of processor, date, state, reason · "
                     "enter keeps · esc clears",
-                    id="filter",
+                    id=QUEUE.input_id,
+                    classes="filter",
                     disabled=True,
                 )
-                yield Static("", id="filter-note", markup=False)
+                yield Static("", id=QUEUE.note_id, classes="filter-note", markup=False)
                 yield QueueTable(id="queue")
             with TabbedContent(id="side"):
                 with TabPane("Log", id="log-tab"):
@@ -68,61 +103,79 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.post_message(self.Ready())
 
-    # -- the queue filter -----------------------------------------------------------------
+    # -- the filters ----------------------------------------------------------------------
 
-    @property
-    def _input(self) -> Input:
-        return self.query_one("#filter", Input)
+    def _target(self, which: _Filter) -> Filtered:
+        return self.query_one(CoverageHeatmap) if which is HEATMAP else self.query_one(QueueTable)
 
-    @property
-    def _queue(self) -> QueueTable:
-        return self.query_one(QueueTable)
+    def _input(self, which: _Filter) -> Input:
+        return self.query_one(f"#{which.input_id}", Input)
+
+    def _which(self, field: Input) -> _Filter:
+        return HEATMAP if field.id == HEATMAP.input_id else QUEUE
 
     def open_filter(self) -> None:
-        """Show the filter's input (with the filter in effect, to edit) and focus it."""
-        field = self._input
+        """Show the input of the focused pane's filter (the heatmap's, or else the queue's),
+        with the filter in effect to edit, and focus it."""
+        which = HEATMAP if isinstance(self.focused, CoverageHeatmap) else QUEUE
+        field = self._input(which)
         field.disabled = False
         field.display = True
         field.focus()
         field.cursor_position = len(field.value)
-        self.show_filter_note()
+        self.show_filter_note(which)
 
     def clear_filter(self) -> None:
-        self._input.value = ""
-        self._queue.set_filter("")
-        self._close_filter()
+        for which in (QUEUE, HEATMAP):
+            self._input(which).value = ""
+            self._target(which).set_filter("")
+            self._close_filter(which)
 
-    def _close_filter(self) -> None:
-        field = self._input
+    def _close_filter(self, which: _Filter) -> None:
+        field = self._input(which)
         was_focused = field.has_focus
         field.display = False
         field.disabled = True
         if was_focused:
-            self._queue.focus()
-        self.show_filter_note()
+            self.query_one(CoverageHeatmap if which is HEATMAP else QueueTable).focus()
+        self.show_filter_note(which)
 
-    @on(Input.Changed, "#filter")
+    @on(Input.Changed, ".filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        was_on = bool(self._queue.filter)
-        self._queue.set_filter(event.value)
-        if bool(self._queue.filter) != was_on:
+        target = self._target(self._which(event.input))
+        was_on = bool(target.filter)
+        target.set_filter(event.value)
+        if bool(target.filter) != was_on:
             # Only then does a binding change (esc); the footer recomposes on every refresh.
             self.refresh_bindings()
+        if event.input.id == HEATMAP.input_id:
+            self.show_filter_note(HEATMAP)
 
-    @on(Input.Submitted, "#filter")
-    @on(Input.Blurred, "#filter")
-    def _filter_done(self) -> None:
+    @on(Input.Submitted, ".filter")
+    @on(Input.Blurred, ".filter")
+    def _filter_done(self, event: Input.Submitted | Input.Blurred) -> None:
         # Enter, or focus moved elsewhere (a click, tab): the filter stays, its note shows it.
-        self._close_filter()
+        self._close_filter(self._which(event.input))
 
-    def show_filter_note(self) -> None:
-        """The line saying a filter hides items; called again when the queue changes."""
-        note = self.query_one("#filter-note", Static)
-        queue = self._queue
-        shown = bool(queue.filter) and self._input.disabled
+    @on(CoverageHeatmap.FilterChanged)
+    def _heatmap_filter_changed(self) -> None:
+        heatmap = self.query_one(CoverageHeatmap)
+        if heatmap.filter != " ".join(self._input(HEATMAP).value.split()):
+            self._input(HEATMAP).value = heatmap.filter  # a jump cleared it
+        self.show_filter_note(HEATMAP)
+
+    def show_filter_note(self, which: _Filter = QUEUE) -> None:
+        """The line saying a filter hides rows; called again when they change."""
+        note = self.query_one(f"#{which.note_id}", Static)
+        target = self._target(which)
+        shown = bool(target.filter) and self._input(which).disabled
         if shown:
-            total = queue.total_count
-            text = f"filter: {queue.filter} · {queue.row_count} of {total} items · esc clears"
+            if which is HEATMAP:
+                kept, total = self.query_one(CoverageHeatmap).filter_counts
+            else:
+                queue = self.query_one(QueueTable)
+                kept, total = queue.row_count, queue.total_count
+            text = f"filter: {target.filter} · {kept} of {total} {which.noun} · esc clears"
             note.update(literal(text, newlines=False))
         note.display = shown
         self.refresh_bindings()
@@ -130,7 +183,10 @@ class DashboardScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             # Nothing to go back from: let Esc be (hidden from the footer, free for others).
-            return bool(self._queue.filter) or not self._input.disabled
+            return any(
+                bool(self._target(w).filter) or not self._input(w).disabled
+                for w in (QUEUE, HEATMAP)
+            )
         return True
 
     def action_back(self) -> None:

@@ -48,7 +48,9 @@ Keys: arrows and h/j/k/l move, Home/End go to the first/last column, PageUp/Page
 page of columns, g/G the first/last row, z cycles zoom (month -> week -> day -> month) keeping
 the cursor on the same date, enter (or a double click) posts `CellSelected`. `[` folds the
 cursor's phase to its summary row (▸; ▾ when unfolded) or unfolds it, `]` unfolds every phase;
-on a short terminal that is what keeps the phases that matter on screen. Rows scroll under the
+on a short terminal that is what keeps the phases that matter on screen. `set_filter` (the
+dashboard's `/`) keeps the processor rows matching its words (`core.grid.rows_matching`), phase
+rows always. Rows scroll under the
 headers to keep the cursor in view. A click moves the cursor; every move posts one coalesced
 `CellHighlighted`, and so does a `refresh_rows` that changes the state under the cursor (a
 detail pane following it stays true).
@@ -89,7 +91,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from core.coverage import WORST_FIRST, CellState
-from core.grid import CODE, CODES, Grid, GridRow, quiet_runs
+from core.grid import CODE, CODES, Grid, GridRow, quiet_runs, rows_matching
 from core.printable import strip_controls
 
 Zoom = Literal["day", "week", "month"]
@@ -484,6 +486,10 @@ class CoverageHeatmap(ScrollView, can_focus=True):
                 and message.heatmap is self.heatmap
             )
 
+    class FilterChanged(Message):
+        """The heatmap changed its filter's rows on its own (states changed under a state
+        word, or a jump cleared it): a note saying what the filter keeps follows."""
+
     class CellSelected(Message):
         """Enter or a double click on a cell: open its details (attempts, logs)."""
 
@@ -525,6 +531,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         self._row_version: list[int] = []
         #: phases (by name) shown as their summary row only; kept across new grids
         self._folded: set[str] = set()
+        #: `/` on the heatmap: the processor rows it keeps (phase rows always stay)
+        self._filter = ""
+        self._matching: set[int] | None = None
         #: the grid rows on screen, top to bottom, and each grid row's place among them (-1:
         #: folded away)
         self._shown: list[int] = []
@@ -600,6 +609,13 @@ class CoverageHeatmap(ScrollView, can_focus=True):
                 if self.cursor_state() != before:
                     self._post_highlight()
                 return
+        if self._filter:
+            # a state word keeps the rows that have that state: which ones may have changed
+            shown = self._shown
+            self._fold_rows()
+            if self._shown != shown:
+                self._relist()
+                self.post_message(self.FilterChanged())
         cursor_row = self.cursor[0]
         top = round(self.scroll_y)
         body = self._body_height()
@@ -649,6 +665,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
                 raise KeyError(key)
             if self._place[row] < 0:  # a jump shows its target
                 self._set_folded(grid.rows[row].phase, False)
+            if self._place[row] < 0:  # the filter keeps it out: the jump wins
+                self.set_filter("")
+                self.post_message(self.FilterChanged())
         if day is not None:
             day = min(max(day, grid.days[0]), grid.days[-1])
             column = self._column_of_date(day)
@@ -660,23 +679,65 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     # ----------------------------------------------------------------------------- folding
 
     def _fold_rows(self) -> None:
-        """Recompute which rows are shown, after new data or a fold."""
+        """Recompute which rows are shown, after new data, a fold or a filter."""
         rows = self._grid.rows if self._grid is not None else ()
-        self._shown = [i for i, r in enumerate(rows) if r.is_phase or r.phase not in self._folded]
+        self._matching = None if self._grid is None else rows_matching(self._grid, self._filter)
+        kept = self._matching
+        self._shown = [
+            i
+            for i, r in enumerate(rows)
+            if r.is_phase or (r.phase not in self._folded and (kept is None or i in kept))
+        ]
         self._place = [-1] * len(rows)
         for place, row in enumerate(self._shown):
             self._place[row] = place
+
+    # ----------------------------------------------------------------------------- filter
+
+    @property
+    def filter(self) -> str:
+        return self._filter
+
+    @property
+    def filter_counts(self) -> tuple[int, int]:
+        """(processor rows the filter keeps, processor rows)."""
+        rows = self._grid.rows if self._grid is not None else ()
+        total = sum(not r.is_phase for r in rows)
+        return (total if self._matching is None else len(self._matching)), total
+
+    def set_filter(self, text: str) -> None:
+        """Keep only the processor rows matching `text` (`core.grid.rows_matching`); the
+        cursor moves to the nearest row still shown."""
+        text = " ".join(text.split())
+        if text == self._filter:
+            return
+        self._filter = text
+        self._relist()
+
+    def _relist(self) -> None:
+        """The shown rows changed: the cursor, the scroll range and the picture follow."""
+        row, column = self.cursor
+        self._fold_rows()
+        self.set_reactive(CoverageHeatmap.cursor, (self._shown_row(row), column))
+        self._update_virtual_size()
+        self._scroll_to_cursor()
+        self.refresh()
+        if self.cursor[0] != row:
+            self._post_highlight()
 
     def _summary_row(self, phase: str) -> int | None:
         rows = self._grid.rows if self._grid is not None else ()
         return next((i for i, r in enumerate(rows) if r.is_phase and r.phase == phase), None)
 
     def _shown_row(self, row: int) -> int:
-        """`row`, or the summary row of its phase when that phase is folded."""
+        """`row`, or the summary row of its phase when that phase is folded, or the row above
+        it that the filter keeps (its phase's summary row at worst)."""
         if self._grid is None or not self._place or self._place[row] >= 0:
             return row
-        summary = self._summary_row(self._grid.rows[row].phase)
-        return row if summary is None else summary
+        if self._grid.rows[row].phase in self._folded:
+            summary = self._summary_row(self._grid.rows[row].phase)
+            return row if summary is None else summary
+        return next((r for r in range(row, -1, -1) if self._place[r] >= 0), self._shown[0])
 
     def _set_folded(self, phase: str, folded: bool) -> None:
         summary = self._summary_row(phase)
@@ -686,15 +747,8 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             self._folded.add(phase)
         else:
             self._folded.discard(phase)
-        self._fold_rows()
         self._row_version[summary] += 1  # its ▸/▾ mark
-        row, column = self.cursor
-        self.set_reactive(CoverageHeatmap.cursor, (self._shown_row(row), column))
-        self._update_virtual_size()
-        self._scroll_to_cursor()
-        self.refresh()
-        if self.cursor[0] != row:
-            self._post_highlight()
+        self._relist()
 
     # ---------------------------------------------------------------------------- geometry
 
