@@ -46,10 +46,26 @@ class _Filter:
     note_id: str
     #: what the note counts ("items", "processors")
     noun: str
+    #: what the words match
+    matches: str
+
+    def widgets(self) -> ComposeResult:
+        yield Input(
+            placeholder=f"filter: {self.matches} · enter keeps · esc clears",
+            id=self.input_id,
+            classes="filter",
+            disabled=True,
+        )
+        yield Static("", id=self.note_id, classes="filter-note", markup=False)
 
 
-QUEUE = _Filter("filter", "filter-note", "items")
-HEATMAP = _Filter("heatmap-filter", "heatmap-filter-note", "processors")
+QUEUE = _Filter("filter", "filter-note", "items", "words of processor, date, state, reason")
+HEATMAP = _Filter(
+    "heatmap-filter",
+    "heatmap-filter-note",
+    "processors",
+    "words of processor, phase, or a state they have (failed)",
+)
 
 
 class DashboardScreen(Screen[None]):
@@ -70,27 +86,13 @@ class DashboardScreen(Screen[None]):
         # What must not be missed (the engine stopped on an error): stays until the next run.
         yield Static("", id="banner", markup=False)
         with Vertical(id="coverage"):
-            yield Input(
-                placeholder="filter rows: words of processor, phase, or a state they have "
-                "(failed) · enter keeps · esc clears",
-                id=HEATMAP.input_id,
-                classes="filter",
-                disabled=True,
-            )
-            yield Static("", id=HEATMAP.note_id, classes="filter-note", markup=False)
+            yield from HEATMAP.widgets()
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")
             yield Static("Loading coverage…", id="cell", markup=False)
         with Horizontal(id="bottom"):
             with Vertical(id="queue-pane"):
-                yield Input(
-                    placeholder="filter: words of processor, date, state, reason · "
-                    "enter keeps · esc clears",
-                    id=QUEUE.input_id,
-                    classes="filter",
-                    disabled=True,
-                )
-                yield Static("", id=QUEUE.note_id, classes="filter-note", markup=False)
+                yield from QUEUE.widgets()
                 yield QueueTable(id="queue")
             with TabbedContent(id="side"):
                 with TabPane("Log", id="log-tab"):

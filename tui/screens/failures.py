@@ -176,24 +176,22 @@ class FailuresScreen(Screen[None]):
         cells.move_cursor(row=cells.cursor_row + 1)
 
     def action_retry(self) -> None:
-        if self._read_only:
-            self.notify("Read-only: nothing is retried from this dashboard.", markup=False)
-            return
-        chosen = self._chosen()
-        if not chosen:
-            self.notify("No failed cells to retry.", markup=False)
-            return
-        self.post_message(RetryCells(chosen))
+        self._act_on_chosen("retried", "retry", RetryCells)
 
     def action_cancel(self) -> None:
+        self._act_on_chosen("cancelled", "cancel", CancelCells)
+
+    def _act_on_chosen(
+        self, done: str, verb: str, message: type[RetryCells] | type[CancelCells]
+    ) -> None:
         if self._read_only:
-            self.notify("Read-only: nothing is cancelled from this dashboard.", markup=False)
+            self.notify(f"Read-only: nothing is {done} from this dashboard.", markup=False)
             return
         chosen = self._chosen()
         if not chosen:
-            self.notify("No failed cells to cancel.", markup=False)
+            self.notify(f"No failed cells to {verb}.", markup=False)
             return
-        self.post_message(CancelCells(chosen))
+        self.post_message(message(chosen))
 
     def _chosen(self) -> tuple[Cell, ...]:
         """The marked cells, or the highlighted group's when none is marked."""
