@@ -72,8 +72,8 @@ class Attempts:
         self.python = python
         #: this run's logs: a folder per processor, a file per attempt
         self._logs = config.state_path / "logs" / f"run-{store.run_id}"
-        #: what runs the attempts (the only executor so far: local processes)
-        self.executor: Executor = LocalExecutor()
+        #: executor kind -> what runs the attempts of that kind (only local ones so far)
+        self.executors: dict[str, Executor] = {LocalExecutor.kind: LocalExecutor()}
         #: item id -> its running attempt
         self.handles: dict[int, Handle] = {}
         #: phase -> running items whose attempt is being verified (their slot is free)
@@ -111,6 +111,18 @@ class Attempts:
         dates = first.isoformat() if first == last else f"{first}_{last}"
         return self._logs / item.processor.name / f"{dates}.attempt-{number}.log"
 
+    def executor(self, kind: str) -> Executor:
+        """The executor of an attempt journaled with `kind` (the phase's at the time: after a
+        restart an attempt goes on with the executor that started it)."""
+        try:
+            return self.executors[kind]
+        except KeyError:
+            # Only a journal written by another version holds one: the config refuses them.
+            raise UserError(
+                f"{self.store.journal.path}: an open attempt ran on executor {kind}, which is "
+                "not available in this version; resume the run with the version that started it"
+            ) from None
+
     # -- the lifecycle ---------------------------------------------------------------------
 
     def begin(self, item: Item) -> AttemptRow:
@@ -118,11 +130,12 @@ class Attempts:
         `execute` in a task."""
         argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
         number = item.last.number + 1 if item.last else 1
-        return self.store.begin_attempt(item, argv, self._log_path(item, number))
+        kind = self.config.executor_of(item.phase).kind
+        return self.store.begin_attempt(item, argv, self._log_path(item, number), executor=kind)
 
     async def execute(self, item: Item, attempt: AttemptRow) -> None:
         try:
-            handle = await self.executor.start(self.spec(item, attempt))
+            handle = await self.executor(attempt.executor).start(self.spec(item, attempt))
         except OSError as exc:
             with self.store.transaction():
                 self.store.end_attempt(
@@ -191,7 +204,8 @@ class Attempts:
         whatever still carries its tag is ended, then the item is re-queued, using no retry (the
         interruption was the engine's, not the job's). The pid is never signalled: it may be a
         stranger's now, and so may the group it led."""
-        leftovers = await self.executor.end_remains(self.spec(item, attempt))
+        executor = self.executor(attempt.executor)
+        leftovers = await executor.end_remains(self.spec(item, attempt))
         with self.store.transaction():
             self.store.end_attempt(
                 item,

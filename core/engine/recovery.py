@@ -12,6 +12,7 @@ tag, or by the tag in /proc when the crash came before the pid was journaled).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,10 @@ from core.config import Config
 from core.coverage import Coverage
 from core.engine.api import RunRequest
 from core.engine.attempts import Attempts
-from core.executors import Unproven
+from core.executors import Adopted, AttemptSpec, Unproven
 from core.planner import make_plan
 from core.state.items import ItemState, ItemStore
-from core.state.journal import ItemRow, Journal
+from core.state.journal import AttemptRow, ItemRow, Journal
 
 
 @dataclass
@@ -115,9 +116,14 @@ async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> No
     store = attempts.store
     journal = store.journal
     open_attempts = journal.open_attempts(store.run_id)
-    found = await attempts.executor.recover(
-        [(a, attempts.spec(store.items[a.item_id], a)) for a in open_attempts]
-    )
+    by_kind: defaultdict[str, list[tuple[AttemptRow, AttemptSpec]]] = defaultdict(list)
+    for attempt in open_attempts:
+        by_kind[attempt.executor].append(
+            (attempt, attempts.spec(store.items[attempt.item_id], attempt))
+        )
+    found: dict[int, Adopted | Unproven] = {}
+    for kind, started in by_kind.items():  # each attempt with the executor that started it
+        found |= await attempts.executor(kind).recover(started)
     taken: set[int] = set()
     for attempt in open_attempts:
         item = store.items[attempt.item_id]
