@@ -4,6 +4,7 @@ refused by every command with one line naming file:line and key, and exit 2."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from core.config import load_config
 from core.config.model import LocalExecutor
 from core.errors import ConfigError
 from tests.helpers import invoke, write_config
-from tests.reliability.test_hostile_config import GOOD, assert_refused
+from tests.reliability.test_hostile_config import GOOD, assert_refused, good_folder
 
 RAY = "executor:\n  kind: ray\n  address: http://127.0.0.1:8265\n"
 
@@ -38,6 +39,16 @@ def test_a_phase_overrides_the_executor(tmp_path):
     config = load_config(config_with(tmp_path, phase="    executor: {kind: local}\n"))
     assert config.phase("work").executor == LocalExecutor()
     assert config.phase("raw").executor is None
+
+
+def test_status_json_names_each_phases_executor(tmp_path, capsys):
+    path = config_with(good_folder(tmp_path), phase="    executor: {kind: local}\n")
+    code, out, err = invoke(["status", "--json", "--config", str(path)], capsys)
+    assert code == 0, err
+    assert [(p["name"], p["executor"]) for p in json.loads(out)["phases"]] == [
+        ("raw", "local"),
+        ("work", "local"),
+    ]
 
 
 def ray_config(tmp_path: Path, extra: str = "") -> Path:
