@@ -527,7 +527,8 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
     code = "" if attempt.exit_code is None else f" · exit {attempt.exit_code}"
     click.echo(
         f"# {processor} {day} · attempt {attempts.index(attempt) + 1} of {len(attempts)} · "
-        f"{outcome}{code} ({attempt.reason or '-'}){attempt.leftovers_note} · {attempt.log_path}",
+        f"{outcome}{code} ({attempt.reason or '-'}){attempt.leftovers_note} · {attempt.where} · "
+        f"{attempt.log_path}",
         err=True,
     )
     try:

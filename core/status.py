@@ -192,6 +192,7 @@ def to_json(report: StatusReport) -> dict[str, Any]:
             {
                 "name": phase.name,
                 "title": phase.title,
+                "executor": config.executor_of(config.phase(phase.name)).kind,
                 **_phase_counts_json(phase.counts),
                 "seasons": [
                     {"name": name, **_phase_counts_json(counts)}

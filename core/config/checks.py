@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from core.config.model import (
+    AVAILABLE_EXECUTORS,
     NOTIFY_EVENTS,
     PLACEHOLDER,
     PLACEHOLDERS,
@@ -49,6 +50,27 @@ def semantic_problems(config: Config) -> list[Problem]:
         *_preflight(config),
         *_group(config),
         *_notify(config),
+        *_executors(config),
+    ]
+
+
+def _executors(config: Config) -> list[Problem]:
+    """Ray and Cloud Run are parsed (so a file written for them is checked) but cannot run yet:
+    a run that selects them is refused before anything starts, not half-way through a plan."""
+    wanted: list[tuple[KeyPath, str]] = [(("executor", "kind"), config.executor.kind)]
+    wanted += [
+        (("phases", i, "executor", "kind"), phase.executor.kind)
+        for i, phase in enumerate(config.phases)
+        if phase.executor is not None
+    ]
+    return [
+        Problem(
+            at,
+            f"executor kind {kind} is not available in this version "
+            f"(available: {', '.join(AVAILABLE_EXECUTORS)})",
+        )
+        for at, kind in wanted
+        if kind not in AVAILABLE_EXECUTORS
     ]
 
 

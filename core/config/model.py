@@ -116,6 +116,48 @@ class Warehouse(Spec):
         return f"{self.kind} {(self.path if self.kind == 'sqlite' else self.project) or ''}".strip()
 
 
+class LocalExecutor(Spec):
+    """Each attempt a subprocess of this machine, in its own process group (and cgroup)."""
+
+    kind: Literal["local"] = "local"
+
+
+class RayExecutor(Spec):
+    """Each attempt a Ray job on the cluster whose Jobs API (the dashboard's) is at `address`."""
+
+    kind: Literal["ray"]
+    address: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    #: the job's working directory (its runtime env's working_dir); None: the config's folder
+    cwd: str | None = None
+    #: what one attempt needs of the cluster, as Ray names it (CPU, GPU, memory, custom ones)
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    #: the environment variable holding the cluster's token: the token itself is never written
+    #: in the file, so it reaches neither the journal nor an error message
+    token_env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+
+
+class CloudRunExecutor(Spec):
+    """Each attempt an execution of the processor's Cloud Run Job (its `cloud_run: job`)."""
+
+    kind: Literal["cloud_run"]
+    project: str
+    region: Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
+
+
+Executor = Annotated[LocalExecutor | RayExecutor | CloudRunExecutor, Field(discriminator="kind")]
+#: the executors this version can run attempts with (the others are parsed and refused)
+AVAILABLE_EXECUTORS = ("local",)
+
+
+class CloudRunJob(Spec):
+    """How a processor maps onto an existing Cloud Run Job: the job's name, and from which item
+    of the processor's rendered `command` on the argv becomes the execution's `--args` (the items
+    before it, such as `{python} -m jobs.x`, are the job's image's own entrypoint)."""
+
+    job: Annotated[str, StringConstraints(pattern=r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")]
+    args_from: Annotated[int, Field(ge=0)] = 1
+
+
 class ExpectedDates(Spec):
     table: TableName
     date_column: Identifier
@@ -188,6 +230,8 @@ class Processor(Spec):
     #: none on SQLite; null: no cap
     max_writers: Annotated[int, Field(ge=1)] | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    #: the Cloud Run Job that runs this processor where its phase's executor is cloud_run
+    cloud_run: CloudRunJob | None = None
 
     @property
     def is_source(self) -> bool:
@@ -210,6 +254,8 @@ class Phase(Spec):
     #: after a daily-quota error: the processors writing that table start nothing for this long
     quota_pause: Annotated[Seconds, Field(gt=0)] = 900
     processors: Annotated[tuple[Processor, ...], Field(strict=False, min_length=1)]
+    #: where this phase's attempts run, if not where the top-level `executor:` says
+    executor: Executor | None = None
 
     @property
     def label(self) -> str:
@@ -315,6 +361,8 @@ class Config(Spec):
     phases: Annotated[tuple[Phase, ...], Field(strict=False, min_length=1)]
     preflight: Annotated[tuple[PreflightCheck, ...], Field(strict=False)] = ()
     notify: Annotated[tuple[NotifyChannel, ...], Field(strict=False)] = ()
+    #: where attempts run (a phase may say otherwise)
+    executor: Executor = LocalExecutor()
     #: a Unix group whose members may attach to the engine too (its socket becomes 0660)
     group: str | None = None
 
@@ -358,6 +406,10 @@ class Config(Spec):
 
     def has_processor(self, name: str) -> bool:
         return name in self._by_name
+
+    def executor_of(self, phase: Phase) -> LocalExecutor | RayExecutor | CloudRunExecutor:
+        """Where `phase`'s attempts run: its own `executor:`, else the top-level one."""
+        return phase.executor or self.executor
 
     def max_writers(self, processor: Processor) -> int | None:
         """The cap on attempts writing `processor`'s table at once (None: no cap)."""

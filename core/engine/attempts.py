@@ -17,15 +17,22 @@ from pathlib import Path
 
 import anyio
 
-from core import process
 from core.config import Config, Processor
 from core.coverage import Coverage
 from core.engine.cooldowns import Cooldowns
 from core.engine.retry import Short, Throttled, Verdict, classify, decide, judge
 from core.engine.verifier import Verifier
 from core.errors import UserError, WarehouseError
+from core.executors import (
+    AttemptOutcome,
+    AttemptSpec,
+    Executor,
+    Handle,
+    LocalExecutor,
+    human,
+    read_recent,
+)
 from core.planner import DONE, render_argv
-from core.process.logfile import human
 from core.progress import Finish
 from core.state.items import Item, ItemState, ItemStore
 from core.state.journal import AttemptRow, ended_leftovers
@@ -65,8 +72,10 @@ class Attempts:
         self.python = python
         #: this run's logs: a folder per processor, a file per attempt
         self._logs = config.state_path / "logs" / f"run-{store.run_id}"
-        #: item id -> its running process
-        self.handles: dict[int, process.Attempt] = {}
+        #: executor kind -> what runs the attempts of that kind (only local ones so far)
+        self.executors: dict[str, Executor] = {LocalExecutor.kind: LocalExecutor()}
+        #: item id -> its running attempt
+        self.handles: dict[int, Handle] = {}
         #: phase -> running items whose attempt is being verified (their slot is free)
         self.verifying: Counter[str] = Counter()
         #: table -> the same, by the table they wrote (they write no more)
@@ -84,9 +93,9 @@ class Attempts:
         """Unique on this machine: the journal's path and the attempt's row."""
         return f"{attempt.id}@{self.store.journal.path}"
 
-    def spec(self, item: Item, attempt: AttemptRow) -> process.AttemptSpec:
+    def spec(self, item: Item, attempt: AttemptRow) -> AttemptSpec:
         proc = item.processor
-        return process.AttemptSpec(
+        return AttemptSpec(
             argv=attempt.argv,
             env=proc.env,
             cwd=self.config.root,
@@ -102,6 +111,18 @@ class Attempts:
         dates = first.isoformat() if first == last else f"{first}_{last}"
         return self._logs / item.processor.name / f"{dates}.attempt-{number}.log"
 
+    def executor(self, kind: str) -> Executor:
+        """The executor of an attempt journaled with `kind` (the phase's at the time: after a
+        restart an attempt goes on with the executor that started it)."""
+        try:
+            return self.executors[kind]
+        except KeyError:
+            # Only a journal written by another version holds one: the config refuses them.
+            raise UserError(
+                f"{self.store.journal.path}: an open attempt ran on executor {kind}, which is "
+                "not available in this version; resume the run with the version that started it"
+            ) from None
+
     # -- the lifecycle ---------------------------------------------------------------------
 
     def begin(self, item: Item) -> AttemptRow:
@@ -109,11 +130,12 @@ class Attempts:
         `execute` in a task."""
         argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
         number = item.last.number + 1 if item.last else 1
-        return self.store.begin_attempt(item, argv, self._log_path(item, number))
+        kind = self.config.executor_of(item.phase).kind
+        return self.store.begin_attempt(item, argv, self._log_path(item, number), executor=kind)
 
     async def execute(self, item: Item, attempt: AttemptRow) -> None:
         try:
-            handle = await process.start(self.spec(item, attempt))
+            handle = await self.executor(attempt.executor).start(self.spec(item, attempt))
         except OSError as exc:
             with self.store.transaction():
                 self.store.end_attempt(
@@ -133,7 +155,7 @@ class Attempts:
         )
         await self.watch(item, attempt, handle)
 
-    async def watch(self, item: Item, attempt: AttemptRow, handle: process.Attempt) -> None:
+    async def watch(self, item: Item, attempt: AttemptRow, handle: Handle) -> None:
         """Until the attempt ends and its verdict is journaled (also for adopted attempts)."""
         self.handles[item.id] = handle
         try:
@@ -161,7 +183,7 @@ class Attempts:
             if verdict.label in ("failed", "incomplete"):
                 # The error may sit far above the last lines (a traceback, a summary follow
                 # it); the log can be large, so it is read off the event loop.
-                recent = await anyio.to_thread.run_sync(process.read_recent, attempt.log_path)
+                recent = await anyio.to_thread.run_sync(read_recent, attempt.log_path)
                 throttled = classify(item.processor, recent)
         with self.store.transaction():  # the attempt's end and the item's next state: one commit
             self.store.end_attempt(
@@ -182,13 +204,8 @@ class Attempts:
         whatever still carries its tag is ended, then the item is re-queued, using no retry (the
         interruption was the engine's, not the job's). The pid is never signalled: it may be a
         stranger's now, and so may the group it led."""
-        leftovers = await process.end_leftovers(
-            tag=self.tag(attempt),
-            pgid=None,
-            cgroup=process.attempt_cgroup(self.tag(attempt)),
-            grace=item.processor.kill_grace,
-            log_path=attempt.log_path,
-        )
+        executor = self.executor(attempt.executor)
+        leftovers = await executor.end_remains(self.spec(item, attempt))
         with self.store.transaction():
             self.store.end_attempt(
                 item,
@@ -207,7 +224,7 @@ class Attempts:
     def _settle(
         self,
         item: Item,
-        outcome: process.AttemptOutcome,
+        outcome: AttemptOutcome,
         verdict: Verdict,
         *,
         permanent: bool,

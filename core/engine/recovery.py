@@ -3,27 +3,27 @@ transaction, or load it and re-attach to the attempts still running.
 
 The run row and all its items are written in one transaction, so a crash while planning leaves
 no cut-down plan for the next engine to trust. After a crash (even `kill -9`) the next engine
-with the same request resumes the same run: attempts whose process still lives are watched to
-their end (found by pid, or by their tag in /proc when the crash came before the pid was
-journaled) and judged by the warehouse; attempts with no process left are re-queued; a cell
-that is complete is never run again. A journaled pid counts as the attempt's only if the process
-holding it has the journaled start time and the attempt's tag: after a crash the OS may have
-given the pid to a stranger, who is left alone while the attempt is re-queued.
+with the same request resumes the same run: attempts the executor still finds running are
+watched to their end and judged by the warehouse; attempts with nothing left are re-queued; a
+cell that is complete is never run again. How an attempt is found, and proven to be the
+attempt's and not a stranger's, is the executor's (`core.executors.local`: by pid, start time and
+tag, or by the tag in /proc when the crash came before the pid was journaled).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from core import process
 from core.config import Config
 from core.coverage import Coverage
 from core.engine.api import RunRequest
 from core.engine.attempts import Attempts
+from core.executors import Adopted, AttemptSpec, Unproven
 from core.planner import make_plan
 from core.state.items import ItemState, ItemStore
 from core.state.journal import AttemptRow, ItemRow, Journal
@@ -108,28 +108,34 @@ def load_or_plan(
 
 
 async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> None:
-    """Re-attach to the attempts a crashed engine left open: each whose process is still the
-    one it started is watched to its end through its pid and log, and judged by the warehouse
-    (its exit status went with the engine that started it); so is one whose process has ended
-    meanwhile. One whose pid a stranger now holds, or that has no process at all, is re-queued
+    """Re-attach to the attempts a crashed engine left open: each the executor proves is still
+    the one it started is watched to its end and judged by the warehouse (its exit status went
+    with the engine that started it, for a local process); so is one that has ended meanwhile.
+    One the executor cannot prove, or that is not there at all, is re-queued
     (`Attempts.abandon`), using no retry: the interruption was the engine's, not the job's."""
     store = attempts.store
     journal = store.journal
     open_attempts = journal.open_attempts(store.run_id)
-    # One stat and environment read per attempt, and a read of every process for those whose
-    # pid was never journaled: not on the event loop.
-    found = await anyio.to_thread.run_sync(_find_processes, attempts, open_attempts)
+    by_kind: defaultdict[str, list[tuple[AttemptRow, AttemptSpec]]] = defaultdict(list)
+    for attempt in open_attempts:
+        by_kind[attempt.executor].append(
+            (attempt, attempts.spec(store.items[attempt.item_id], attempt))
+        )
+    found: dict[int, Adopted | Unproven] = {}
+    for kind, started in by_kind.items():  # each attempt with the executor that started it
+        found |= await attempts.executor(kind).recover(started)
     taken: set[int] = set()
     for attempt in open_attempts:
         item = store.items[attempt.item_id]
         taken.add(item.id)
-        launched = found[attempt.id]
-        if isinstance(launched, process.Unproven):
+        adopted = found[attempt.id]
+        if isinstance(adopted, Unproven):
             journal.event(
-                "attempt_not_adopted", run_id=store.run_id, item_id=item.id, why=launched.why
+                "attempt_not_adopted", run_id=store.run_id, item_id=item.id, why=adopted.why
             )
-            tg.start_soon(attempts.abandon, item, attempt, launched.why)
+            tg.start_soon(attempts.abandon, item, attempt, adopted.why)
             continue
+        launched = adopted.handle.launched
         if attempt.pid is None:  # crashed between spawning and journaling the pid
             attempt = store.launched(
                 item, launched.pid, launched.pgid, attempt.started_at, launched.start_ticks
@@ -139,49 +145,10 @@ async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> No
             run_id=store.run_id,
             item_id=item.id,
             pid=attempt.pid,
-            alive=process.alive(launched),
+            alive=adopted.alive,
         )
-        handle = process.adopt(launched, attempts.spec(item, attempt))
         store.set_state(item, ItemState.RUNNING, reason=None)
-        tg.start_soon(attempts.watch, item, attempt, handle)
+        tg.start_soon(attempts.watch, item, attempt, adopted.handle)
     for item in list(store.items.values()):
         if item.state is ItemState.RUNNING and item.id not in taken:
             store.set_state(item, ItemState.PENDING, reason="interrupted: re-queued")
-
-
-def _find_processes(
-    attempts: Attempts, open_attempts: list[AttemptRow]
-) -> dict[int, process.Launched | process.Unproven]:
-    """Attempt id -> its process to adopt, or why there is none. Blocking: reads /proc."""
-    tags = [attempts.tag(a) for a in open_attempts if a.pid is None]
-    untracked = process.find_tagged(tags) if tags else {}
-    found: dict[int, process.Launched | process.Unproven] = {}
-    for attempt in open_attempts:
-        tag = attempts.tag(attempt)
-        launched = _launched(attempt)
-        if launched is None and tag in untracked:
-            pid = untracked[tag]  # the tag is its proof of identity
-            launched = _launched(
-                replace(attempt, pid=pid, pgid=pid, start_ticks=process.start_ticks(pid))
-            )
-        if launched is None:
-            why = "no pid was journaled and no process carries its tag (never started, or ended)"
-            found[attempt.id] = process.Unproven(why, gone=True)
-            continue
-        unproven = process.identify(launched, tag)
-        # A pid nobody holds is safe to watch: the attempt ends at once and the warehouse
-        # judges what it did. A stranger holding it is never watched, nor ever signalled.
-        found[attempt.id] = launched if unproven is None or unproven.gone else unproven
-    return found
-
-
-def _launched(attempt: AttemptRow) -> process.Launched | None:
-    if attempt.pid is None or attempt.pgid is None:
-        return None
-    return process.Launched(
-        pid=attempt.pid,
-        pgid=attempt.pgid,
-        started_at=attempt.started_at,
-        log_path=attempt.log_path,
-        start_ticks=attempt.start_ticks,
-    )

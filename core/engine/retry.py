@@ -16,7 +16,7 @@ from functools import cache
 from typing import Literal, NamedTuple
 
 from core.config import Phase, Processor
-from core.process import AttemptOutcome
+from core.executors import AttemptOutcome
 from core.state.journal import ended_leftovers
 
 BACKOFF_CAP = 600.0

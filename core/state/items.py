@@ -207,13 +207,17 @@ class ItemStore:
         self._track(item, +1)
         self._changed(item)
 
-    def begin_attempt(self, item: Item, argv: Sequence[str], log_path: Path) -> AttemptRow:
+    def begin_attempt(
+        self, item: Item, argv: Sequence[str], log_path: Path, *, executor: str = "local"
+    ) -> AttemptRow:
         """The item goes running and its next attempt is journaled, in one commit."""
         # The item's attempts are numbered here only: its last one is always in `item.last`.
         number = item.last.number + 1 if item.last else 1
         with self.transaction():
             self.set_state(item, ItemState.RUNNING, reason=None)
-            item.last = self.journal.start_attempt(item.id, number, argv, log_path)
+            item.last = self.journal.start_attempt(
+                item.id, number, argv, log_path, executor=executor
+            )
         return item.last
 
     def launched(

@@ -97,6 +97,15 @@ class AttemptRow:
     start_ticks: int | None = None
     #: processes of it still running once it ended, which the engine ended; None: not ended
     leftovers: int | None = None
+    #: the `executor: kind` that ran it (local | ray | cloud_run)
+    executor: str = "local"
+    #: the executor's name for it (a Ray submission id, ...); None for a local process
+    remote_ref: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The executor that ran it, with its name for the attempt if it has one."""
+        return self.executor if self.remote_ref is None else f"{self.executor} {self.remote_ref}"
 
     @property
     def leftovers_note(self) -> str:
@@ -128,7 +137,7 @@ _RUN_COLUMNS = "id, created_at, status, range_start, range_end, request, ended_a
 _ITEM_COLUMNS = "i.id, i.run_id, i.processor, i.phase, i.state, i.attempts, i.not_before, i.reason"
 _ATTEMPT_COLUMNS = (
     "id, item_id, number, argv, log_path, pid, pgid, started_at, ended_at, exit_code,"
-    " reason, outcome, duration, tail, start_ticks, leftovers"
+    " reason, outcome, duration, tail, start_ticks, leftovers, executor, remote_ref"
 )
 
 
@@ -618,18 +627,30 @@ class Journal:
     # -- attempts -------------------------------------------------------------------------
 
     def start_attempt(
-        self, item_id: int, number: int, argv: Sequence[str], log_path: Path
+        self,
+        item_id: int,
+        number: int,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        executor: str = "local",
+        remote_ref: str | None = None,
     ) -> AttemptRow:
+        """Journaled before the executor starts it: a `remote_ref` known in advance (a
+        deterministic job id) is on disk before the job can exist."""
         started_at = time.time()
         attempt_id = self._insert(
-            "INSERT INTO attempts (item_id, number, argv, log_path, started_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (item_id, number, json.dumps(list(argv)), str(log_path), started_at),
-        )
+            "INSERT INTO attempts (item_id, number, argv, log_path, started_at, executor,"
+            " remote_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                item_id, number, json.dumps(list(argv)), str(log_path), started_at, executor,
+                remote_ref,
+            ),
+        )  # fmt: skip
         # What was just written, without reading it back (once per attempt, thousands a run).
         return AttemptRow(
             attempt_id, item_id, number, tuple(argv), log_path, None, None, started_at,
-            None, None, None, None, None, (),
+            None, None, None, None, None, (), executor=executor, remote_ref=remote_ref,
         )  # fmt: skip
 
     def attempt_launched(
@@ -899,6 +920,8 @@ def _attempt(r: Sequence[Any]) -> AttemptRow:
         tail=tuple(json.loads(r[13])) if r[13] else (),
         start_ticks=r[14],
         leftovers=r[15],
+        executor=r[16],
+        remote_ref=r[17],
     )
 
 

@@ -134,6 +134,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE attempts ADD COLUMN leftovers INTEGER",
         ),
     ),
+    Migration(
+        4,
+        "the executor that ran each attempt, and the executor's own name for it",
+        (
+            # `executor:` of backfill.yaml (local | ray | cloud_run): an attempt is adopted
+            # after a crash by the executor that started it, whatever the config says now.
+            # Every attempt before this version was a local process.
+            "ALTER TABLE attempts ADD COLUMN executor TEXT NOT NULL DEFAULT 'local'",
+            # What the executor finds the attempt by (a Ray submission id, a Cloud Run
+            # execution name). NULL for local ones: pid, pgid and start_ticks identify them.
+            "ALTER TABLE attempts ADD COLUMN remote_ref TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

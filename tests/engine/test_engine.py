@@ -449,6 +449,7 @@ def test_logs_prints_the_attempt_that_covered_a_date(setup, capsys):
     )
     assert code == 0 and "boom on 2024-01-03" in out
     assert "attempt 1 of 2" in err and "failed" in err
+    assert " · local · " in err, err  # the executor that ran it (the only one for now)
     code, out, _ = invoke(["logs", "x", "2024-01-03", "--config", str(config.path)], capsys)
     assert "x done" in out and "boom" not in out
 

@@ -113,6 +113,33 @@ def test_last_attempts_has_each_items_latest_attempt_of_that_run_only(journal):
     assert journal.open_attempts(run_id) == [last_b]
 
 
+def test_an_attempt_keeps_its_executor_and_remote_reference(journal):
+    """Written before the attempt starts, read back by every reader (a new engine included)."""
+    run_id, (a, b) = journal.start_run_with_items(
+        D1, D2, {}, [("box", "raw", [D1]), ("box", "raw", [D2])]
+    )
+    remote = journal.start_attempt(
+        a, 1, ["job"], Path("/logs/a.log"), executor="ray", remote_ref="backfill-7-1"
+    )
+    local = journal.start_attempt(b, 1, ["job"], Path("/logs/b.log"))
+    assert (remote.executor, remote.remote_ref, remote.where) == (
+        "ray",
+        "backfill-7-1",
+        "ray backfill-7-1",
+    )
+    assert (local.executor, local.remote_ref, local.where) == ("local", None, "local")
+    reopened = Journal(journal.path.parent)
+    try:
+        assert reopened.open_attempts(run_id) == [remote, local]
+        ended = journal.end_attempt(
+            remote, exit_code=0, reason="exit", outcome="ok", duration=1.0, tail=[]
+        )
+        assert reopened.attempts_of_item(a) == [ended]
+        assert (ended.executor, ended.remote_ref) == ("ray", "backfill-7-1")
+    finally:
+        reopened.close()
+
+
 def test_update_item_rewrites_the_dates_of_its_cells(journal):
     _, (item_id,) = journal.start_run_with_items(D1, D4, {}, [("box", "raw", [D1, D2, D3])])
     attempt = journal.start_attempt(item_id, 1, ["job"], Path("/logs/a.log"))

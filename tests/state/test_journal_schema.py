@@ -153,7 +153,7 @@ def test_a_journal_from_before_versions_is_upgraded_and_keeps_its_items(tmp_path
 
     journal = Journal(tmp_path)
 
-    assert version(path) == LATEST == 3
+    assert version(path) == LATEST == 4
     assert "dates" not in columns(path, "items") and "priority" not in columns(path, "items")
     run = journal.unfinished_run()
     assert run is not None and (run.id, run.start, run.request) == (
@@ -179,6 +179,18 @@ def test_a_journal_from_before_versions_is_upgraded_and_keeps_its_items(tmp_path
     # New rows go on from the old ones.
     assert journal.add_items(1, [("team", "raw", [date(2024, 1, 6)])]) == [12]
     journal.close()
+
+
+def test_attempts_from_before_executors_are_local_ones(tmp_path):
+    """Version 4 adds the executor per attempt: every earlier attempt was a local process, and
+    says so, so that an engine resuming an older run adopts it with the local executor."""
+    old_journal(tmp_path)
+    journal = Journal(tmp_path)
+    try:
+        (attempt,) = journal.attempts_of_item(10)
+        assert (attempt.executor, attempt.remote_ref, attempt.outcome) == ("local", None, "ok")
+    finally:
+        journal.close()
 
 
 def test_an_upgraded_journal_has_the_schema_of_a_new_one(tmp_path):
