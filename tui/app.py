@@ -45,6 +45,8 @@ from core.engine.api import (
     Who,
 )
 from core.errors import UserError
+from core.notify import ChannelHealth, send_tests
+from core.notify.health import journaled_health
 from core.preflight import Check, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.report import REPORTS, save_report
@@ -65,11 +67,14 @@ from tui.session import Refreshed, Session
 from tui.text import literal
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
+from tui.widgets.notify_pane import SENDING, NotifyPane
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.status_bar import StatusBar, pause_badges
 
 TICK_SECONDS = 0.25
+#: how often the notify channels' health is read from the journal (in a thread)
+HEALTH_SECONDS = 3.0
 CONTROLS = {"start_run", "pause", "cancel", "cancel_all", "retry", "more", "fewer"}
 
 
@@ -138,6 +143,15 @@ class BackfillApp(App[None]):
             show=False,
             id="preflight.run",
             tooltip="Run the preflight checks again",
+        ),
+        Binding(
+            "n",
+            "notify_test",
+            "Test notify",
+            show=False,
+            id="notify.test",
+            tooltip="Send a test message on every notify channel; the Notify tab shows each "
+            "one's outcome and health",
         ),
         Binding(
             "slash",
@@ -257,6 +271,9 @@ class BackfillApp(App[None]):
         self._load_coverage(cached=True)
         self.action_preflight(switch=False)
         self._attach_at_start()
+        if self.config.notify:
+            self._load_health()
+            self.set_interval(HEALTH_SECONDS, self._load_health)
 
     @work(exclusive=True, group="attach")
     async def _attach_at_start(self) -> None:
@@ -834,6 +851,64 @@ class BackfillApp(App[None]):
         failed = [r.name for r in results if r.status == "fail"]
         if failed:
             self.notify(f"Preflight failed: {', '.join(failed)}", severity="error", markup=False)
+
+    # -- notifications -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="notify-health")
+    def _load_health(self) -> None:
+        """The channels' health as the engine journaled it: the live run's, else the latest
+        run's (a journal read, so in a thread)."""
+        snap = self.session.snapshot
+        run_id = snap.run_id if snap is not None else None
+        journal = self.session.journal
+        if run_id is None:
+            latest = journal.runs(1)
+            if not latest:
+                return
+            run_id = latest[0].id
+        health = journaled_health(journal, run_id)
+        self.call_from_thread(self._show_health, health)
+
+    def _show_health(self, health: list[ChannelHealth]) -> None:
+        try:
+            pane = self._dashboard().query_one(NotifyPane)
+        except NoMatches:  # quitting
+            return
+        pane.show_health(health)
+        sick = len(pane.unhealthy)
+        badge = f"✉ notify: {sick} unhealthy" if sick else None
+        self._status().set_badge("notify", badge, "bold white on dark_red")
+
+    def action_notify_test(self) -> None:
+        channels = list(self.config.notify)
+        if not channels:
+            self.notify("No notify: channels in the config: nothing to test.", markup=False)
+            return
+        pane = self._dashboard().query_one(NotifyPane)
+        pane.show_tests(dict.fromkeys((ch.name for ch in channels), SENDING))
+        self._dashboard().query_one(TabbedContent).active = "notify-tab"
+        self._send_tests()
+
+    @work(exclusive=True, group="notify-test")
+    async def _send_tests(self) -> None:
+        """Each send runs in a worker thread under the channel's timeout (the loop only
+        awaits them), all channels at once."""
+        pane = self._dashboard().query_one(NotifyPane)
+        outcomes = await send_tests(
+            self.config.notify, each=lambda name, error: pane.show_tests({name: error})
+        )
+        failed = {name: error for name, error in outcomes.items() if error is not None}
+        text = "; ".join(
+            f"{name}: " + ("delivered" if error is None else f"failed: {error}")
+            for name, error in outcomes.items()
+        )
+        self.notify(
+            text,
+            title="Test message",
+            severity="warning" if failed else "information",
+            timeout=10,
+            markup=False,
+        )
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)

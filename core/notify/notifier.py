@@ -368,3 +368,26 @@ async def send_now(
     except SendError as exc:
         return str(exc)
     return None
+
+
+async def send_tests(
+    channels: Sequence[NotifyChannel],
+    env: Mapping[str, str] | None = None,
+    each: Callable[[str, str | None], None] | None = None,
+) -> dict[str, str | None]:
+    """A test message on each channel, all at once (one that times out holds no other's
+    answer back): channel name -> None (delivered) or the error, each also passed to `each`
+    as it comes. `backfill notify --test` and the dashboard's test."""
+    from core.notify.messages import test_notice
+
+    errors: dict[str, str | None] = {}
+
+    async def one(spec: NotifyChannel) -> None:
+        errors[spec.name] = error = await send_now(spec, test_notice(spec.name), env)
+        if each is not None:
+            each(spec.name, error)
+
+    async with anyio.create_task_group() as tg:
+        for spec in channels:
+            tg.start_soon(one, spec)
+    return {spec.name: errors[spec.name] for spec in channels}

@@ -21,6 +21,7 @@ from core.config import Config
 from tui.text import literal
 from tui.widgets.coverage_heatmap import CoverageHeatmap, HeatmapLegend
 from tui.widgets.log_tail import LogTail
+from tui.widgets.notify_pane import NotifyPane
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.status_bar import StatusBar
@@ -62,6 +63,8 @@ class DashboardScreen(Screen[None]):
                     yield LogTail(id="log")
                 with TabPane("Preflight", id="preflight-tab"):
                     yield PreflightPane(id="preflight")
+                with TabPane("Notify", id="notify-tab"):
+                    yield NotifyPane([ch.name for ch in self._config.notify], id="notify")
         # ^p is in the help and the : prompt: its footer entry pushed keys off at 80 columns.
         yield Footer(show_command_palette=False)
 
