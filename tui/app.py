@@ -65,6 +65,7 @@ from tui.screens.failures import Cell, FailuresScreen, OpenDate, RetryCells
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
+from tui.widgets.banner import Banner, Kind
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
 from tui.widgets.notify_pane import SENDING, NotifyPane
@@ -196,6 +197,24 @@ class BackfillApp(App[None]):
             "state_dir/reports/",
         ),
         Binding(
+            "x",
+            "dismiss_banner",
+            "Dismiss banner",
+            show=False,
+            id="app.dismiss",
+            tooltip="Dismiss the banner (a run's end, the engine stopped or gone); it stays "
+            "until then",
+        ),
+        Binding(
+            "b",
+            "toggle_bell",
+            "Bell on/off",
+            show=False,
+            id="app.bell",
+            tooltip="Terminal bell (off at start): it rings when a run finishes, complete or "
+            "not, and when the engine stops or goes away",
+        ),
+        Binding(
             "colon",
             "command_line",
             "Command",
@@ -227,6 +246,12 @@ class BackfillApp(App[None]):
         self.crash: str | None = None
         #: who this dashboard's operator is, as the journal records who started a run
         self._who = Who.me("dashboard").describe()
+        #: ring the terminal bell with each new sticky banner (`b` toggles; off at start)
+        self.bell_on = False
+        #: bells rung (the terminal's own bell is not observable)
+        self.bells = 0
+        #: the run whose end the banner told (its engine exiting after is no news)
+        self._told_end: int | None = None
 
     def notify(
         self,
@@ -422,6 +447,17 @@ class BackfillApp(App[None]):
             pass
         elif was_busy and not snap.busy and snap.run_id is not None:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
+            self._told_end = snap.run_id
+            if failed:
+                self._show_banner(
+                    f"Run #{snap.run_id} finished incomplete: {failed} items failed or "
+                    "blocked. F lists the failures, r retries them.",
+                    error=True,
+                )
+            else:
+                self._show_banner(
+                    f"Run #{snap.run_id} complete: all {snap.total} items done.", kind="ok"
+                )
             self.notify(
                 f"Run #{snap.run_id}: nothing left to run"
                 + (f"; {failed} items failed or blocked" if failed else ", all done"),
@@ -447,11 +483,11 @@ class BackfillApp(App[None]):
             return True
         if snap.error:
             self._held = True
-            self._show_banner(f"Dispatch is held up: {snap.error}", error=True)
+            self._show_banner(f"Dispatch is held up: {snap.error}", error=True, sticky=False)
             return True
         if self._held:
             self._held = False
-            self._dashboard().query_one("#banner", Static).display = False
+            self._banner().hide(passing_only=True)
         return False
 
     def _announce_failures(self, taken: list[ItemView]) -> None:
@@ -476,7 +512,11 @@ class BackfillApp(App[None]):
         self._show_pauses(self._status(), ())  # nothing is held by an engine that is gone
         self._offer_unfinished_run()
         if self._unfinished is None:  # it ended its run
-            self._show_banner(f"The engine exited: {why}.", error=False)
+            if snap is None or snap.run_id != self._told_end:  # else the banner told it
+                bad = snap is not None and bool(
+                    snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
+                )
+                self._show_banner(f"The engine exited: {why}.", kind="error" if bad else "ok")
             self._load_coverage()
             return
         self._show_banner(
@@ -485,11 +525,32 @@ class BackfillApp(App[None]):
             error=True,
         )
 
-    def _show_banner(self, text: str, *, error: bool) -> None:
-        banner = self._dashboard().query_one("#banner", Static)
-        banner.update(literal(text))
-        banner.set_class(error, "-error")
-        banner.display = True
+    def _banner(self) -> Banner:
+        return self._dashboard().query_one("#banner", Banner)
+
+    def _show_banner(
+        self, text: str, *, error: bool = False, kind: Kind | None = None, sticky: bool = True
+    ) -> None:
+        """A sticky banner stays until dismissed (x) and rings the bell, if it is on."""
+        shown = self._banner().show(
+            text, kind=kind or ("error" if error else "warning"), sticky=sticky
+        )
+        if shown and sticky and self.bell_on:
+            self.bells += 1
+            self.bell()
+
+    def action_dismiss_banner(self) -> None:
+        self._banner().dismiss()
+
+    def action_toggle_bell(self) -> None:
+        self.bell_on = not self.bell_on
+        self.notify(
+            "Bell on: it rings when a run ends and when the engine stops or goes away."
+            if self.bell_on
+            else "Bell off.",
+            timeout=4,
+            markup=False,
+        )
 
     @work(exclusive=True, group="start")
     async def _gate_and_start(self, request: RunRequest) -> None:
@@ -521,7 +582,8 @@ class BackfillApp(App[None]):
                 "A run is in progress: let it finish, or stop it (C cancels all).", markup=False
             )
             return
-        self._dashboard().query_one("#banner", Static).display = False
+        self._banner().hide()
+        self._told_end = None
         self._queue().update_items([])
         self.notify(f"Starting a run: {request.start} → {request.end}…", timeout=4, markup=False)
         try:

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from core.config import Config
 from tui.text import literal
+from tui.widgets.banner import Banner
 from tui.widgets.coverage_heatmap import CoverageHeatmap, HeatmapLegend
 from tui.widgets.log_tail import LogTail
 from tui.widgets.notify_pane import NotifyPane
@@ -42,8 +43,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self._config, self._read_only, id="status")
-        # What must not be missed (the engine stopped on an error): stays until the next run.
-        yield Static("", id="banner", markup=False)
+        # What must not be missed (a run's end, the engine stopped or gone): stays until
+        # dismissed.
+        yield Banner(id="banner")
         with Vertical(id="coverage"):
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")

@@ -83,7 +83,9 @@ class NotifyPane(DataTable[Text]):
         for key, cell in zip(
             ("name", "health", "test", "sent", "failed", "error"), self._cells(name), strict=True
         ):
-            self.update_cell(name, key, cell)
+            # Test outcomes and errors are as long as they are: their columns grow (and the
+            # table scrolls sideways) rather than cut the one line that says what is wrong.
+            self.update_cell(name, key, cell, update_width=key in ("test", "error"))
 
     def _cells(self, name: str) -> tuple[Text, ...]:
         h = self._health[name]
