@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from core.config import load_config
 from tests.receiver import receiving
 from tests.tui.drive import SIZE, headless_run, until
+from tests.tui.test_app import plain
 from tui.app import BackfillApp
 from tui.modals.command_line import CommandLineScreen
 from tui.modals.help import HelpScreen
@@ -79,6 +80,11 @@ async def test_the_dashboard_shows_channel_health_and_sends_a_test_on_each(demo:
             await until(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=2)
             assert time.monotonic() - began < 2.0
             assert pane.tests["hung"] == SENDING
+            keys = plain(app.screen.query_one("#help-keys", Static))
+            assert "Send a test message on every notify channel" in keys
+            assert ":notify test" in keys
+            palette = [c.title for c in app.get_system_commands(app.screen)]
+            assert {"Test notify", "Dismiss banner", "Bell on/off"} <= set(palette)
             await pilot.press("escape")
             await until(pilot, lambda: pane.tests["hung"] != SENDING, timeout=15)
             assert (
