@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from core.config import Config, load_config
-from core.config.model import NotifyChannel
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
 from core.engine.api import (
@@ -597,7 +596,7 @@ def notify(test: bool, channel_name: str | None, config_path: Path) -> None:
     """Send a test message on every channel (or one). Exit 0 only if all were delivered."""
     import anyio
 
-    from core.notify import send_now, test_notice
+    from core.notify import send_tests
 
     config = load_config(config_path)
     if not test:
@@ -612,18 +611,7 @@ def notify(test: bool, channel_name: str | None, config_path: Path) -> None:
                 f"{config.path}: notify: no channel {channel_name!r} (channels: {', '.join(names)})"
             )
         channels = [ch for ch in channels if ch.name == channel_name]
-    errors: dict[str, str | None] = {}
-
-    async def send_all() -> None:
-        # At once: a channel that times out does not hold the others' answers back.
-        async def one(spec: NotifyChannel) -> None:
-            errors[spec.name] = await send_now(spec, test_notice(spec.name))
-
-        async with anyio.create_task_group() as tg:
-            for spec in channels:
-                tg.start_soon(one, spec)
-
-    anyio.run(send_all)
+    errors = anyio.run(send_tests, channels)
     for spec in channels:
         error = errors[spec.name]
         click.echo(f"{spec.name}: " + ("delivered" if error is None else f"failed: {error}"))

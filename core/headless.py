@@ -34,7 +34,6 @@ from core.engine.api import (
 )
 from core.errors import UserError
 from core.notify import (
-    FailureAlarm,
     Milestones,
     Notice,
     Notifier,
@@ -202,7 +201,6 @@ async def _engine_run(
     warehouse = open_warehouse(config)
 
     milestones = Milestones()
-    alarm = FailureAlarm()
 
     def on_event(event: EngineEvent) -> None:
         echo(_stamp(printable(event.message)))  # it may quote a job's output
@@ -211,13 +209,12 @@ async def _engine_run(
         snap = engine.snapshot(HEADER_ONLY)
         for notice in from_engine(event, snap.run_id):
             notifier.notify(notice)
-        news = None
         if event.kind == "item_done":
             news = milestones(snap.run_id, snap.count(ItemState.DONE), snap.total)
+            if news is not None:
+                notifier.notify(news)
         elif event.kind in ("item_failed", "item_retry"):
-            news = alarm.failed(snap.run_id)
-        if news is not None:
-            notifier.notify(news)
+            notifier.failed(snap.run_id)  # each channel's alarm, by its failure_alarm
 
     def progress() -> Notice:
         snap = engine.snapshot(HEADER_ONLY)
@@ -225,12 +222,11 @@ async def _engine_run(
         return digest(snap.run_id, done, snap.total, forecast.rate_per_hour, forecast.eta_seconds)
 
     async def notify_ticks() -> None:
-        """Time-driven news: an alarm whose failures aged out, a digest that is due."""
+        """Time-driven news: an alarm whose failures aged out, a digest that is due (or the
+        one that ends quiet hours)."""
         while True:
             await anyio.sleep(ALARM_TICK_S)
-            cleared = alarm.tick(engine.snapshot(HEADER_ONLY).run_id)
-            if cleared is not None:
-                notifier.notify(cleared)
+            notifier.tick(engine.snapshot(HEADER_ONLY).run_id)
             notifier.digest(progress)
 
     engine = local_engine(

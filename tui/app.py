@@ -45,6 +45,8 @@ from core.engine.api import (
     Who,
 )
 from core.errors import UserError
+from core.notify import ChannelHealth, send_tests
+from core.notify.health import journaled_health
 from core.preflight import Check, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.report import REPORTS, save_report
@@ -63,13 +65,17 @@ from tui.screens.failures import CancelCells, Cell, FailuresScreen, OpenDate, Re
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
+from tui.widgets.banner import Banner, Kind
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
+from tui.widgets.notify_pane import SENDING, NotifyPane
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.status_bar import StatusBar, pause_badges
 
 TICK_SECONDS = 0.25
+#: how often the notify channels' health is read from the journal (in a thread)
+HEALTH_SECONDS = 3.0
 CONTROLS = {"start_run", "pause", "cancel", "cancel_all", "retry", "more", "fewer"}
 
 
@@ -140,6 +146,15 @@ class BackfillApp(App[None]):
             tooltip="Run the preflight checks again",
         ),
         Binding(
+            "n",
+            "notify_test",
+            "Test notify",
+            show=False,
+            id="notify.test",
+            tooltip="Send a test message on every notify channel; the Notify tab shows each "
+            "one's outcome and health",
+        ),
+        Binding(
             "slash",
             "filter",
             "Filter",
@@ -182,6 +197,24 @@ class BackfillApp(App[None]):
             "state_dir/reports/",
         ),
         Binding(
+            "x",
+            "dismiss_banner",
+            "Dismiss banner",
+            show=False,
+            id="app.dismiss",
+            tooltip="Dismiss the banner (a run's end, the engine stopped or gone); it stays "
+            "until then",
+        ),
+        Binding(
+            "b",
+            "toggle_bell",
+            "Bell on/off",
+            show=False,
+            id="app.bell",
+            tooltip="Terminal bell (off at start): it rings when a run finishes, complete or "
+            "not, and when the engine stops or goes away",
+        ),
+        Binding(
             "colon",
             "command_line",
             "Command",
@@ -213,6 +246,12 @@ class BackfillApp(App[None]):
         self.crash: str | None = None
         #: who this dashboard's operator is, as the journal records who started a run
         self._who = Who.me("dashboard").describe()
+        #: ring the terminal bell with each new sticky banner (`b` toggles; off at start)
+        self.bell_on = False
+        #: bells rung (the terminal's own bell is not observable)
+        self.bells = 0
+        #: the run whose end the banner told (its engine exiting after is no news)
+        self._told_end: int | None = None
 
     def notify(
         self,
@@ -257,6 +296,9 @@ class BackfillApp(App[None]):
         self._load_coverage(cached=True)
         self.action_preflight(switch=False)
         self._attach_at_start()
+        if self.config.notify:
+            self._load_health()
+            self.set_interval(HEALTH_SECONDS, self._load_health)
 
     @work(exclusive=True, group="attach")
     async def _attach_at_start(self) -> None:
@@ -405,6 +447,17 @@ class BackfillApp(App[None]):
             pass
         elif was_busy and not snap.busy and snap.run_id is not None:
             failed = snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
+            self._told_end = snap.run_id
+            if failed:
+                self._show_banner(
+                    f"Run #{snap.run_id} finished incomplete: {failed} items failed or "
+                    "blocked. F lists the failures, r retries them.",
+                    error=True,
+                )
+            else:
+                self._show_banner(
+                    f"Run #{snap.run_id} complete: all {snap.total} items done.", kind="ok"
+                )
             self.notify(
                 f"Run #{snap.run_id}: nothing left to run"
                 + (f"; {failed} items failed or blocked" if failed else ", all done"),
@@ -430,11 +483,11 @@ class BackfillApp(App[None]):
             return True
         if snap.error:
             self._held = True
-            self._show_banner(f"Dispatch is held up: {snap.error}", error=True)
+            self._show_banner(f"Dispatch is held up: {snap.error}", error=True, sticky=False)
             return True
         if self._held:
             self._held = False
-            self._dashboard().query_one("#banner", Static).display = False
+            self._banner().hide(passing_only=True)
         return False
 
     def _announce_failures(self, taken: list[ItemView]) -> None:
@@ -459,7 +512,11 @@ class BackfillApp(App[None]):
         self._show_pauses(self._status(), ())  # nothing is held by an engine that is gone
         self._offer_unfinished_run()
         if self._unfinished is None:  # it ended its run
-            self._show_banner(f"The engine exited: {why}.", error=False)
+            if snap is None or snap.run_id != self._told_end:  # else the banner told it
+                bad = snap is not None and bool(
+                    snap.count(ItemState.FAILED) + snap.count(ItemState.BLOCKED)
+                )
+                self._show_banner(f"The engine exited: {why}.", kind="error" if bad else "ok")
             self._load_coverage()
             return
         self._show_banner(
@@ -468,11 +525,32 @@ class BackfillApp(App[None]):
             error=True,
         )
 
-    def _show_banner(self, text: str, *, error: bool) -> None:
-        banner = self._dashboard().query_one("#banner", Static)
-        banner.update(literal(text))
-        banner.set_class(error, "-error")
-        banner.display = True
+    def _banner(self) -> Banner:
+        return self._dashboard().query_one("#banner", Banner)
+
+    def _show_banner(
+        self, text: str, *, error: bool = False, kind: Kind | None = None, sticky: bool = True
+    ) -> None:
+        """A sticky banner stays until dismissed (x) and rings the bell, if it is on."""
+        shown = self._banner().show(
+            text, kind=kind or ("error" if error else "warning"), sticky=sticky
+        )
+        if shown and sticky and self.bell_on:
+            self.bells += 1
+            self.bell()
+
+    def action_dismiss_banner(self) -> None:
+        self._banner().dismiss()
+
+    def action_toggle_bell(self) -> None:
+        self.bell_on = not self.bell_on
+        self.notify(
+            "Bell on: it rings when a run ends and when the engine stops or goes away."
+            if self.bell_on
+            else "Bell off.",
+            timeout=4,
+            markup=False,
+        )
 
     @work(exclusive=True, group="start")
     async def _gate_and_start(self, request: RunRequest) -> None:
@@ -504,7 +582,8 @@ class BackfillApp(App[None]):
                 "A run is in progress: let it finish, or stop it (C cancels all).", markup=False
             )
             return
-        self._dashboard().query_one("#banner", Static).display = False
+        self._banner().hide()
+        self._told_end = None
         self._queue().update_items([])
         self.notify(f"Starting a run: {request.start} → {request.end}…", timeout=4, markup=False)
         try:
@@ -868,6 +947,64 @@ class BackfillApp(App[None]):
         failed = [r.name for r in results if r.status == "fail"]
         if failed:
             self.notify(f"Preflight failed: {', '.join(failed)}", severity="error", markup=False)
+
+    # -- notifications -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="notify-health")
+    def _load_health(self) -> None:
+        """The channels' health as the engine journaled it: the live run's, else the latest
+        run's (a journal read, so in a thread)."""
+        snap = self.session.snapshot
+        run_id = snap.run_id if snap is not None else None
+        journal = self.session.journal
+        if run_id is None:
+            latest = journal.runs(1)
+            if not latest:
+                return
+            run_id = latest[0].id
+        health = journaled_health(journal, run_id)
+        self.call_from_thread(self._show_health, health)
+
+    def _show_health(self, health: list[ChannelHealth]) -> None:
+        try:
+            pane = self._dashboard().query_one(NotifyPane)
+        except NoMatches:  # quitting
+            return
+        pane.show_health(health)
+        sick = len(pane.unhealthy)
+        badge = f"✉ notify: {sick} unhealthy" if sick else None
+        self._status().set_badge("notify", badge, "bold white on dark_red")
+
+    def action_notify_test(self) -> None:
+        channels = list(self.config.notify)
+        if not channels:
+            self.notify("No notify: channels in the config: nothing to test.", markup=False)
+            return
+        pane = self._dashboard().query_one(NotifyPane)
+        pane.show_tests(dict.fromkeys((ch.name for ch in channels), SENDING))
+        self._dashboard().query_one(TabbedContent).active = "notify-tab"
+        self._send_tests()
+
+    @work(exclusive=True, group="notify-test")
+    async def _send_tests(self) -> None:
+        """Each send runs in a worker thread under the channel's timeout (the loop only
+        awaits them), all channels at once."""
+        pane = self._dashboard().query_one(NotifyPane)
+        outcomes = await send_tests(
+            self.config.notify, each=lambda name, error: pane.show_tests({name: error})
+        )
+        failed = {name: error for name, error in outcomes.items() if error is not None}
+        text = "; ".join(
+            f"{name}: " + ("delivered" if error is None else f"failed: {error}")
+            for name, error in outcomes.items()
+        )
+        self.notify(
+            text,
+            title="Test message",
+            severity="warning" if failed else "information",
+            timeout=10,
+            markup=False,
+        )
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)

@@ -6,6 +6,7 @@ runs what `parse` returns, the command-line modal completes with `complete`.
     :pause  :resume                dispatch off / on
     :parallel precompute 3         a phase's concurrency in the live run
     :goto jan 2024  :goto pgs      move the heatmap cursor to a date or a processor
+    :notify test                   a test message on every notify channel
     :runs  :failures  :report  :help  :q
 """
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "resume": "resume: dispatch again",
     "parallel": "parallel PHASE N: that phase's concurrency in the live run",
     "goto": "goto DATE|PROCESSOR: move the heatmap cursor (2024-01-15, 2024-01, jan 2024)",
+    "notify": "notify test: a test message on every notify channel",
     "runs": "runs: every run of the journal",
     "failures": "failures: failed cells grouped by error",
     "report": "report: write the latest run's hand-off report",
@@ -103,6 +105,10 @@ def parse(text: str, config: Config) -> Parsed:
         if args not in ([], ["failed"]):
             raise CommandError("usage: " + COMMANDS["retry"])
         return Parsed("retry")
+    if name == "notify":
+        if args != ["test"]:
+            raise CommandError("usage: " + COMMANDS["notify"])
+        return Parsed("notify_test")
     if args:
         raise CommandError(f"{name} takes nothing after it")
     return Parsed(name)
@@ -121,6 +127,7 @@ def complete(text: str, config: Config) -> str | None:
             "parallel": [p.name for p in config.phases] if len(words) == 2 else [],
             "goto": [p.name for p in config.processors],
             "retry": ["failed"],
+            "notify": ["test"],
         }.get(command, [])
     hits = [c for c in candidates if c.startswith(last)]
     if not hits:

@@ -4,7 +4,8 @@ that a quoted number or a list of numbers is reported, not coerced."""
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -330,6 +331,68 @@ NOTIFY_EVENTS = (
 Severity = Literal["info", "warn", "critical"]
 
 
+#: events that quiet hours never hold: what the operator must hear about at any hour (plus
+#: every `critical` notice: a run ending incomplete, a failure alarm, a test asked for)
+URGENT_EVENTS = ("engine_resumed", "failure_recovered")
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A span of local wall-clock time, `start` included, `end` not; it wraps midnight when
+    `end` comes before `start` (22:00-07:00)."""
+
+    start: time
+    end: time
+
+    def __contains__(self, now: datetime | time) -> bool:
+        at = now.time() if isinstance(now, datetime) else now
+        at = at.replace(second=0, microsecond=0, tzinfo=None)
+        if self.start < self.end:
+            return self.start <= at < self.end
+        return at >= self.start or at < self.end
+
+    def until(self, now: datetime) -> datetime:
+        """When the quiet span holding `now` ends (local time)."""
+        end = datetime.combine(now.date(), self.end)
+        return end if end > now else end + timedelta(days=1)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def parse_quiet_hours(value: object) -> QuietHours:
+    """`"22:00-07:00"`: local time, HH:MM-HH:MM, may wrap midnight."""
+    if isinstance(value, QuietHours):
+        return value
+    hint = 'expected local times HH:MM-HH:MM like "22:00-07:00" (in quotes)'
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 22:00 as a number of minutes (sexagesimal)
+        raise ValueError(f"{hint}, got the number {value}")
+    if not isinstance(value, str):
+        raise ValueError(f"{hint}, got {value!r}")
+    parts = value.replace(" ", "").split("-")
+    matches = [_CLOCK.match(p) for p in parts]
+    if len(parts) != 2 or not all(matches):
+        raise ValueError(f"{hint}, got {value!r}")
+    start, end = (time(int(m[1]), int(m[2])) for m in matches if m)
+    if start == end:
+        raise ValueError(f"quiet hours {value!r} start and end at the same time")
+    return QuietHours(start, end)
+
+
+class FailureAlarmSpec(Spec):
+    """More than `failures` failed attempts within `minutes` raise one failure_alarm."""
+
+    failures: Annotated[int, Field(ge=1)] = 10
+    minutes: Annotated[float, Field(gt=0)] = 10
+
+    @property
+    def window(self) -> float:
+        return self.minutes * 60
+
+
 class NotifyChannel(Spec):
     """Where messages go. `url` (an Apprise URL) or `webhook` (a JSON POST), exactly one. Both
     may hold `${VAR}`: it is expanded from the environment only when a message is sent, so the
@@ -350,6 +413,10 @@ class NotifyChannel(Spec):
     dedupe_window: Annotated[Seconds, Field(ge=0)] = 60
     #: while a run is on, a digest this often (if the channel wants `digest`)
     digest_every: Annotated[Seconds, Field(gt=0)] = 3600
+    #: more than `failures` failed attempts (retries included) within `minutes`: one alarm
+    failure_alarm: FailureAlarmSpec = FailureAlarmSpec()
+    #: local time; non-urgent messages are held meanwhile and folded into the next digest
+    quiet_hours: Annotated[QuietHours, BeforeValidator(parse_quiet_hours)] | None = None
 
 
 class Config(Spec):

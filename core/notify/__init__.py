@@ -11,7 +11,7 @@ from core.notify.messages import (
     run_finished,
     test_notice,
 )
-from core.notify.notifier import ChannelHealth, Notifier, send_now
+from core.notify.notifier import ChannelHealth, Notifier, send_now, send_tests
 
 __all__ = [
     "ChannelHealth",
@@ -25,5 +25,6 @@ __all__ = [
     "from_engine",
     "run_finished",
     "send_now",
+    "send_tests",
     "test_notice",
 ]

@@ -7,6 +7,11 @@ deadline, so a receiver that hangs holds one thread of its own channel, never th
 threads (coverage reads, planning) nor another channel. The journal is written from the event
 loop (the workers are tasks on it), as the engine writes it, never from a sending thread.
 
+Each channel has its own failure alarm (its `failure_alarm` thresholds) and, optionally, quiet
+hours: while they last, a notice that is not urgent (`urgent`) is held, not sent, and folded
+into the first digest after they end (or, if the run ends first, into one last digest as the
+engine exits: nothing would tell it later).
+
 No storms: a notice identical (event and signature) to one still queued is merged into it; one
 identical to a notice sent less than the channel's `dedupe_window` ago is held and sent, merged
 with every repeat, once the window closes. A full queue drops its oldest notice and the next
@@ -21,14 +26,15 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from core.config.model import NotifyChannel
+from core.config.model import URGENT_EVENTS, NotifyChannel
 from core.notify.channels import SendError, deliver_once
-from core.notify.messages import SEVERITY_RANK, Notice
+from core.notify.messages import SEVERITY_RANK, FailureAlarm, Notice
 
 #: notices waiting per channel; past it the oldest is dropped (and counted)
 QUEUE_SIZE = 100
@@ -41,8 +47,17 @@ BACKOFF_MAX_S = 60.0
 #: beyond a channel's timeout, how long a send's thread is waited for before it is abandoned
 #: (urllib's own timeout ends it soon after)
 DEADLINE_GRACE_S = 1.0
+#: notices a digest lists one by one (the rest are counted)
+HELD_SHOWN = 50
 
 JournalEvent = Callable[..., None]
+Clock = Callable[[], datetime]
+
+
+def urgent(notice: Notice) -> bool:
+    """Sent even in quiet hours: every critical notice (a run ending incomplete, a failure
+    alarm, a test), an engine that died and was resumed, and the recovery of an alarm."""
+    return notice.severity == "critical" or notice.event in URGENT_EVENTS
 
 
 @dataclass
@@ -73,9 +88,19 @@ class _Channel:
     #: cells failed for good since this channel's last digest, by signature
     failures: Counter[str] = field(default_factory=Counter)
     next_digest: float = 0.0
+    alarm: FailureAlarm = field(init=False)
+    #: key -> notice held by quiet hours, for the next digest (oldest first)
+    quiet: dict[tuple[str, str], Notice] = field(default_factory=dict)
+    #: held notices dropped past the queue's size
+    quiet_dropped: int = 0
 
     def __post_init__(self) -> None:
         self.next_digest = time.monotonic() + self.spec.digest_every
+        self.alarm = FailureAlarm(self.spec.failure_alarm.failures, self.spec.failure_alarm.window)
+
+    def is_quiet(self, now: datetime) -> bool:
+        hours = self.spec.quiet_hours
+        return hours is not None and now in hours
 
     @property
     def digests(self) -> bool:
@@ -105,13 +130,16 @@ class Notifier:
         queue_size: int = QUEUE_SIZE,
         unhealthy_after: int = UNHEALTHY_AFTER,
         backoff: float = BACKOFF_S,
+        clock: Clock = datetime.now,
     ) -> None:
+        """`clock`: local wall-clock time, for quiet hours."""
         self._channels = [_Channel(spec, ChannelHealth(spec.name)) for spec in channels]
         self._journal = journal_event or (lambda kind, **detail: None)
         self._env = os.environ if env is None else env
         self._queue_size = queue_size
         self._unhealthy_after = unhealthy_after
         self._backoff = backoff
+        self._clock = clock
         #: once closing, held repeats go out at once: the process is about to end
         self._closing = False
 
@@ -125,23 +153,49 @@ class Notifier:
     # -- from the engine's loop: never waits -----------------------------------------------
 
     def notify(self, notice: Notice) -> None:
-        now = time.monotonic()
         for ch in self._channels:
             if notice.event == "cell_failed" and ch.digests:
                 ch.failures[notice.signature] += notice.count
-            if not ch.wants(notice):
-                continue
-            key = notice.key
-            queued = next((i for i, n in enumerate(ch.queue) if n.key == key), None)
-            if queued is not None:
-                ch.queue[queued] = ch.queue[queued].merged(notice.count)
-            elif key in ch.held:
-                ch.held[key] = ch.held[key].merged(notice.count)
-            elif now - ch.recent.get(key, -math.inf) < ch.spec.dedupe_window:
-                ch.held[key] = notice
-            else:
-                self._enqueue(ch, notice)
-            ch.wake.set()
+            self._offer(ch, notice)
+
+    def failed(self, run_id: int | None, now: float | None = None) -> None:
+        """An attempt failed (retried or not): each channel's alarm counts it."""
+        for ch in self._channels:
+            alarm = ch.alarm.failed(run_id, now)
+            if alarm is not None:
+                self._offer(ch, alarm)
+
+    def tick(self, run_id: int | None, now: float | None = None) -> None:
+        """Time went by: an alarm whose failures aged out of its window sends its recovery."""
+        for ch in self._channels:
+            cleared = ch.alarm.tick(run_id, now)
+            if cleared is not None:
+                self._offer(ch, cleared)
+
+    def _offer(self, ch: _Channel, notice: Notice) -> None:
+        if not ch.wants(notice):
+            return
+        key = notice.key
+        if not urgent(notice) and ch.is_quiet(self._clock()):
+            if key in ch.quiet:
+                ch.quiet[key] = ch.quiet[key].merged(notice.count)
+                return
+            if len(ch.quiet) >= self._queue_size:
+                del ch.quiet[next(iter(ch.quiet))]
+                ch.quiet_dropped += 1
+            ch.quiet[key] = notice
+            return
+        now = time.monotonic()
+        queued = next((i for i, n in enumerate(ch.queue) if n.key == key), None)
+        if queued is not None:
+            ch.queue[queued] = ch.queue[queued].merged(notice.count)
+        elif key in ch.held:
+            ch.held[key] = ch.held[key].merged(notice.count)
+        elif now - ch.recent.get(key, -math.inf) < ch.spec.dedupe_window:
+            ch.held[key] = notice
+        else:
+            self._enqueue(ch, notice)
+        ch.wake.set()
 
     def _enqueue(self, ch: _Channel, notice: Notice) -> None:
         if len(ch.queue) >= self._queue_size:
@@ -152,22 +206,50 @@ class Notifier:
 
     def digest(self, make: Callable[[], Notice], now: float | None = None) -> None:
         """Queue a digest (made by `make`: progress, rate, ETA) on each channel whose
-        `digest_every` has passed, with the failures since its last one grouped by signature."""
+        `digest_every` has passed, with the failures since its last one grouped by signature
+        and what quiet hours held. In quiet hours a digest waits for their end; right after
+        them, one comes at once if anything was held."""
         now = time.monotonic() if now is None else now
+        wall = self._clock()
         for ch in self._channels:
-            if not ch.digests or now < ch.next_digest:
+            if ch.is_quiet(wall):
+                continue
+            due = ch.digests and now >= ch.next_digest
+            if not (due or ch.quiet):
                 continue
             ch.next_digest = now + ch.spec.digest_every
-            base = make()
-            groups = ch.failures.most_common()
-            ch.failures.clear()
+            self._enqueue(ch, self._folded(ch, make()))
+            ch.wake.set()
+
+    def _folded(self, ch: _Channel, base: Notice) -> Notice:
+        """`base` with the failures since the channel's last digest and the held notices."""
+        groups = ch.failures.most_common()
+        ch.failures.clear()
+        text, extra = base.message, dict(base.extra)
+        if ch.digests:
             total = sum(n for _, n in groups)
-            text = base.message + f"; {total} cells failed since the last digest"
+            text += f"; {total} cells failed since the last digest"
             if groups:
                 text += ": " + "; ".join(f"{sig} ×{n}" for sig, n in groups[:10])  # noqa: RUF001
-            extra = {**base.extra, "failures": [{"signature": s, "count": n} for s, n in groups]}
-            self._enqueue(ch, replace(base, message=text, extra=extra))
-            ch.wake.set()
+            extra["failures"] = [{"signature": s, "count": n} for s, n in groups]
+        held, dropped = list(ch.quiet.values()), ch.quiet_dropped
+        ch.quiet.clear()
+        ch.quiet_dropped = 0
+        if held or dropped:
+            kinds = Counter[str]()
+            for notice in held:
+                kinds[notice.event] += notice.count
+            count = sum(kinds.values()) + dropped
+            text += f"; {count} messages held by quiet hours: " + ", ".join(
+                f"{event} ×{n}"  # noqa: RUF001
+                for event, n in kinds.most_common()
+            )
+            extra["held"] = [
+                {"event": n.event, "message": n.message, "count": n.count, "at": n.body()["at"]}
+                for n in held[:HELD_SHOWN]
+            ]
+            extra["held_count"] = count
+        return replace(base, message=text, extra=extra)
 
     # -- the workers -----------------------------------------------------------------------
 
@@ -185,6 +267,12 @@ class Notifier:
         cancels `run` after. Shielded: it runs while the process is winding down."""
         self._closing = True
         for ch in self._channels:
+            if ch.quiet or ch.quiet_dropped:
+                # The engine exits: nothing would send a digest after quiet hours. One last
+                # message, whatever the hour, says what they held.
+                run_id = next(iter(ch.quiet.values())).run_id if ch.quiet else None
+                base = Notice("digest", f"Run #{run_id} ended during quiet hours", run_id)
+                self._enqueue(ch, self._folded(ch, base))
             ch.wake.set()
         with anyio.CancelScope(shield=True), anyio.move_on_after(deadline):
             while not all(ch.idle for ch in self._channels):
@@ -280,3 +368,26 @@ async def send_now(
     except SendError as exc:
         return str(exc)
     return None
+
+
+async def send_tests(
+    channels: Sequence[NotifyChannel],
+    env: Mapping[str, str] | None = None,
+    each: Callable[[str, str | None], None] | None = None,
+) -> dict[str, str | None]:
+    """A test message on each channel, all at once (one that times out holds no other's
+    answer back): channel name -> None (delivered) or the error, each also passed to `each`
+    as it comes. `backfill notify --test` and the dashboard's test."""
+    from core.notify.messages import test_notice
+
+    errors: dict[str, str | None] = {}
+
+    async def one(spec: NotifyChannel) -> None:
+        errors[spec.name] = error = await send_now(spec, test_notice(spec.name), env)
+        if each is not None:
+            each(spec.name, error)
+
+    async with anyio.create_task_group() as tg:
+        for spec in channels:
+            tg.start_soon(one, spec)
+    return {spec.name: errors[spec.name] for spec in channels}

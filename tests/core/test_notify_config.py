@@ -59,6 +59,62 @@ CASES = [
         "notify[0].min_severity",
         "info",
     ),
+    (
+        "quiet hours not times",
+        "    events: [run_started, run_finished]",
+        '    quiet_hours: "22:00-7"',
+        4,
+        "notify[0].quiet_hours",
+        "expected local times HH:MM-HH:MM like \"22:00-07:00\" (in quotes), got '22:00-7'",
+    ),
+    (
+        "quiet hours unquoted",
+        "    events: [run_started, run_finished]",
+        "    quiet_hours: 22:00",  # YAML 1.1: 1320 minutes
+        4,
+        "notify[0].quiet_hours",
+        "got the number 1320",
+    ),
+    (
+        "quiet hours empty",
+        "    events: [run_started, run_finished]",
+        '    quiet_hours: "07:00-07:00"',
+        4,
+        "notify[0].quiet_hours",
+        "start and end at the same time",
+    ),
+    (
+        "alarm not a mapping",
+        "    events: [run_started, run_finished]",
+        "    failure_alarm: 5",
+        4,
+        "notify[0].failure_alarm",
+        "expected a mapping, got 5",
+    ),
+    (
+        "alarm zero failures",
+        "    events: [run_started, run_finished]",
+        "    failure_alarm:\n      failures: 0\n      minutes: 10",
+        5,
+        "notify[0].failure_alarm.failures",
+        "greater than or equal to 1",
+    ),
+    (
+        "alarm minutes as text",
+        "    events: [run_started, run_finished]",
+        '    failure_alarm:\n      failures: 5\n      minutes: "10"',
+        6,
+        "notify[0].failure_alarm.minutes",
+        "expected a number, got '10'",
+    ),
+    (
+        "alarm unknown key",
+        "    events: [run_started, run_finished]",
+        "    failure_alarm: {failures: 5, window: 10}",
+        4,
+        "notify[0].failure_alarm.window",
+        "unknown key (expected one of: failures, minutes)",
+    ),
 ]
 
 
@@ -89,4 +145,14 @@ def test_channels_load_with_their_defaults_and_the_variable_unexpanded(tmp_path,
     assert channel.events == ("run_started", "run_finished")
     assert channel.min_severity is None
     assert channel.timeout == 10
+    assert (channel.failure_alarm.failures, channel.failure_alarm.window) == (10, 600)
+    assert channel.quiet_hours is None
+
+
+def test_alarm_thresholds_and_quiet_hours_load(tmp_path):
+    more = '    failure_alarm: {failures: 5, minutes: 2.5}\n    quiet_hours: "22:00-07:00"\n'
+    config = load_config(write_config(tmp_path, NOTIFY + more + BASE))
+    (channel,) = config.notify
+    assert (channel.failure_alarm.failures, channel.failure_alarm.window) == (5, 150)
+    assert str(channel.quiet_hours) == "22:00-07:00"
     assert load_config(write_config(tmp_path, BASE)).notify == ()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,46 @@ def test_a_daily_quota_pause_and_its_end_are_told(tmp_path, monkeypatch, capsys)
     assert rx.events() == ["quota_paused", "quota_resumed"], output
     assert rx.bodies[0]["phase"] == "wide" and rx.bodies[0]["processor"] == "x"
     assert "Quota exceeded" in rx.bodies[0]["message"]
+
+
+def quiet_now() -> str:
+    """Quiet hours around this very minute (local time; they may wrap midnight)."""
+    now = datetime.now()
+    return f'"{now - timedelta(hours=2):%H:%M}-{now + timedelta(hours=2):%H:%M}"'
+
+
+def test_in_quiet_hours_a_run_sends_only_its_alarm_and_bad_end_then_one_digest(
+    tmp_path, monkeypatch, capsys
+):
+    with receiving() as rx:
+        hook = notify_yaml(
+            rx.url, quiet_hours=quiet_now(), failure_alarm="{failures: 2, minutes: 10}"
+        )
+        # x fails on one date: 3 attempts (1 + 2 retries), more than 2 in 10 minutes.
+        config = make(tmp_path / "a", monkeypatch, hook, "x:2024-01-03:fail")
+        code, output = run(config, capsys)
+    assert code == 1, output
+    assert rx.events() == ["failure_alarm", "run_finished", "digest"], rx.events()
+    alarm, finished, last = rx.bodies
+    assert alarm["failures"] == 3 and alarm["window_s"] == 600
+    assert finished["complete"] is False
+    # What quiet hours held went out once, folded into one digest as the engine exited.
+    held = {h["event"] for h in last["held"]}
+    assert held == {"run_started", "cell_failed", "milestone"}, last["held"]
+    assert "held by quiet hours" in last["message"]
+
+
+def test_outside_quiet_hours_the_same_run_is_told_as_usual(tmp_path, monkeypatch, capsys):
+    now = datetime.now()
+    elsewhere = f'"{now + timedelta(hours=3):%H:%M}-{now + timedelta(hours=5):%H:%M}"'
+    with receiving() as rx:
+        hook = notify_yaml(rx.url, quiet_hours=elsewhere)
+        config = make(tmp_path / "a", monkeypatch, hook, "x:2024-01-03:fail")
+        code, output = run(config, capsys)
+    assert code == 1, output
+    # The default alarm (more than 10 in 10 minutes) stays silent for 3 failed attempts.
+    assert told(rx.bodies) and [b["event"] for b in told(rx.bodies)] == [
+        "run_started",
+        "cell_failed",
+        "run_finished",
+    ]

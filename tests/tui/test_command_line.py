@@ -51,6 +51,7 @@ def test_partial_dates_name_the_days_they_cover(text: str, span: tuple[date, dat
         ("goto player_daily", Parsed("goto", ("player_daily_cache",))),
         ("quit", Parsed("q")),
         ("failures", Parsed("failures")),
+        ("notify test", Parsed("notify_test")),
     ],
 )
 def test_commands_parse_to_what_the_dashboard_runs(text: str, parsed: Parsed):
@@ -69,6 +70,8 @@ def test_commands_parse_to_what_the_dashboard_runs(text: str, parsed: Parsed):
         ("parallel precompute many", "usage: parallel PHASE N"),
         ("goto player", "several processors"),
         ("pause now", "pause takes nothing"),
+        ("notify", "usage: notify test"),
+        ("notify all", "usage: notify test"),
     ],
 )
 def test_a_wrong_command_says_what_is_wrong(text: str, says: str):
@@ -85,6 +88,8 @@ def test_completion_fills_the_last_word_or_its_common_start():
     assert complete("parallel pre", CONFIG) == "parallel precompute "
     assert complete("retry f", CONFIG) == "retry failed "
     assert complete("goto player_da", CONFIG) == "goto player_daily_cache "
+    assert complete("no", CONFIG) == "notify "
+    assert complete("notify t", CONFIG) == "notify test "
     assert complete("zzz", CONFIG) is None
 
 

@@ -72,6 +72,7 @@ EXTRA_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         (":pause :resume", "Dispatch off / on"),
         (":parallel PHASE N", "That phase's concurrency in the live run"),
         (":goto DATE|NAME", "Move the heatmap cursor to a date (2024-01) or a processor"),
+        (":notify test", "A test message on every notify channel (the Notify tab shows each)"),
         (":runs :failures", "The Runs and Failures screens"),
         (":report :help :q", "Write the latest run's report; this help; quit"),
     ),

@@ -24,8 +24,10 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from core.config import Config
 from tui.text import literal
+from tui.widgets.banner import Banner
 from tui.widgets.coverage_heatmap import CoverageHeatmap, HeatmapLegend
 from tui.widgets.log_tail import LogTail
+from tui.widgets.notify_pane import NotifyPane
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.status_bar import StatusBar
@@ -83,8 +85,9 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(self._config, self._read_only, id="status")
-        # What must not be missed (the engine stopped on an error): stays until the next run.
-        yield Static("", id="banner", markup=False)
+        # What must not be missed (a run's end, the engine stopped or gone): stays until
+        # dismissed.
+        yield Banner(id="banner")
         with Vertical(id="coverage"):
             yield from HEATMAP.widgets()
             yield CoverageHeatmap(id="heatmap")
@@ -99,6 +102,8 @@ class DashboardScreen(Screen[None]):
                     yield LogTail(id="log")
                 with TabPane("Preflight", id="preflight-tab"):
                     yield PreflightPane(id="preflight")
+                with TabPane("Notify", id="notify-tab"):
+                    yield NotifyPane([ch.name for ch in self._config.notify], id="notify")
         # ^p is in the help and the : prompt: its footer entry pushed keys off at 80 columns.
         yield Footer(show_command_palette=False)
 
