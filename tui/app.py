@@ -47,7 +47,7 @@ from core.engine.api import (
 from core.errors import UserError
 from core.notify import ChannelHealth, send_tests
 from core.notify.health import journaled_health
-from core.preflight import Check, all_checks, gate_record, run_checks
+from core.preflight import Check, CheckResult, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.report import REPORTS, save_report
 from core.warehouse import describe_scan_cost
@@ -557,7 +557,8 @@ class BackfillApp(App[None]):
         """Preflight first: a failed check needs a knowing override, which is journaled."""
         self.notify("Running preflight before the run…", timeout=3, markup=False)
         results = await run_checks(all_checks(self.config))
-        self._dashboard().query_one(PreflightPane).show_results(results)
+        if not self._show_preflight(results):
+            return
         failed = [r.name for r in results if r.status == "fail"]
         if failed:
             question = (
@@ -943,7 +944,8 @@ class BackfillApp(App[None]):
     @work(exclusive=True, group="preflight")
     async def _run_preflight(self, checks: list[Check]) -> None:
         results = await run_checks(checks)
-        self._dashboard().query_one(PreflightPane).show_results(results)
+        if not self._show_preflight(results):
+            return
         failed = [r.name for r in results if r.status == "fail"]
         if failed:
             self.notify(f"Preflight failed: {', '.join(failed)}", severity="error", markup=False)
@@ -1005,6 +1007,16 @@ class BackfillApp(App[None]):
             timeout=10,
             markup=False,
         )
+
+    def _show_preflight(self, results: list[CheckResult]) -> bool:
+        """False when the dashboard is being torn down: checks run for up to minutes, and a
+        quit while they did must not end in a crash over a pane already gone."""
+        try:
+            pane = self._dashboard().query_one(PreflightPane)
+        except NoMatches:  # quitting
+            return False
+        pane.show_results(results)
+        return True
 
     def action_refresh_coverage(self) -> None:
         self._status().show(refreshing=True)

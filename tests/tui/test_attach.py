@@ -69,7 +69,9 @@ def steady_demo(demo: Path, monkeypatch) -> Path:
 
 
 STARTER = """
-import sys
+import signal, sys
+# A terminal's program: SIGHUP kills it (a parent under nohup would hand it down ignored).
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 from core.config import load_config
 from tui.app import BackfillApp
 from tests.tui.drive import start_run, until
