@@ -478,6 +478,10 @@ class Config(Spec):
         """Where `phase`'s attempts run: its own `executor:`, else the top-level one."""
         return phase.executor or self.executor
 
+    def executors(self) -> list[LocalExecutor | RayExecutor | CloudRunExecutor]:
+        """Every executor setting of the file: the top-level one, then the phases' own."""
+        return [self.executor, *(p.executor for p in self.phases if p.executor is not None)]
+
     def max_writers(self, processor: Processor) -> int | None:
         """The cap on attempts writing `processor`'s table at once (None: no cap)."""
         if "max_writers" in processor.model_fields_set:

@@ -28,7 +28,8 @@ from core.executors import (
     AttemptSpec,
     Executor,
     Handle,
-    LocalExecutor,
+    Remote,
+    executors_for,
     human,
     read_recent,
 )
@@ -40,6 +41,8 @@ from core.state.journal import AttemptRow, ended_leftovers
 #: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
 VERIFY_RETRY_FIRST_S = 5.0
 VERIFY_RETRY_MAX_S = 300.0
+#: an attempt its executor never started (`unstarted`) goes again after this long
+UNSTARTED_RETRY_S = 60.0
 #: successful attempts per processor kept for ETAs
 SAMPLES = 50
 #: finishes kept for the rate's window (a busy trivial run finishes thousands in it)
@@ -72,8 +75,8 @@ class Attempts:
         self.python = python
         #: this run's logs: a folder per processor, a file per attempt
         self._logs = config.state_path / "logs" / f"run-{store.run_id}"
-        #: executor kind -> what runs the attempts of that kind (only local ones so far)
-        self.executors: dict[str, Executor] = {LocalExecutor.kind: LocalExecutor()}
+        #: executor kind -> what runs the attempts of that kind
+        self.executors = executors_for(config)
         #: item id -> its running attempt
         self.handles: dict[int, Handle] = {}
         #: phase -> running items whose attempt is being verified (their slot is free)
@@ -90,8 +93,11 @@ class Attempts:
     # -- naming ----------------------------------------------------------------------------
 
     def tag(self, attempt: AttemptRow) -> str:
+        return self._tag(attempt.id)
+
+    def _tag(self, attempt_id: int) -> str:
         """Unique on this machine: the journal's path and the attempt's row."""
-        return f"{attempt.id}@{self.store.journal.path}"
+        return f"{attempt_id}@{self.store.journal.path}"
 
     def spec(self, item: Item, attempt: AttemptRow) -> AttemptSpec:
         proc = item.processor
@@ -104,6 +110,9 @@ class Attempts:
             stall_timeout=proc.stall_timeout,
             grace=proc.kill_grace,
             tag=self.tag(attempt),
+            processor=proc.name,
+            dates=item.dates,
+            remote_ref=attempt.remote_ref,
         )
 
     def _log_path(self, item: Item, number: int) -> Path:
@@ -131,7 +140,14 @@ class Attempts:
         argv = render_argv(item.processor.command or (), item.dates, self.python, self.config.path)
         number = item.last.number + 1 if item.last else 1
         kind = self.config.executor_of(item.phase).kind
-        return self.store.begin_attempt(item, argv, self._log_path(item, number), executor=kind)
+        executor = self.executor(kind)
+        return self.store.begin_attempt(
+            item,
+            argv,
+            self._log_path(item, number),
+            executor=kind,
+            reference=lambda attempt_id: executor.reference(self._tag(attempt_id)),
+        )
 
     async def execute(self, item: Item, attempt: AttemptRow) -> None:
         try:
@@ -149,11 +165,16 @@ class Attempts:
                 )
                 self._after_failure(item, f"could not start: {exc}")
             return
+        await self.watch(item, self.journal_launch(item, handle), handle)
+
+    def journal_launch(self, item: Item, handle: Handle) -> AttemptRow:
+        """What the next engine needs to find the running attempt again (a pid, a job's name)."""
         launched = handle.launched
-        attempt = self.store.launched(
+        if isinstance(launched, Remote):
+            return self.store.launched_remote(item, launched.ref, launched.started_at)
+        return self.store.launched(
             item, launched.pid, launched.pgid, launched.started_at, launched.start_ticks
         )
-        await self.watch(item, attempt, handle)
 
     async def watch(self, item: Item, attempt: AttemptRow, handle: Handle) -> None:
         """Until the attempt ends and its verdict is journaled (also for adopted attempts)."""
@@ -162,6 +183,10 @@ class Attempts:
             outcome = await handle.wait()
         finally:
             del self.handles[item.id]
+        if outcome.reason == "unstarted":
+            self._requeue_unstarted(item, attempt, outcome, handle)
+            await handle.forget()
+            return
         phase, table = item.phase.name, item.processor.table
         # Its slot is free, and it writes the table no more: the next item may start meanwhile.
         self.verifying[phase] += 1
@@ -197,6 +222,38 @@ class Attempts:
                 leftovers=outcome.leftovers,
             )
             self._settle(item, outcome, verdict, permanent=problem is not None, throttled=throttled)
+        await handle.forget()  # the verdict is on disk: the executor's record may go
+        self._wake()
+
+    def _requeue_unstarted(
+        self, item: Item, attempt: AttemptRow, outcome: AttemptOutcome, handle: Handle
+    ) -> None:
+        """The executor never ran the command (a cluster kept it pending past its limit): not
+        the job's failure, so no retry is spent; the item waits a while and goes again."""
+        why = outcome.tail[-1] if outcome.tail else "the executor never started it"
+        with self.store.transaction():
+            self.store.end_attempt(
+                item,
+                attempt,
+                exit_code=None,
+                reason="unstarted",
+                outcome="interrupted",
+                duration=outcome.duration,
+                tail=outcome.tail,
+            )
+            self.store.retry_later(
+                item,
+                attempts=item.attempts,
+                delay=UNSTARTED_RETRY_S,
+                reason=f"not started by {attempt.executor}: {why}; again in "
+                f"{UNSTARTED_RETRY_S:.0f}s, no retry spent",
+            )
+        self._emit(
+            "item_retry",
+            f"{item.processor.name} {span(item)} was not started by {attempt.executor}; "
+            f"queued again in {UNSTARTED_RETRY_S:.0f}s",
+            item,
+        )
         self._wake()
 
     async def abandon(self, item: Item, attempt: AttemptRow, why: str) -> None:

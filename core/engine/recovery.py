@@ -135,16 +135,16 @@ async def adopt_open_attempts(attempts: Attempts, tg: anyio.abc.TaskGroup) -> No
             )
             tg.start_soon(attempts.abandon, item, attempt, adopted.why)
             continue
-        launched = adopted.handle.launched
-        if attempt.pid is None:  # crashed between spawning and journaling the pid
-            attempt = store.launched(
-                item, launched.pid, launched.pgid, attempt.started_at, launched.start_ticks
-            )
+        if attempt.pid is None and attempt.remote_ref is None:
+            # It crashed between the start and journaling what it started (the pid, the job's
+            # name): the executor found it by its tag.
+            attempt = attempts.journal_launch(item, adopted.handle)
         journal.event(
             "attempt_adopted",
             run_id=store.run_id,
             item_id=item.id,
             pid=attempt.pid,
+            ref=attempt.remote_ref,
             alive=adopted.alive,
         )
         store.set_state(item, ItemState.RUNNING, reason=None)

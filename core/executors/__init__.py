@@ -7,7 +7,8 @@ itself: the values that cross the boundary and the per-attempt log file's reader
 executor shares, are re-exported here.
 """
 
-from core.executors.base import Adopted, Executor, Handle
+from core.config import Config
+from core.executors.base import Adopted, Executor, Handle, Remote
 from core.executors.local import LocalExecutor
 from core.process import AttemptOutcome, AttemptSpec, Launched, Reason, Unproven, read_recent
 from core.process.logfile import human
@@ -21,7 +22,22 @@ __all__ = [
     "Launched",
     "LocalExecutor",
     "Reason",
+    "Remote",
     "Unproven",
+    "executors_for",
     "human",
     "read_recent",
 ]
+
+
+def executors_for(config: Config) -> dict[str, Executor]:
+    """Executor kind -> what runs the attempts of that kind, for every kind the config selects
+    (the local one always: attempts journaled by it may be open). A kind has one setting per
+    config: the journal records an attempt's kind only."""
+    executors: dict[str, Executor] = {LocalExecutor.kind: LocalExecutor()}
+    for settings in config.executors():
+        if settings.kind in executors:
+            continue
+        # The remote ones are imported only when selected: their clients are extras.
+        raise ValueError(f"executor kind {settings.kind} is not available in this version")
+    return executors

@@ -18,6 +18,9 @@ from core.state.journal import AttemptRow
 class LocalExecutor:
     kind = "local"
 
+    def reference(self, tag: str) -> None:
+        return None  # a pid, known once it runs: `Handle.launched`
+
     async def start(self, spec: AttemptSpec) -> process.Attempt:
         return await process.start(spec)
 

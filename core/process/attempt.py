@@ -88,6 +88,9 @@ class Attempt:
         cancelled meanwhile."""
         await self._terminate("cancelled", "cancelled")
 
+    async def forget(self) -> None:
+        """Nothing is kept of a local process once it has ended."""
+
     async def wait(self) -> AttemptOutcome:
         """Until the group leader ends, enforcing timeout and stall. If the awaiting task is
         cancelled, the group is killed first (reason "cancelled")."""

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-Reason = Literal["exit", "timeout", "stall", "cancelled", "interrupted"]
+#: "unstarted": the executor never ran the command (a cluster that kept the job pending past
+#: its limit), which is not the job's failure: re-queued without spending a retry
+Reason = Literal["exit", "timeout", "stall", "cancelled", "interrupted", "unstarted"]
 
 TAG_VAR = "BACKFILL_ATTEMPT"  # in every attempt's environment: see core.process.tags
 
@@ -26,6 +29,13 @@ class AttemptSpec:
     stall_timeout: float | None  # seconds with no growth of the log file, None = off
     grace: float = 10.0  # SIGTERM -> wait this long -> SIGKILL (whole group)
     tag: str = ""  # unique per attempt, set as $BACKFILL_ATTEMPT: how find_tagged() knows it
+    # What the attempt is for, for executors that name their jobs after it (a local process
+    # needs neither): the processor, and the dates its command was rendered with.
+    processor: str = ""
+    dates: tuple[date, ...] = ()
+    #: the executor's own name for the attempt where it was journaled before the start
+    #: (`Executor.reference`), or found since
+    remote_ref: str | None = None
 
     def __post_init__(self) -> None:
         if not self.argv:

@@ -15,7 +15,7 @@ import bisect
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -208,16 +208,27 @@ class ItemStore:
         self._changed(item)
 
     def begin_attempt(
-        self, item: Item, argv: Sequence[str], log_path: Path, *, executor: str = "local"
+        self,
+        item: Item,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        executor: str = "local",
+        reference: Callable[[int], str | None] | None = None,
     ) -> AttemptRow:
-        """The item goes running and its next attempt is journaled, in one commit."""
+        """The item goes running and its next attempt is journaled, in one commit; with the
+        executor's name for it (`reference(attempt id)`) where that is known before the start,
+        so no crash leaves a job behind that the journal cannot name."""
         # The item's attempts are numbered here only: its last one is always in `item.last`.
         number = item.last.number + 1 if item.last else 1
         with self.transaction():
             self.set_state(item, ItemState.RUNNING, reason=None)
-            item.last = self.journal.start_attempt(
-                item.id, number, argv, log_path, executor=executor
-            )
+            attempt = self.journal.start_attempt(item.id, number, argv, log_path, executor=executor)
+            ref = reference(attempt.id) if reference is not None else None
+            if ref is not None:
+                self.journal.attempt_named(attempt.id, ref)
+                attempt = replace(attempt, remote_ref=ref)
+            item.last = attempt
         return item.last
 
     def launched(
@@ -228,6 +239,14 @@ class ItemStore:
         item.last = replace(
             item.last, pid=pid, pgid=pgid, started_at=started_at, start_ticks=start_ticks
         )
+        self._changed(item)
+        return item.last
+
+    def launched_remote(self, item: Item, ref: str, started_at: float) -> AttemptRow:
+        """An attempt that runs elsewhere has started, named `ref` by its executor."""
+        assert item.last is not None
+        self.journal.attempt_named(item.last.id, ref, started_at=started_at)
+        item.last = replace(item.last, remote_ref=ref, started_at=started_at)
         self._changed(item)
         return item.last
 

@@ -661,6 +661,15 @@ class Journal:
             (pid, pgid, started_at, start_ticks, attempt_id),
         )
 
+    def attempt_named(
+        self, attempt_id: int, remote_ref: str, *, started_at: float | None = None
+    ) -> None:
+        """The executor's name for the attempt (and when it started, once it has)."""
+        self._write(
+            "UPDATE attempts SET remote_ref = ?, started_at = COALESCE(?, started_at) WHERE id = ?",
+            (remote_ref, started_at, attempt_id),
+        )
+
     def end_attempt(
         self,
         attempt: AttemptRow,
