@@ -1,6 +1,7 @@
 """Every job capped, labelled and signed: maximum_bytes_billed, labels (app, purpose, run id)
 and backfill's user agent, read off the wire (the emulator keeps none of them on its jobs); jobs
-run in billing_project when given; a cap under BigQuery's 10 MiB minimum is refused."""
+run in billing_project when given; a cap under BigQuery's 10 MiB minimum is refused; a
+quota_project against an emulator is no crash."""
 
 from __future__ import annotations
 
@@ -60,3 +61,11 @@ def test_a_cap_below_the_billing_minimum_is_refused_with_file_and_line(tmp_path:
     assert code == 2
     assert re.search(r"backfill.yaml:\d+: warehouse.maximum_bytes_billed: .*10485760", err), err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_quota_project_against_an_emulator_is_no_crash(both, emulator, project, tmp_path, capsys):
+    # Anonymous credentials carry no quota project (google-cloud-core's with_quota_project is
+    # missing on them): the emulator has no quotas, so it is left out there.
+    bq = bigquery_config(tmp_path, project, emulator, extra="  quota_project: the-quota-one\n")
+    code, _, err = invoke(["status", "--config", str(bq), *RANGE], capsys)
+    assert code == 0, err
