@@ -8,6 +8,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ class FaultProxy:
     seen: list[tuple[str, str, bool]] = field(default_factory=list)
     #: every request in full, in order
     requests: list[Request] = field(default_factory=list)
+    #: seconds each query job request (POST .../queries) is held before it is passed on
+    hold_queries: float = 0.0
+    #: (location, began, ended) of each query job passed on, by time.monotonic()
+    query_spans: list[tuple[str, float, float]] = field(default_factory=list)
 
     def count(self, method: str, path_contains: str) -> int:
         return sum(m == method and path_contains in p for m, p, _ in self.seen)
@@ -56,13 +61,15 @@ class FaultProxy:
 
 
 @contextmanager
-def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
+def fault_proxy(
+    upstream: str, faults: list[Fault], *, hold_queries: float = 0.0
+) -> Iterator[FaultProxy]:
     target = urlsplit(upstream)
     if target.hostname is None:
         raise ValueError(f"no host in the upstream URL {upstream!r}")
     host = target.hostname
     lock = threading.Lock()
-    proxy = FaultProxy("", faults)
+    proxy = FaultProxy("", faults, hold_queries=hold_queries)
 
     class Handler(BaseHTTPRequestHandler):
         def _forward(self) -> None:
@@ -106,6 +113,10 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
                 self.end_headers()
                 self.wfile.write(payload)
                 return
+            query = self.command == "POST" and self.path.split("?")[0].endswith("/queries")
+            began = time.monotonic()
+            if query and proxy.hold_queries:
+                time.sleep(proxy.hold_queries)
             conn = http.client.HTTPConnection(host, target.port, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
             conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -119,6 +130,10 @@ def fault_proxy(upstream: str, faults: list[Fault]) -> Iterator[FaultProxy]:
             self.end_headers()
             self.wfile.write(data)
             conn.close()
+            if query:
+                sent = json.loads(body) if body.startswith(b"{") else {}
+                with lock:
+                    proxy.query_spans.append((str(sent.get("location")), began, time.monotonic()))
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 

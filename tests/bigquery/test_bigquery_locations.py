@@ -49,6 +49,23 @@ def test_with_two_locations_each_job_runs_where_its_datasets_are_and_matches_sql
             )
 
 
+def test_the_jobs_of_each_location_run_at_the_same_time(
+    emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path
+):
+    copy_demo(emulator, project, demo_sqlite, SPLIT)
+    # Each job held 1 s on its way: one after the other, no two would overlap.
+    with fault_proxy(emulator, [], hold_queries=1.0) as proxy:
+        config = load_config(bigquery_config(tmp_path, project, proxy.url))
+        warehouse = open_warehouse(config)
+        measure(config, warehouse, SEASON_START, COPIED_UNTIL)
+        warehouse.close()
+    spans = proxy.query_spans
+    assert sorted({where for where, _, _ in spans}) == ["US", "us-west2"]
+    west = [(began, ended) for where, began, ended in spans if where == "us-west2"]
+    us = [(began, ended) for where, began, ended in spans if where == "US"]
+    assert any(b1 < e2 and b2 < e1 for b1, e1 in west for b2, e2 in us), spans
+
+
 def test_locations_are_read_once_per_warehouse(
     emulator: str, project: str, demo_sqlite: SeedSummary, tmp_path: Path
 ):

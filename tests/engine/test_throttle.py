@@ -59,6 +59,9 @@ RATE = [
     "requests.exceptions.HTTPError: 502 Server Error: Bad Gateway for url: https://bigquery."
     "googleapis.com/bigquery/v2/projects/p/jobs",
     "HTTP/1.1 503 Service Unavailable",
+    # a proxy's error page (nginx), as a client that prints the response body logs it: the
+    # only text here that the status-phrase pattern alone matches
+    "<html><head><title>504 Gateway Time-out</title></head>",
     "requests.exceptions.ConnectionError: ('Connection aborted.', ConnectionResetError(104, "
     "'Connection reset by peer'))",
 ]

@@ -53,10 +53,12 @@ def make_client(
     if endpoint:
         from google.auth.credentials import AnonymousCredentials
 
+        # No quota project: anonymous credentials cannot carry one (the client raised
+        # AttributeError on with_quota_project), and an emulator has no quotas.
         return bigquery.Client(
             project=project,
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=endpoint, quota_project_id=quota_project),
+            client_options=ClientOptions(api_endpoint=endpoint),
             client_info=info,
         )
     import google.auth
