@@ -4,7 +4,10 @@ or what was retried and until when, as a transient error (a verification tries a
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,3 +125,69 @@ def test_timeouts_are_validated_with_file_and_line(tmp_path: Path, capsys):
     code, _, err = invoke(["status", "--config", str(config)], capsys)
     assert code == 2
     assert re.search(r"backfill.yaml:\d+: warehouse.timeouts.wait: .*duration", one_line(err))
+
+
+@pytest.mark.usefixtures("both")
+def test_a_verification_that_hangs_times_out_and_the_run_goes_on(
+    emulator: str, project: str, tmp_path: Path
+):
+    """End to end: the first re-reads after attempts hang (a job that never finishes); each
+    ends at its bound as a transient error, is asked again later, and the run completes."""
+    stuck = {"projectId": project, "jobId": "stuck-verify", "location": "US"}
+    faults = [
+        Fault(
+            "POST",
+            "/queries",
+            200,
+            "",
+            "",
+            body={"kind": "bigquery#queryResponse", "jobReference": stuck, "jobComplete": False},
+            times=2,
+            body_contains='"verify"',
+        ),
+        Fault(
+            "GET",
+            "/queries/stuck-verify",
+            200,
+            "",
+            "",
+            body={
+                "kind": "bigquery#getQueryResultsResponse",
+                "jobReference": stuck,
+                "jobComplete": False,
+            },
+        ),
+        Fault(
+            "GET",
+            "/jobs/stuck-verify",
+            200,
+            "",
+            "",
+            body={
+                "kind": "bigquery#job",
+                "jobReference": stuck,
+                "configuration": {"query": {"query": "SELECT 1"}},
+                "status": {"state": "RUNNING"},
+            },
+        ),
+    ]
+    with fault_proxy(emulator, faults) as proxy:
+        # Only the wait is tight: the rest of the run talks to an emulator on a busy machine.
+        bounds = "  timeouts: {job: 60s, wait: 3s, api: 30s, connect: 10s}\n"
+        config = bigquery_config(tmp_path / "hung", project, proxy.url, extra=bounds)
+        day = "2024-01-15"
+        result = subprocess.run(
+            [sys.executable, "-m", "core", "run", day, day, "--headless", "--config", str(config)],
+            cwd=config.parent,
+            env={**os.environ, "BACKFILL_DEMO_DELAY": "0"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        hung = proxy.count("POST", "/jobs/stuck-verify/cancel")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert hung >= 2  # both hung re-reads were given up at their bound
+    assert "timed out: the query job did not finish within 3s (timeouts.wait)" in out
+    assert "trying again in 5s" in out
+    assert "Traceback" not in out
