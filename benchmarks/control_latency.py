@@ -1,4 +1,4 @@
-"""Control latency: `space` in an attached dashboard -> engine paused -> shown paused.
+"""Control latency: `P` (pause) in an attached dashboard -> engine paused -> shown paused.
 
 A run started from the command line (`backfill run START END --detach`: an engine process of
 its own) on a synthetic pipeline in a temp folder: a SQLite warehouse, one source processor
@@ -7,10 +7,10 @@ max_parallel 8. Dispatch goes by date, so the 8 attempts of the first day run: s
 10 minutes, the first processor's writes 20,000 lines a second to stdout. The real BackfillApp
 (headless Pilot, 200x60) attaches at start-up; the queue's highlight is put on the flooding
 attempt, so the log pane follows the flood. Then 20 times, a random 0.3-0.8 s apart:
-  - pause: press `space` and time until the first frame handed to the driver whose status bar
+  - pause: press `P` and time until the first frame handed to the driver whose status bar
     (`#status`) reads `paused`; separately, until the engine itself reports `paused` (a second,
     read-only client polling `snapshot(HEADER_ONLY)` every 5 ms from a thread of its own);
-  - resume: press `space` again, the same until `running`.
+  - resume: press `P` again, the same until `running`.
 Median, p95 and max of each. At the end the engine is stopped (`backfill stop --cancel-running`),
 its lock must be released, and no job process may remain (their argv carries a marker, found
 with pgrep).
@@ -162,9 +162,9 @@ def summary(name: str, values: list[float], target: bool) -> str:
 async def toggle(
     pilot: Pilot[None], app: ControlApp, watch: EngineWatch, state: str
 ) -> tuple[float, float]:
-    """Press space; ms until the engine reports `state`, and until a frame shows it."""
+    """Press P; ms until the engine reports `state`, and until a frame shows it."""
     pressed = time.perf_counter()
-    await pilot.press("space")
+    await pilot.press("P")
 
     def drawn() -> bool:
         return any(s == state and at >= pressed for at, s in app.frames[-50:])
@@ -262,10 +262,10 @@ async def measure(folder: Path) -> tuple[list[float], list[float], bool]:
                 f"by the watcher"
             )
             print()
-            print(summary("pause:  space -> shown paused  ", pause_shown, target=True))
-            print(summary("        space -> engine paused ", pause_engine, target=False))
-            print(summary("resume: space -> shown running ", resume_shown, target=True))
-            print(summary("        space -> engine running", resume_engine, target=False))
+            print(summary("pause:  P ->     shown paused  ", pause_shown, target=True))
+            print(summary("        P ->     engine paused ", pause_engine, target=False))
+            print(summary("resume: P ->     shown running ", resume_shown, target=True))
+            print(summary("        P ->     engine running", resume_engine, target=False))
             after = [
                 s - e
                 for s, e in zip(

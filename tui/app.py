@@ -92,7 +92,7 @@ class BackfillApp(App[None]):
             tooltip="Start a run (range, phase, reprocess), or resume an unfinished one",
         ),
         Binding(
-            "space",
+            "P",
             "pause",
             "Pause",
             id="run.pause",
@@ -111,7 +111,8 @@ class BackfillApp(App[None]):
             "Cancel item",
             show=False,
             id="run.cancel",
-            tooltip="Cancel the item highlighted in the queue (asks first)",
+            tooltip="Cancel the items marked in the queue (space marks), else the highlighted "
+            "one (asks first)",
         ),
         Binding(
             "C",
@@ -617,6 +618,27 @@ class BackfillApp(App[None]):
         self.notify(reply.message, severity="information" if reply.ok else "warning", markup=False)
         await self._tick()
 
+    @work(group="command")
+    async def _send_each(self, commands: list[Command], done: str) -> None:
+        """A bulk action: each command in turn, one toast for all ("3 of 3 cancelled")."""
+        engine = self.session.engine
+        if engine is None:
+            self.notify("No run yet: s starts one.", markup=False)
+            return
+        refused = []
+        for command in commands:
+            reply = await engine.submit(command)
+            if not reply.ok:
+                refused.append(reply.message)
+        ok = len(commands) - len(refused)
+        why = f"; refused: {refused[0]}" if refused else ""
+        self.notify(
+            f"{ok} of {len(commands)} {done}{why}",
+            severity="warning" if refused else "information",
+            markup=False,
+        )
+        await self._tick()
+
     # -- controls ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -667,6 +689,10 @@ class BackfillApp(App[None]):
         self._send(Resume() if snap.state == "paused" else Pause())
 
     def action_cancel(self) -> None:
+        marked = self._queue().marked
+        if marked:
+            self._cancel_marked(marked)
+            return
         item_id = self._queue().selected_item_id()
         view = self.session.items.get(item_id) if item_id is not None else None
         if view is None:
@@ -682,6 +708,26 @@ class BackfillApp(App[None]):
 
         question = f"Cancel {view.processor} {view.dates[0]}…{view.dates[-1]}?"
         self.push_screen(ConfirmScreen(question), confirmed)
+
+    def _cancel_marked(self, marked: frozenset[int]) -> None:
+        views = [self.session.items[i] for i in sorted(marked) if i in self.session.items]
+        live = [v for v in views if v.state in (ItemState.PENDING, ItemState.RUNNING)]
+        if not live:
+            self.notify(
+                f"None of the {len(views)} marked items is queued or running; nothing to cancel.",
+                markup=False,
+            )
+            return
+        skipped = len(views) - len(live)
+        also = f" ({skipped} marked ones are over already)" if skipped else ""
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._send_each([CancelItem(view.id) for view in live], "cancelled")
+                self._queue().clear_marks()
+
+        question = f"Cancel the {len(live)} marked items{also}?"
+        self.push_screen(ConfirmScreen(question, "Cancel marked"), confirmed)
 
     def action_cancel_all(self) -> None:
         snap = self.session.snapshot

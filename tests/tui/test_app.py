@@ -73,11 +73,11 @@ async def test_start_pause_resume_and_the_run_completes(demo: Path):
         assert cell is not None
         assert cell[1] == date(2024, 2, 1)
         await until(pilot, lambda: items(app, ItemState.RUNNING) > 0)
-        await pilot.press("space")
+        await pilot.press("P")
         await until(pilot, lambda: run_state(app) == "paused")
         await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
         assert items(app, ItemState.PENDING) > 0  # nothing new started while paused
-        await pilot.press("space")
+        await pilot.press("P")
         await until(pilot, lambda: run_state(app) == "running")
         await until(
             pilot,
@@ -133,6 +133,57 @@ async def test_cancel_one_and_cancel_all_ask_first(slow_demo: Path):
 
 
 @pytest.mark.asyncio
+async def test_space_marks_queue_rows_and_c_cancels_just_those(slow_demo: Path):
+    slow_demo.write_text(slow_demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 30s"))
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-20")
+        await until(pilot, lambda: items(app, ItemState.PENDING) > 3)
+        queue = app.screen.query_one("#queue", QueueTable)
+        queue.focus()
+        queue.move_cursor(row=queue.row_count - 1)
+        await pilot.pause(0.2)
+        await pilot.press("space")  # marks the last row; the cursor stays on the last row
+        queue.move_cursor(row=queue.row_count - 2)
+        await pilot.press("space")
+        marked = queue.marked
+        assert len(marked) == 2
+        # The mark is drawn where the operator sees it, and esc clears it (then means "back").
+        shown = [queue.row_of(i) for i in marked]
+        lines = [
+            "".join(seg.text for seg in queue.render_line(row - queue.scroll_offset.y + 1))
+            for row in shown
+            if row is not None
+        ]
+        assert len(lines) == 2 and all(line.lstrip().startswith(QueueTable.MARK) for line in lines)
+        await pilot.press("escape")
+        assert not queue.marked
+        for row in (queue.row_count - 1, queue.row_count - 2):
+            queue.move_cursor(row=row)
+            await pilot.press("space")
+        marked = queue.marked
+        assert app.session.items.keys() >= marked
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Cancel the 2 marked items?" in str(
+            app.screen.query_one(".dialog--question").render()
+        )
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: all(app.session.items[i].state is ItemState.CANCELLED for i in marked),
+        )
+        others = [v for i, v in app.session.items.items() if i not in marked]
+        assert not any(v.state is ItemState.CANCELLED for v in others)
+        assert not queue.marked
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: items(app, ItemState.RUNNING) == 0)
+
+
+@pytest.mark.asyncio
 async def test_drill_into_a_failed_date_read_its_log_and_retry_it(demo: Path):
     # Phase 3 of the window first, headless and without faults, so Phase 4 may start.
     filled = headless_run(demo, "2024-01-15", "2024-01-28", "--phase", "analytics", faults=False)
@@ -184,14 +235,14 @@ async def test_read_only_refuses_every_control(demo: Path):
     app = BackfillApp(load_config(demo), read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.session.grid is not None)
-        for key in ("s", "space", "r", "c", "C", "plus", "minus"):
+        for key in ("s", "P", "r", "c", "C", "plus", "minus"):
             await pilot.press(key)
         await pilot.pause(0.3)
         assert app.session.engine is None
         assert not isinstance(app.screen, StartRunScreen | ConfirmScreen)
         assert "READ-ONLY" in str(app.screen.query_one("#status").render())
         enabled = {key for key, b in app.screen.active_bindings.items() if b.enabled}
-        assert "s" not in enabled and "space" not in enabled and "c" not in enabled
+        assert "s" not in enabled and "P" not in enabled and "c" not in enabled
 
 
 @pytest.mark.asyncio

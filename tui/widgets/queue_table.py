@@ -430,6 +430,7 @@ class _CachedRow:
 
     item: ItemView
     cursor: bool
+    marked: bool
     #: a running item's duration text (it counts up with the clock); "" otherwise
     clock_text: str
     width: int
@@ -484,7 +485,12 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("pagedown", "page_down", "Page down", show=False, id="queue.page_down"),
         Binding("home,g", "first_row", "First row", show=False, id="queue.top"),
         Binding("end,G", "last_row", "Last row", show=False, id="queue.bottom"),
+        Binding("space", "mark", "Mark", show=False, id="queue.mark"),
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="queue.clear_marks"),
     ]
+
+    #: drawn in the padding before a marked row's state
+    MARK = "●"
 
     #: the header line above the rows
     HEADER_HEIGHT = 1
@@ -495,6 +501,13 @@ class QueueTable(ScrollView, can_focus=True):
         def __init__(self, item_id: int) -> None:
             super().__init__()
             self.item_id = item_id
+
+    class MarksChanged(Message):
+        """Rows were marked or unmarked: what the bulk actions (`c`) now act on."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
 
     class ItemChosen(Message):
         """Enter (or a click on the cursor row) on an item."""
@@ -519,6 +532,8 @@ class QueueTable(ScrollView, can_focus=True):
         self._pinned = False
         #: the item last announced with ItemHighlighted
         self._highlighted: int | None = None
+        #: items marked with space, for bulk actions: ids, so marks follow their items
+        self._marked: set[int] = set()
         #: column widths in COLUMNS order (auto columns grow to their widest value)
         self._widths: tuple[int, ...] = self._measure(())
         self._rows: LRUCache[int, _CachedRow] = LRUCache(1024)
@@ -566,6 +581,17 @@ class QueueTable(ScrollView, can_focus=True):
         state, any other word part of the processor, phase, dates, state or reason (case
         insensitive); an empty text shows everything again."""
         self._changed(lambda: Delta(rebuilt=self._model.set_filter(text)))
+
+    @property
+    def marked(self) -> frozenset[int]:
+        """The marked items still in the queue."""
+        return frozenset(i for i in self._marked if i in self._model.items)
+
+    def clear_marks(self) -> None:
+        if self._marked:
+            self._marked.clear()
+            self.refresh()
+            self.post_message(self.MarksChanged(0))
 
     def selected_item_id(self) -> int | None:
         """The item under the cursor, or None when the table is empty."""
@@ -777,6 +803,24 @@ class QueueTable(ScrollView, can_focus=True):
     def action_last_row(self) -> None:
         self.move_cursor(row=len(self._model) - 1)
 
+    def action_mark(self) -> None:
+        """Mark (or unmark) the cursor's item and step down, k9s style: space, space, ..."""
+        if self._cursor is None:
+            return
+        self._marked ^= {self._cursor}
+        self._refresh_item(self._cursor)
+        self.post_message(self.MarksChanged(len(self.marked)))
+        self._move(1)
+
+    def action_clear_marks(self) -> None:
+        self.clear_marks()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Esc with nothing marked is the app's ("back"), not swallowed here.
+        if action == "clear_marks":
+            return bool(self._marked)
+        return True
+
     def action_choose(self) -> None:
         if self._cursor is not None:
             self.post_message(self.ItemChosen(self._cursor))
@@ -864,6 +908,7 @@ class QueueTable(ScrollView, can_focus=True):
         item_id = model.id_at(row)
         item = model.items[item_id]
         cursor = item_id == self._cursor
+        marked = item_id in self._marked
         now = self.clock()
         clock_text = self._clock_text(item, now)
         cached = self._rows.get(item_id)
@@ -871,26 +916,38 @@ class QueueTable(ScrollView, can_focus=True):
             cached is None
             or cached.item is not item
             or cached.cursor != cursor
+            or cached.marked != marked
             or cached.clock_text != clock_text
             or cached.width != line_width
             or cached.generation != self._generation
         ):
-            strip = self._row_strip(item, cursor, now, line_width, styles)
-            cached = _CachedRow(item, cursor, clock_text, line_width, self._generation, strip)
+            strip = self._row_strip(item, cursor, marked, now, line_width, styles)
+            cached = _CachedRow(
+                item, cursor, marked, clock_text, line_width, self._generation, strip
+            )
             # LRUCache.set keeps the value of a key it already holds: drop the stale one first.
             self._rows.discard(item_id)
             self._rows[item_id] = cached
         return cached.strip.crop_extend(scroll_x, scroll_x + width, styles.base)
 
     def _row_strip(
-        self, item: ItemView, cursor: bool, now: float, line_width: int, styles: _Styles
+        self,
+        item: ItemView,
+        cursor: bool,
+        marked: bool,
+        now: float,
+        line_width: int,
+        styles: _Styles,
     ) -> Strip:
-        """One row at full width: the State cell in its state's colour, the rest plain."""
+        """One row at full width: the State cell in its state's colour, the rest plain; a
+        marked row has its mark in the padding before its state."""
         pad = " " * PADDING
         cells = [
             pad + _fit(text, width) + pad
             for text, width in zip(render_cells(item, now), self._widths, strict=True)
         ]
+        if marked:
+            cells[0] = self.MARK + cells[0][1:]
         state = item.state.value
         state_style = (styles.cursor_states if cursor else styles.states).get(state, styles.base)
         row_style = styles.cursor if cursor else styles.base
