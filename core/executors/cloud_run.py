@@ -76,7 +76,8 @@ class CloudRunExecutor(RemoteExecutor):
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn` in a worker thread under a timeout; its failures as `CloudRunError`, a missing
-        resource as `_NotFound`."""
+        resource as `_NotFound`. The clients are reached inside `fn`: making one looks for
+        credentials, which may fail, and must neither block the loop nor escape as a crash."""
         from google.api_core import exceptions
         from google.auth.exceptions import GoogleAuthError
 
@@ -94,6 +95,12 @@ class CloudRunExecutor(RemoteExecutor):
             raise CloudRunError(f"{type(exc).__name__}: {message}") from exc
         except GoogleAuthError as exc:
             raise CloudRunError(f"credentials: {exc}") from exc
+
+    async def _get(self, name: str) -> Any:
+        """The execution named `name` (`_NotFound`: Cloud Run has none)."""
+        return await self.call(
+            lambda: self.clients.executions.get_execution(name=name, timeout=self.call_timeout)
+        )
 
     def _mapping(self, spec: AttemptSpec) -> CloudRunJob:
         mapping = self.jobs.get(spec.processor)
@@ -118,7 +125,7 @@ class CloudRunExecutor(RemoteExecutor):
         request = run_v2.RunJobRequest(name=self.clients.job_path(mapping.job), overrides=overrides)
         try:
             operation = await self.call(
-                self.clients.jobs.run_job, request=request, timeout=self.call_timeout
+                lambda: self.clients.jobs.run_job(request=request, timeout=self.call_timeout)
             )
         except _NotFound as exc:
             raise CloudRunError(
@@ -134,11 +141,7 @@ class CloudRunExecutor(RemoteExecutor):
     async def find(self, spec: AttemptSpec) -> RemoteJob | None:
         if spec.remote_ref:
             try:
-                await self.call(
-                    self.clients.executions.get_execution,
-                    name=spec.remote_ref,
-                    timeout=self.call_timeout,
-                )
+                await self._get(spec.remote_ref)
             except _NotFound:
                 return None
             return Execution(self, spec.remote_ref)
@@ -198,11 +201,8 @@ class Execution:
         return self._executor.clients
 
     async def status(self) -> JobStatus:
-        call, timeout = self._executor.call, self._executor.call_timeout
         try:
-            ex = await call(
-                self._clients.executions.get_execution, name=self._name, timeout=timeout
-            )
+            ex = await self._executor._get(self._name)
         except _NotFound:
             return JobStatus("unknown")
         started = "start_time" in ex
