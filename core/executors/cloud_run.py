@@ -10,9 +10,11 @@ existing Cloud Run Job (`cloud_run: {job, args_from}`), with per-execution overr
 - Log: the execution's entries in Cloud Logging, oldest first, one line each, polled. Cloud
   Logging delivers them late (ingestion lag), hence `stall_slack`; its read quota is per
   project (60 requests a minute by default), hence a slower `log_poll` than `poll`.
-- Stop: `cancel_execution`. Delete: nothing. Cloud Run keeps a job's executions as its history
-  (the console's list, each one's logs link), which is what an operator looks at when an
-  attempt is questioned; they cost nothing while kept, and Cloud Run prunes them itself.
+- Stop: `cancel_execution`. Delete: nothing. A job's executions are its history (the console's
+  list, each one's logs link), which is what an operator looks at when an attempt is
+  questioned; they cost nothing while kept, and Cloud Run itself drops the details of all but
+  the latest 1,000 (and those of the last seven days). Deleting them would also remove what
+  finds an attempt whose name was never journaled.
 - Find: by the journaled execution name; an attempt whose name the engine could not journal (it
   died between `run_job` and the journal) by listing the job's newest executions and matching
   the `BACKFILL_ATTEMPT` of their overrides.
