@@ -47,6 +47,10 @@ class Endpoints:
     logging: str
 
 
+#: where the APIs are when a caller names none: Google's (None), or a test's local server
+DEFAULT_ENDPOINTS: Endpoints | None = None
+
+
 class Clients:
     """The Cloud Run and Cloud Logging clients of one project, made on first use (making them
     looks for credentials, which may fail: that is an error of the first call, not of start-up).
@@ -55,7 +59,7 @@ class Clients:
     def __init__(self, settings: CloudRunExecutor, endpoints: Endpoints | None = None) -> None:
         require_extra()
         self.settings = settings
-        self.endpoints = endpoints
+        self.endpoints = endpoints or DEFAULT_ENDPOINTS
         self._run: dict[str, Any] = {}
         self._logging: LoggingClient | None = None
 

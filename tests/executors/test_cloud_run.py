@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +72,7 @@ class Run:
     overrides: dict[str, Any]
     created: float
     cancelled_at: float | None = None
+    reported: bool = False  # its success was seen (and `on_success` called)
 
     def elapsed(self, now: float) -> float:
         return now - self.created - self.script.start_after
@@ -173,6 +174,8 @@ class FakeCloudRun:
         self.problems: list[str] = []  # requests the server refused: each fails the test
         self.cancels: list[str] = []
         self.log_reads = 0
+        #: called once per execution when it is first seen succeeded (the job's own writes)
+        self.on_success: Callable[[Run], None] | None = None
         self._lock = threading.Lock()
         self._counter = 0
         fake = self
@@ -234,10 +237,10 @@ class FakeCloudRun:
             return (200, job) if job else not_found(path)
         if m := re.fullmatch(jobs + r"([^/:]+)/executions", path):
             runs = [r for r in self.runs.values() if r.job == m[1]]
-            return 200, {"executions": [r.resource(now) for r in reversed(runs)]}
+            return 200, {"executions": [self.seen(r, now) for r in reversed(runs)]}
         if m := re.fullmatch(jobs + r"[^/:]+/executions/[^/:]+", path):
             run = self.runs.get(path[len("/v2/") :])
-            return (200, run.resource(now)) if run else not_found(path)
+            return (200, self.seen(run, now)) if run else not_found(path)
         if method == "POST" and path.endswith(":cancel"):
             run = self.runs.get(path[len("/v2/") : -len(":cancel")])
             if run is None:
@@ -258,13 +261,21 @@ class FakeCloudRun:
             run = self.runs.get(path[len("/v2/") : -len("/tasks")])
             if run is None:
                 return not_found(path)
-            resource = run.resource(now)
+            resource = self.seen(run, now)
             task: dict[str, Any] = {"name": f"{run.name}/tasks/{run.name[-4:]}-task0"}
             if "completionTime" in resource and run.cancelled_at is None:
                 task["lastAttemptResult"] = {"exitCode": run.script.exit_code}
             return 200, {"tasks": [task]}
         self.problems.append(f"unexpected request {method} {path}")
         return 404, {"error": {"code": 404, "status": "NOT_FOUND", "message": path}}
+
+    def seen(self, run: Run, now: float) -> dict[str, Any]:
+        resource = run.resource(now)
+        if "succeededCount" in resource and not run.reported:
+            run.reported = True
+            if self.on_success is not None:
+                self.on_success(run)
+        return resource
 
     def run_job(self, job: str, body: dict[str, Any], now: float) -> tuple[int, dict[str, Any]]:
         overrides = body.get("overrides", {})
@@ -600,3 +611,49 @@ async def test_smoke_a_real_cloud_run_job(tmp_path):
     assert (outcome.reason, outcome.exit_code) == ("exit", 0), spec.log_path.read_text()
     found = await executor.find(AttemptSpec(**{**spec.__dict__, "remote_ref": None}))
     assert found is not None and found.ref == handle.launched.ref
+
+
+# -- the engine, end to end ----------------------------------------------------------------------
+
+
+def test_a_run_on_cloud_run_ends_complete_with_each_execution_journaled(
+    tmp_path, fake, monkeypatch, capsys
+):
+    """`backfill run` on a cloud_run phase: each attempt an execution of the fake, which writes
+    its dates' rows into the warehouse as the real job would; the engine verifies them."""
+    import sqlite3
+
+    from tests.helpers import day, invoke, write_tables
+
+    monkeypatch.setattr(cloud_run, "DEFAULT_ENDPOINTS", Endpoints(run=fake.url, logging=fake.url))
+    monkeypatch.setattr(CloudRunExecutor, "poll", 0.2)
+    monkeypatch.setattr(CloudRunExecutor, "log_poll", 0.2)
+    text = CONFIG.replace(
+        "        cloud_run: {job: team-defense-game-summary-analytics-backfill}\n", ""
+    )
+    text = text[: text.index("      - name: tdgs")]
+    path = write_config(tmp_path, text)
+    write_tables(
+        tmp_path / "wh", {"ds.src": {day("2024-01-02"): 1, day("2024-01-03"): 1}}, date_column="d"
+    )
+    fake.add_job(JOB)
+
+    def writes_rows(run: Run) -> None:
+        args = run.overrides["containerOverrides"][0]["args"]
+        first = day(args[0].split("=", 1)[1])
+        write_tables(tmp_path / "wh", {"ds.pgs": {first: 3}}, date_column="d")
+
+    fake.on_success = writes_rows
+    fake.queue(JOB, Script(lines=[(0.0, "pgs: processing"), (0.1, "pgs: 3 rows")], end_after=0.3))
+    code, out, err = invoke(
+        ["run", "2024-01-02", "2024-01-03", "--headless", "--config", str(path)], capsys
+    )
+    assert code == 0, (out, err)
+    runs = [r for r in fake.requests if r[1].endswith(":run")]
+    assert len(runs) == 2  # one execution per date, none run twice
+    logs = sorted((tmp_path / ".backfill" / "logs").glob("run-*/pgs/*.log"))
+    assert len(logs) == 2 and all("pgs: 3 rows" in log.read_text() for log in logs)
+    journal = tmp_path / ".backfill" / "journal.sqlite"
+    with sqlite3.connect(journal) as db:
+        refs = {ref for (ref,) in db.execute("SELECT remote_ref FROM attempts")}
+    assert refs == set(fake.runs), refs
