@@ -174,6 +174,7 @@ class FakeCloudRun:
         self.problems: list[str] = []  # requests the server refused: each fails the test
         self.cancels: list[str] = []
         self.log_reads = 0
+        self.logs_refused_until = 0.0  # Cloud Logging's read quota, used up until then
         #: called once per execution when it is first seen succeeded (the job's own writes)
         self.on_success: Callable[[Run], None] | None = None
         self._lock = threading.Lock()
@@ -306,6 +307,14 @@ class FakeCloudRun:
 
     def list_entries(self, body: dict[str, Any], now: float) -> tuple[int, dict[str, Any]]:
         self.log_reads += 1
+        if now < self.logs_refused_until:
+            return 429, {
+                "error": {
+                    "code": 429,
+                    "status": "RESOURCE_EXHAUSTED",
+                    "message": "Quota exceeded for ReadRequestsPerMinute",
+                }
+            }
         query = body.get("filter", "")
         if body.get("resourceNames") != [f"projects/{PROJECT}"]:
             self.problems.append(f"entries:list resourceNames {body.get('resourceNames')}")
@@ -457,6 +466,21 @@ async def test_a_silent_execution_is_stopped_past_stall_timeout_plus_the_slack(t
     assert time.monotonic() - started >= 1.0  # the slack is allowed for
     assert fake.cancels == [handle.launched.ref]
     assert "stalled: no output for 1s" in spec.log_path.read_text()
+
+
+async def test_a_refused_log_read_reconnects_and_is_no_stall(tmp_path, fake):
+    fake.add_job(JOB)
+    lines = [(0.1 * i, f"tick {i}") for i in range(25)]
+    fake.queue(JOB, Script(lines=lines, end_after=2.6))
+    spec = spec_for(tmp_path, stall_timeout=0.8)
+    handle = await executor_for(fake).start(spec)
+    fake.logs_refused_until = time.time() + 1.5  # longer than the stall limit
+    with anyio.fail_after(30):
+        outcome = await handle.wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 0)
+    log = spec.log_path.read_text()
+    assert [x for x in log.splitlines() if x.startswith("tick")] == [t for _, t in lines]
+    assert "Quota exceeded for ReadRequestsPerMinute" in log and "reconnecting" in log
 
 
 async def test_adoption_by_execution_name_and_by_tag_when_none_was_journaled(tmp_path, fake):
