@@ -579,6 +579,24 @@ def test_preflight_fails_on_max_retries_and_on_a_missing_job(tmp_path, fake, mon
     assert status == "warn" and f"pgs: job {JOB}" in detail and "its image may lack it" in detail
 
 
+def test_the_builtin_preflight_checks_the_jobs_not_the_local_programs(tmp_path, fake, monkeypatch):
+    from core.preflight import builtin_checks, run_checks
+
+    monkeypatch.setattr(cloud_run, "DEFAULT_ENDPOINTS", Endpoints(run=fake.url, logging=fake.url))
+    monkeypatch.setattr(cloud_run, "last_commit_time", lambda root: None)
+    # The job's image has the program; this machine need not.
+    text = CONFIG.replace(
+        '["{python}", "-m", "jobs.pgs"', '["/opt/image-only/python", "-m", "jobs.pgs"'
+    )
+    config = load_config(write_config(tmp_path, text))
+    fake.add_job(JOB)
+    results = {r.name: (r.status, r.detail) for r in anyio.run(run_checks, builtin_checks(config))}
+    assert results["commands resolve"][0] == "pass", results["commands resolve"]
+    status, detail = results["Cloud Run jobs ready"]
+    assert status == "fail" and "team-defense-game-summary-analytics-backfill" in detail
+    assert "does not exist" in detail and JOB not in detail
+
+
 def test_the_config_refuses_a_cloud_run_processor_without_its_job(tmp_path):
     from core.errors import ConfigError
 
