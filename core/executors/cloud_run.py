@@ -138,6 +138,14 @@ class CloudRunExecutor(RemoteExecutor):
                 f"Cloud Run job {mapping.job} not found in {self.settings.project} "
                 f"({self.settings.region})"
             ) from exc
+        except OSError as exc:
+            # The answer may be what was lost, not the execution: one that runs with this
+            # attempt's tag is the attempt's, and must not get a twin from a retry.
+            with contextlib.suppress(OSError, _NotFound):
+                found = await self.call(self._find_tagged, request.name, spec.tag)
+                if found is not None:
+                    return Execution(self, found)
+            raise exc
         execution = operation.metadata
         name = getattr(execution, "name", "")
         if not name:

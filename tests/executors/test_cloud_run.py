@@ -175,6 +175,7 @@ class FakeCloudRun:
         self.cancels: list[str] = []
         self.log_reads = 0
         self.logs_refused_until = 0.0  # Cloud Logging's read quota, used up until then
+        self.lose_run_answers = 0  # the next N runs start, but their answer is a 503
         #: called once per execution when it is first seen succeeded (the job's own writes)
         self.on_success: Callable[[Run], None] | None = None
         self._lock = threading.Lock()
@@ -303,6 +304,9 @@ class FakeCloudRun:
         queued = self.scripts.get(job) or [Script()]
         script = queued.pop(0) if len(queued) > 1 else queued[0]  # the last one goes on
         self.runs[name] = Run(name, job, script, overrides, now)
+        if self.lose_run_answers:
+            self.lose_run_answers -= 1
+            return 503, {"error": {"code": 503, "status": "UNAVAILABLE", "message": "lost"}}
         return 200, operation(self.runs[name], now)
 
     def list_entries(self, body: dict[str, Any], now: float) -> tuple[int, dict[str, Any]]:
@@ -521,6 +525,15 @@ async def test_an_execution_cloud_run_no_longer_knows_is_not_adopted(tmp_path, f
     spec = spec_for(tmp_path, remote_ref=f"{PARENT}/jobs/{JOB}/executions/{JOB}-99999")
     found = await executor_for(fake).recover([(row_for(spec), spec)])
     assert not isinstance(found[7], Adopted) and found[7].gone
+
+
+async def test_a_start_whose_answer_was_lost_finds_its_execution_by_the_tag(tmp_path, fake):
+    fake.add_job(JOB)
+    fake.lose_run_answers = 1
+    handle = await executor_for(fake).start(spec_for(tmp_path))
+    assert list(fake.runs) == [handle.launched.ref]  # the one that ran, and no twin
+    with anyio.fail_after(20):
+        assert (await handle.wait()).exit_code == 0
 
 
 async def test_a_missing_job_fails_the_start_in_words(tmp_path, fake):
