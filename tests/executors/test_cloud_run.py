@@ -631,6 +631,27 @@ def test_executors_for_builds_the_cloud_run_executor_from_the_config(tmp_path):
     assert executor.jobs["pgs"] == CloudRunJob(job=JOB, args_from=3)
 
 
+def test_without_the_extra_one_line_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    from core.errors import UserError
+    from core.preflight import builtin_checks, run_checks
+    from tests.helpers import day, invoke, write_tables
+
+    monkeypatch.setitem(sys.modules, "google.cloud.run_v2", None)  # import fails
+    config = load_config(write_config(tmp_path, CONFIG))
+    write_tables(tmp_path / "wh", {"ds.src": {day("2024-01-02"): 1}}, date_column="d")
+    line = "executor kind cloud_run needs the cloud-run extra: uv sync --extra cloud-run"
+    with pytest.raises(UserError, match=line):
+        executors_for(config)
+    results = {r.name: (r.status, r.detail) for r in anyio.run(run_checks, builtin_checks(config))}
+    assert results["Cloud Run jobs ready"] == ("fail", line)
+    code, out, err = invoke(
+        ["run", "2024-01-02", "--headless", "--ignore-preflight", "--config", str(config.path)],
+        capsys,
+    )
+    # The headless run prints its log and errors on stdout: the refusal is its last line.
+    assert (code, (out + err).splitlines()[-1]) == (2, f"backfill: {line}"), (code, out, err)
+
+
 # -- the real service ----------------------------------------------------------------------------
 
 
