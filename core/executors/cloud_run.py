@@ -258,7 +258,13 @@ class Execution:
         seen: set[str] = set()
         newest: datetime | None = None
         while True:
-            ended = (await self.status()).state in ("ended", "unknown")
+            state = (await self.status()).state
+            if state == "pending" and newest is None:
+                # Nothing to hear before its task runs (a cold start, an image pull, a quota
+                # queue): no stream yet, so this silence is not counted as a stall.
+                await anyio.sleep(self._executor.log_poll)
+                continue
+            ended = state in ("ended", "unknown")
             since = "" if newest is None else f' timestamp>="{(newest - LATE_ENTRIES).isoformat()}"'
             try:
                 entries = await self._executor.call(self._read, base + since)

@@ -472,6 +472,16 @@ async def test_a_silent_execution_is_stopped_past_stall_timeout_plus_the_slack(t
     assert "stalled: no output for 1s" in spec.log_path.read_text()
 
 
+async def test_a_long_pending_execution_is_no_stall(tmp_path, fake):
+    fake.add_job(JOB)
+    fake.queue(JOB, Script(lines=[(0.0, "at last")], start_after=2.0, end_after=0.3))
+    spec = spec_for(tmp_path, stall_timeout=0.5)
+    with anyio.fail_after(20):
+        outcome = await (await executor_for(fake).start(spec)).wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 0)
+    assert "at last" in spec.log_path.read_text()
+
+
 async def test_a_refused_log_read_reconnects_and_is_no_stall(tmp_path, fake):
     fake.add_job(JOB)
     lines = [(0.1 * i, f"tick {i}") for i in range(25)]
