@@ -26,6 +26,7 @@ import contextlib
 import functools
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -61,6 +62,12 @@ class CloudRunExecutor(RemoteExecutor):
     stall_slack = 60.0
     #: seconds between two reads of an execution's log
     log_poll = 10.0
+    #: once the execution has ended, its log is read every `log_poll_ended` s, and is over
+    #: when a read brings nothing new at least `log_settle` s after the end was seen: its last
+    #: lines, often the ones saying why it failed, reach Cloud Logging last (the remote
+    #: machinery waits 10 s for them)
+    log_poll_ended = 2.0
+    log_settle = 6.0
     #: one API request unanswered this long is abandoned
     call_timeout = CALL_TIMEOUT_S
 
@@ -257,6 +264,7 @@ class Execution:
         skip = offset
         seen: set[str] = set()
         newest: datetime | None = None
+        ended_at: float | None = None
         while True:
             state = (await self.status()).state
             if state == "pending" and newest is None:
@@ -265,6 +273,8 @@ class Execution:
                 await anyio.sleep(self._executor.log_poll)
                 continue
             ended = state in ("ended", "unknown")
+            if ended and ended_at is None:
+                ended_at = time.monotonic()
             since = "" if newest is None else f' timestamp>="{(newest - LATE_ENTRIES).isoformat()}"'
             try:
                 entries = await self._executor.call(self._read, base + since)
@@ -286,9 +296,13 @@ class Execution:
                 skip = 0
             chunk = b"".join(out)
             yield chunk  # even empty: the stream is up, so its silence is the job's
-            if ended and not chunk:
+            settled = (
+                ended_at is not None and time.monotonic() - ended_at >= self._executor.log_settle
+            )
+            if settled and not chunk:
                 return
-            await anyio.sleep(self._executor.log_poll)
+            executor = self._executor
+            await anyio.sleep(executor.log_poll if ended_at is None else executor.log_poll_ended)
 
     def _read(self, filter_: str) -> list[Any]:
         return list(self._clients.log_entries(filter_))

@@ -62,6 +62,7 @@ class Script:
     exit_code: int = 0
     start_after: float = 0.1
     json_lines: bool = False  # entries as jsonPayload {"message": ...} instead of textPayload
+    lag: float = 0.0  # an entry is listed this long after its timestamp (ingestion lag)
 
 
 @dataclass
@@ -148,6 +149,8 @@ class Run:
         for i, (at, text) in enumerate(self.script.lines):
             if started + at > stop:
                 break
+            if started + at + self.script.lag > now:
+                continue
             entry: dict[str, Any] = {
                 "insertId": f"{self.name}-{i}",
                 "logName": f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
@@ -369,6 +372,8 @@ def executor_for(fake: FakeCloudRun, *, stall_slack: float = 0.0) -> CloudRunExe
     )
     executor.poll = 0.1
     executor.log_poll = 0.1
+    executor.log_poll_ended = 0.1
+    executor.log_settle = 0.5
     executor.stall_slack = stall_slack
     return executor
 
@@ -470,6 +475,20 @@ async def test_a_silent_execution_is_stopped_past_stall_timeout_plus_the_slack(t
     assert time.monotonic() - started >= 1.0  # the slack is allowed for
     assert fake.cancels == [handle.launched.ref]
     assert "stalled: no output for 1s" in spec.log_path.read_text()
+
+
+async def test_the_last_lines_reaching_cloud_logging_late_are_not_lost(tmp_path, fake):
+    fake.add_job(JOB)
+    lines = [(0.0, "start"), (0.3, "Traceback: the error that matters")]
+    fake.queue(JOB, Script(lines=lines, end_after=0.3, exit_code=1, lag=1.0))
+    spec = spec_for(tmp_path)
+    executor = executor_for(fake)
+    executor.log_settle = 1.5  # more than the lag
+    with anyio.fail_after(20):
+        outcome = await (await executor.start(spec)).wait()
+    assert outcome.exit_code == 1
+    assert "Traceback: the error that matters" in spec.log_path.read_text()
+    assert "Traceback: the error that matters" in outcome.tail
 
 
 async def test_a_long_pending_execution_is_no_stall(tmp_path, fake):
@@ -714,6 +733,8 @@ def test_a_run_on_cloud_run_ends_complete_with_each_execution_journaled(
     monkeypatch.setattr(cloud_run, "DEFAULT_ENDPOINTS", Endpoints(run=fake.url, logging=fake.url))
     monkeypatch.setattr(CloudRunExecutor, "poll", 0.2)
     monkeypatch.setattr(CloudRunExecutor, "log_poll", 0.2)
+    monkeypatch.setattr(CloudRunExecutor, "log_poll_ended", 0.2)
+    monkeypatch.setattr(CloudRunExecutor, "log_settle", 0.5)
     text = CONFIG.replace(
         "        cloud_run: {job: team-defense-game-summary-analytics-backfill}\n", ""
     )
