@@ -652,6 +652,21 @@ def test_the_config_refuses_a_cloud_run_processor_without_its_job(tmp_path):
     assert re.search(r"backfill\.yaml:\d+:", message), message
 
 
+def test_the_config_refuses_two_cloud_run_settings(tmp_path):
+    """The journal records an attempt's executor kind only: one project and region per file."""
+    from core.errors import ConfigError
+
+    text = CONFIG.replace(
+        "  - name: raw\n",
+        "  - name: raw\n    executor: {kind: cloud_run, project: other-proj-1, region: us-east1}\n",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(write_config(tmp_path, text))
+    assert "phases[1].executor: every cloud_run phase must use the same project" in str(
+        refused.value
+    ), refused.value
+
+
 def test_executors_for_builds_the_cloud_run_executor_from_the_config(tmp_path):
     config = load_config(write_config(tmp_path, CONFIG))
     executor = executors_for(config)["cloud_run"]
