@@ -3,7 +3,8 @@
 The built-in checks always run: the config is valid, the warehouse answers, the tables exist (a
 missing source table fails; a missing output table only warns: it appears with its first run),
 every command's program resolves, state_dir is writable, no other engine owns it, and how the
-processes an attempt leaves running are found (its own cgroup v2, or a scan of /proc). The
+processes an attempt leaves running are found (its own cgroup v2, or a scan of /proc), and on a
+cloud_run phase each processor's Cloud Run Job exists and never retries by itself. The
 checks of backfill.yaml's `preflight:` list follow (coverage, query, command, path_exists,
 python_import, env_var); a check that does not hold reports its severity (fail, warn or info).
 Checks run concurrently, each bounded by its timeout; a check that crashes fails with its error
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import anyio
 
-from core import process
+from core import cloud_run, process
 from core.calendar import expected_scan
 from core.config import Config
 from core.config.model import (
@@ -40,6 +41,7 @@ from core.config.model import (
     QueryCheck,
 )
 from core.coverage import CellState, measure
+from core.errors import UserError
 from core.planner import fill
 from core.state import EngineLock
 from core.warehouse import Scan, TableCheck, open_warehouse
@@ -49,6 +51,8 @@ BUILTIN_TIMEOUT = 30.0
 #: the table checks make a metadata call and a dry run per table: with 20 tables on a busy
 #: project (or an emulator on a loaded machine) that is more than one call's worth of patience
 WAREHOUSE_TIMEOUT = 120.0
+#: a metadata call per Cloud Run job (the seed has a dozen)
+CLOUD_RUN_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,11 @@ def builtin_checks(config: Config) -> list[Check]:
         Check("state_dir writable", lambda: _state_dir(config)),
         Check("engine lock free", lambda: _lock(config)),
         Check("attempts' leftover processes found", _containment),
+        *(
+            [Check("Cloud Run jobs ready", lambda: _cloud_run_jobs(config), CLOUD_RUN_TIMEOUT)]
+            if cloud_run.cloud_run_jobs(config)
+            else []
+        ),
     ]
 
 
@@ -241,8 +250,11 @@ def _expiration(config: Config, look: tuple[str, list[_Table]]) -> tuple[Status,
 def _commands(config: Config) -> tuple[Status, str]:
     unresolved = []
     for proc in config.processors:
-        if proc.command is None:
-            continue
+        if (
+            proc.command is None
+            or config.executor_of(config.phase_of(proc.name)).kind == "cloud_run"
+        ):
+            continue  # a Cloud Run Job's program is in its image
         program = sys.executable if proc.command[0] == "{python}" else proc.command[0]
         path = program if os.sep in program else shutil.which(program)
         if path is None or not os.access(config.root / path, os.X_OK):
@@ -266,6 +278,13 @@ def _lock(config: Config) -> tuple[Status, str]:
     if owner == os.getpid():
         return "pass", "owned by this process"
     return "warn", f"another engine (pid {owner}) is running; starting a run here will be refused"
+
+
+def _cloud_run_jobs(config: Config) -> tuple[Status, str]:
+    try:
+        return cloud_run.check_jobs(config)
+    except UserError as exc:  # the cloud-run extra is not installed
+        return "fail", str(exc)
 
 
 def _containment() -> tuple[Status, str]:

@@ -17,6 +17,7 @@ from core.config.model import (
     NOTIFY_EVENTS,
     PLACEHOLDER,
     PLACEHOLDERS,
+    CloudRunExecutor,
     CommandCheck,
     Config,
     CoverageCheck,
@@ -55,15 +56,15 @@ def semantic_problems(config: Config) -> list[Problem]:
 
 
 def _executors(config: Config) -> list[Problem]:
-    """Ray and Cloud Run are parsed (so a file written for them is checked) but cannot run yet:
-    a run that selects them is refused before anything starts, not half-way through a plan."""
+    """An executor that is parsed (so a file written for it is checked) but cannot run yet is
+    refused before anything starts, not half-way through a plan."""
     wanted: list[tuple[KeyPath, str]] = [(("executor", "kind"), config.executor.kind)]
     wanted += [
         (("phases", i, "executor", "kind"), phase.executor.kind)
         for i, phase in enumerate(config.phases)
         if phase.executor is not None
     ]
-    return [
+    problems = [
         Problem(
             at,
             f"executor kind {kind} is not available in this version "
@@ -72,6 +73,34 @@ def _executors(config: Config) -> list[Problem]:
         for at, kind in wanted
         if kind not in AVAILABLE_EXECUTORS
     ]
+    return problems + _cloud_run(config)
+
+
+def _cloud_run(config: Config) -> list[Problem]:
+    """A processor on a cloud_run phase runs as its Cloud Run Job: it must name it. The journal
+    records an attempt's executor kind only, so all cloud_run phases share one project+region."""
+    problems = []
+    settings: set[tuple[str, str]] = set()
+    for i, phase in enumerate(config.phases):
+        executor = config.executor_of(phase)
+        if not isinstance(executor, CloudRunExecutor):
+            continue
+        settings.add((executor.project, executor.region))
+        if len(settings) > 1:
+            at: KeyPath = ("phases", i, "executor") if phase.executor else ("executor",)
+            problems.append(
+                Problem(at, "every cloud_run phase must use the same project and region")
+            )
+        for j, proc in enumerate(phase.processors):
+            if proc.command is not None and proc.cloud_run is None:
+                problems.append(
+                    Problem(
+                        ("phases", i, "processors", j),
+                        f"processor {proc.name} runs on executor cloud_run (phase "
+                        f"{phase.name}) but names no Cloud Run Job: add cloud_run: {{job: ...}}",
+                    )
+                )
+    return problems
 
 
 def _notify(config: Config) -> list[Problem]:

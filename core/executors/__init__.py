@@ -1,13 +1,15 @@
 """Executors: what runs an attempt's command, behind one protocol (`base`), so that the engine's
 promises (limits, cancel, logs, adoption after a crash) do not depend on where it runs.
 
-`local` (`LocalExecutor`) is the only one so far: a subprocess in its own process group, all of
-it in `core.process`. The engine uses executors through this package only, never `core.process`
-itself: the values that cross the boundary and the per-attempt log file's readers, which every
-executor shares, are re-exported here.
+`local` (`LocalExecutor`): a subprocess in its own process group, all of it in `core.process`.
+`cloud_run` (`core.executors.cloud_run`): an execution of the processor's Cloud Run Job.
+The engine uses executors through this package only, never `core.process` itself: the values
+that cross the boundary and the per-attempt log file's readers, which every executor shares,
+are re-exported here.
 """
 
 from core.config import Config
+from core.config.model import CloudRunExecutor as CloudRunSettings
 from core.executors.base import Adopted, Executor, Handle, Remote
 from core.executors.local import LocalExecutor
 from core.process import AttemptOutcome, AttemptSpec, Launched, Reason, Unproven, read_recent
@@ -39,5 +41,11 @@ def executors_for(config: Config) -> dict[str, Executor]:
         if settings.kind in executors:
             continue
         # The remote ones are imported only when selected: their clients are extras.
+        if isinstance(settings, CloudRunSettings):
+            from core.executors.cloud_run import CloudRunExecutor
+
+            jobs = {p.name: p.cloud_run for p in config.processors if p.cloud_run is not None}
+            executors[settings.kind] = CloudRunExecutor(settings, jobs)
+            continue
         raise ValueError(f"executor kind {settings.kind} is not available in this version")
     return executors

@@ -32,6 +32,12 @@ def test_it_names_the_seed_tables_and_date_columns():
     precompute = config.phase("precompute")
     assert precompute.bootstrap_days == 14
     assert config.phase("analytics").max_parallel == 5
+    # The seed's Cloud Run Jobs, mapped while the phase runs locally (job-config.env JOB_NAME).
+    jobs = {p.name: p.cloud_run.job for p in config.phase("analytics").processors if p.cloud_run}
+    assert jobs["player_game_summary"] == "player-game-summary-analytics-backfill"
+    assert jobs["team_offense_game_summary"] == "team-offense-analytics-backfill"
+    assert len(jobs) == 5
+    assert config.executor_of(config.phase("analytics")).kind == "local"
 
 
 def test_status_and_plan_read_its_project(emulator, demo_sqlite: SeedSummary, monkeypatch, capsys):

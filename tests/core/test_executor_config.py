@@ -1,6 +1,7 @@
-"""`executor:` in backfill.yaml (DESIGN.md): local by default, a phase may override it; ray and
-cloud_run are parsed and checked, but this version cannot run them, so a config selecting one is
-refused by every command with one line naming file:line and key, and exit 2."""
+"""`executor:` in backfill.yaml (DESIGN.md): local by default, a phase may override it; ray is
+parsed and checked, but this version cannot run it, so a config selecting it is refused by every
+command with one line naming file:line and key, and exit 2; so is a cloud_run phase whose
+processor names no Cloud Run Job."""
 
 from __future__ import annotations
 
@@ -64,18 +65,18 @@ def test_selecting_ray_is_refused_naming_the_line(tmp_path, capsys, command):
     )
 
 
-def test_run_refuses_an_unavailable_executor_before_starting(tmp_path, capsys):
+def test_run_refuses_a_cloud_run_processor_naming_no_job_before_starting(tmp_path, capsys):
     path = config_with(
         tmp_path,
         phase="    executor: {kind: cloud_run, project: my-proj-1, region: europe-west1}\n",
-        processor="        cloud_run: {job: player-props, args_from: 1}\n",
     )
     result = invoke(["run", "2024-01-02", "--headless", "--config", str(path)], capsys)
     assert_refused(
         result,
         path,
-        "13",
-        "phases[1].executor.kind: executor kind cloud_run is not available in this version",
+        "15",
+        "phases[1].processors[0]: processor job runs on executor cloud_run (phase work) but "
+        "names no Cloud Run Job",
     )
     assert not list(tmp_path.glob(".backfill/logs/**/*.log")), "no attempt may have started"
 
