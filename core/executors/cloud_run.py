@@ -121,10 +121,6 @@ class CloudRunExecutor(RemoteExecutor):
         from google.cloud import run_v2
 
         mapping = self._mapping(spec)
-        try:  # where its output is mirrored (as a local attempt's spawn makes it)
-            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CloudRunError(f"cannot create {spec.log_path.parent}: {exc}") from exc
         env = {**spec.env, "BACKFILL_ATTEMPT": spec.tag}
         args = list(spec.argv[mapping.args_from :])
         override = run_v2.RunJobRequest.Overrides.ContainerOverride(

@@ -192,8 +192,10 @@ class RemoteAttempt:
                 self._status = status
                 self._end_mono = now
                 return
-            if not self._stream_up:
-                self._last_output = now  # silence we cannot hear is not the job's
+            if not self._stream_up or status is None or status.state == "pending":
+                # Silence we cannot hear is not the job's, nor is a job's that has not begun
+                # (a cold start, an image pull, a queue for resources).
+                self._last_output = now
             if self._kill_reason is None:
                 if deadline is not None and now >= deadline:
                     self._kill("timeout", f"timed out after {human(spec.timeout)}")
@@ -302,6 +304,10 @@ class RemoteExecutor:
 
     async def start(self, spec: AttemptSpec) -> RemoteAttempt:
         started_at = time.time()
+        try:  # as for a local process: the log's folder is made at the start
+            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot make the attempt's log folder: {exc}") from exc
         job = await self.submit(spec)
         return self._handle(job, spec, started_at)
 

@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
@@ -35,6 +37,7 @@ class ToyJob:
         self.deleted = False
         self.stops = 0
         self.pending_forever = False
+        self.pending_until = 0.0  # time.monotonic() until which the job is said to be pending
 
     @property
     def ref(self) -> str:
@@ -45,6 +48,8 @@ class ToyJob:
             return JobStatus("unknown")
         if self.pending_forever:
             return JobStatus("ended", message="pending past the cluster's limit", unstarted=True)
+        if time.monotonic() < self.pending_until:
+            return JobStatus("pending")
         assert self.proc is not None
         code = self.proc.poll()
         if code is None:
@@ -170,6 +175,19 @@ async def test_a_silent_job_is_stopped_as_stalled(tmp_path: Path) -> None:
     assert outcome.reason == "stall"
     assert executor.jobs["toy-7@journal"].proc.poll() is not None  # type: ignore[union-attr]
     assert "stalled: no output for 0.6s; stopping job toy-7@journal" in spec.log_path.read_text()
+
+
+async def test_a_job_still_pending_is_not_stalled_and_its_log_folder_is_made(
+    tmp_path: Path,
+) -> None:
+    executor = ToyExecutor(tmp_path)
+    spec = spec_for(tmp_path, "print('at last', flush=True)", stall_timeout=0.5)
+    spec = replace(spec, log_path=tmp_path / "logs" / "run-1" / "attempt.log")
+    handle = await executor.start(spec)
+    executor.jobs["toy-7@journal"].pending_until = time.monotonic() + 2.0  # 4x the limit
+    outcome = await handle.wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 0)
+    assert "at last" in spec.log_path.read_text()
 
 
 async def test_timeout_and_cancel_stop_the_job_before_wait_returns(tmp_path: Path) -> None:
