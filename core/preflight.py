@@ -39,9 +39,9 @@ from core.config.model import (
     PythonImportCheck,
     QueryCheck,
 )
-from core.coverage import CellState, measure
+from core.coverage import counts_complete, measure
 from core.planner import fill
-from core.state import EngineLock
+from core.state import EngineLock, Journal
 from core.warehouse import Scan, TableCheck, open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]
@@ -286,6 +286,12 @@ def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
         coverage = measure(config, warehouse, start, end)
     finally:
         warehouse.close()
+    journal = Journal.open_if_exists(config.state_path)
+    if journal is not None:
+        try:
+            coverage = coverage.with_known_empty(journal.known_empty_cells(start, end))
+        finally:
+            journal.close()
     if spec.phase:
         phase = config.phase(spec.phase)
         share, label = coverage.phase_coverage(phase), phase.label
@@ -295,7 +301,7 @@ def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
         proc = config.processor(spec.processor)
         skipped = coverage.skipped[config.phase_of(proc.name).name]
         due_dates = [d for d in coverage.calendar.expected_dates if d not in skipped]
-        done = sum(coverage.cell(proc, d).state is CellState.COMPLETE for d in due_dates)
+        done = sum(counts_complete(coverage.cell(proc, d).state) for d in due_dates)
         share, label, due = (
             (done / len(due_dates) if due_dates else None),
             proc.name,

@@ -38,6 +38,7 @@ __all__ = [
     "EngineSnapshot",
     "ItemState",
     "ItemView",
+    "KnownEmpty",
     "Pause",
     "PauseView",
     "Reply",
@@ -152,6 +153,9 @@ class EngineSnapshot:
     error: str | None = None
     #: throttling in force now (cooldowns and daily-quota pauses), whatever `since` was
     pauses: tuple[PauseView, ...] = ()
+    #: every known-empty cell of the run's range, when they changed after `since` (None:
+    #: unchanged, keep what you have): the journal, not the warehouse, knows them
+    known_empty: frozenset[tuple[str, date]] | None = None
 
     def count(self, state: ItemState) -> int:
         return self.counts.get(state, 0)
@@ -231,7 +235,18 @@ class SetConcurrency:
     limit: int
 
 
-Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency
+@dataclass(frozen=True)
+class KnownEmpty:
+    """Journal `processor`'s `dates` as known empty (no rows are due, so they count as
+    complete and are not run), or with `undo` judge them by their rows again."""
+
+    processor: str
+    dates: frozenset[date]
+    reason: str = ""
+    undo: bool = False
+
+
+Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency | KnownEmpty
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from core.engine.api import (
     Command,
     EngineEvent,
     EngineSnapshot,
+    KnownEmpty,
     Pause,
     Reply,
     Resume,
@@ -138,7 +139,9 @@ class Engine:
     async def _run(self) -> RunResult:
         start, end = self.request.start, self.request.end
         coverage = await anyio.to_thread.run_sync(
-            lambda: measure(self.config, self.warehouse, start, end)
+            lambda: measure(self.config, self.warehouse, start, end).with_known_empty(
+                self.journal.known_empty_cells(start, end)
+            )
         )
         self.coverage = coverage
         loaded = await anyio.to_thread.run_sync(self._load, coverage)
@@ -348,7 +351,7 @@ class Engine:
     async def submit(self, command: Command, by: Who | None = None) -> Reply:
         """Apply a client's command (from the engine's event loop). Journaled as an operator
         action with who sent it; the reply says what happened."""
-        reply = await self._apply(command)
+        reply = await self._apply(command, by)
         who = {"who": by.describe()} if by is not None else {}
         self._journal_event(
             f"operator_{type(command).__name__.lower()}", **_fields(command), **who, ok=reply.ok
@@ -356,7 +359,7 @@ class Engine:
         self._wake.set()
         return reply
 
-    async def _apply(self, command: Command) -> Reply:
+    async def _apply(self, command: Command, by: Who | None = None) -> Reply:
         store, attempts = self.store, self.attempts
         match command:
             case Pause():
@@ -414,7 +417,63 @@ class Engine:
                     return Reply(False, f"{phase} runs nothing (its processors are sources).")
                 self.limits[phase] = max(1, limit)
                 return Reply(True, f"{phase}: up to {self.limits[phase]} at once.")
+            case KnownEmpty():
+                return self._known_empty(command, by)
         raise AssertionError(f"unknown command {command!r}")
+
+    def _known_empty(self, command: KnownEmpty, by: Who | None) -> Reply:
+        """Journal the cells (or undo), then judge the run by them at once: pending items whose
+        every date is now known empty settle as done, the rest run only their other dates.
+        A running attempt goes on: it counts as done when it ends, rows or not."""
+        name, days = command.processor, sorted(command.dates)
+        if not self.config.has_processor(name):
+            return Reply(False, f"No processor {name!r}.")
+        if not days:
+            return Reply(False, "No dates given.")
+        if not command.undo and not command.reason.strip():
+            return Reply(False, "A known-empty mark needs a reason.")
+        who = by.describe() if by is not None else "engine"
+        if command.undo:
+            count = self.journal.unmark_known_empty(name, days, who, run_id=self.run_id)
+        else:
+            count = self.journal.mark_known_empty(
+                name, days, command.reason.strip(), who, run_id=self.run_id
+            )
+        span_text = f"{days[0]}" if len(days) == 1 else f"{days[0]}…{days[-1]}"
+        settled = 0
+        if self.coverage is not None:
+            cov = self.coverage
+            marked = set(cov.known_empty)
+            cells = {(name, d) for d in days}
+            marked = marked - cells if command.undo else marked | cells
+            self.coverage = cov.with_known_empty(marked)
+            if self._gates is not None:
+                self._gates.update(self.coverage, days)
+            if self.store is not None:
+                self._snapshots.known_empty_changed(self.store)
+                if not command.undo:
+                    settled = self._settle_known_empty(name, set(days))
+        if command.undo:
+            return Reply(
+                True,
+                f"{name} {span_text}: {count} known-empty marks undone; judged by rows again.",
+                count,
+            )
+        more = f"; {settled} pending items settled" if settled else ""
+        return Reply(True, f"{name} {span_text}: {count} cells marked known empty{more}.", count)
+
+    def _settle_known_empty(self, name: str, days: set[date]) -> int:
+        # With `--reprocess all` dispatch would run every date of an item, known empty or not:
+        # an item made only of cells just marked is settled here, whatever the request.
+        assert self.store is not None
+        settled = 0
+        for item in list(self.store.pending()):
+            if item.state is not ItemState.PENDING or item.processor.name != name:
+                continue
+            if set(item.dates) <= days:
+                self.store.set_state(item, ItemState.DONE, reason="known empty")
+                settled += 1
+        return settled
 
     def _retry(self, processor: str | None, dates: frozenset[date] | None) -> int:
         """Queue failed (and hence blocked) items again, only for the failed cells: healthy

@@ -36,6 +36,7 @@ STATE_STYLE = {
     CellState.QUEUED: "cyan",
     CellState.RUNNING: "bold blue",
     CellState.BLOCKED: "magenta",
+    CellState.KNOWN_EMPTY: "green",
 }
 
 
