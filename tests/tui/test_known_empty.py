@@ -66,6 +66,18 @@ def test_known_empty_with_a_live_engine_settles_pending_items_and_the_run_comple
     status = json.loads(backfill(slow_demo, "status", "--json").stdout)
     procs = {p["name"]: p for ph in status["phases"] for p in ph["processors"]}
     assert procs[processor]["known_empty"] >= 1
+    report = json.loads(backfill(slow_demo, "report", "--format", "json").stdout)
+    assert report["known_empty"]["count"] == 4
+    assert {c["reason"] for c in report["known_empty"]["cells"]} == {"no games that week"}
+    assert [c["date"] for c in report["known_empty"]["cells"]] == [
+        "2024-01-19",
+        "2024-01-20",
+        "2024-01-21",
+        "2024-01-22",
+    ]
+    markdown = backfill(slow_demo, "report").stdout
+    assert "## Known empty" in markdown and "4 cells, counted complete:" in markdown
+    assert f"- {processor} 2024-01-19..2024-01-22 (4): no games that week" in markdown
 
     # With the engine gone, the undo goes to the journal directly (and exits 0, not 3).
     undone = backfill(slow_demo, "known-empty", processor, "2024-01-19", "2024-01-22", "--undo")
