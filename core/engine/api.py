@@ -36,6 +36,7 @@ __all__ = [
     "EngineClient",
     "EngineEvent",
     "EngineSnapshot",
+    "Exclude",
     "ItemState",
     "ItemView",
     "KnownEmpty",
@@ -187,6 +188,8 @@ class RunResult:
     complete: bool
     #: targeted (processor, date) cells that did not end complete or skipped
     incomplete: list[tuple[str, date]] = field(default_factory=list)
+    #: the incomplete cells an operator excluded from the run (`Exclude`)
+    excluded: list[tuple[str, date]] = field(default_factory=list)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -246,7 +249,19 @@ class KnownEmpty:
     undo: bool = False
 
 
-Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency | KnownEmpty
+@dataclass(frozen=True)
+class Exclude:
+    """Take `processor`'s items holding any of `dates` out of this run: pending, failed and
+    blocked ones settle as excluded, running ones are cancelled first, and no retry of this
+    run queues them again. Unlike known empty, the cells stay not complete."""
+
+    processor: str
+    dates: frozenset[date]
+
+
+Command = (
+    Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency | KnownEmpty | Exclude
+)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from core.engine.api import (
     Command,
     EngineEvent,
     EngineSnapshot,
+    Exclude,
     KnownEmpty,
     Pause,
     Reply,
@@ -110,6 +111,8 @@ class Engine:
         self.held: str | None = None
         #: the journal file was deleted or replaced: why (dispatch is over)
         self._journal_gone: str | None = None
+        #: cells an operator took out of this run (`Exclude`): never queued again by a retry
+        self.excluded: set[tuple[str, date]] = set()
         self._started = time.monotonic()
         self._wake = anyio.Event()
         self._gates: GateShares | None = None
@@ -419,6 +422,8 @@ class Engine:
                 return Reply(True, f"{phase}: up to {self.limits[phase]} at once.")
             case KnownEmpty():
                 return self._known_empty(command, by)
+            case Exclude(processor=processor, dates=dates):
+                return await self._exclude(processor, dates)
         raise AssertionError(f"unknown command {command!r}")
 
     def _known_empty(self, command: KnownEmpty, by: Who | None) -> Reply:
@@ -462,6 +467,42 @@ class Engine:
         more = f"; {settled} pending items settled" if settled else ""
         return Reply(True, f"{name} {span_text}: {count} cells marked known empty{more}.", count)
 
+    async def _exclude(self, processor: str, dates: frozenset[date]) -> Reply:
+        """The run goes on without these items: it can end, incomplete, naming them."""
+        store, attempts = self.store, self.attempts
+        if store is None or attempts is None:
+            return Reply(False, "No items yet: the run is still being planned.")
+        if not self.config.has_processor(processor):
+            return Reply(False, f"No processor {processor!r}.")
+        chosen = [
+            item
+            for item in store.items.values()
+            if item.processor.name == processor
+            and dates & set(item.dates)
+            and item.state is not ItemState.DONE
+        ]
+        if not chosen:
+            return Reply(False, f"No open or failed items of {processor} on those dates.")
+        running = [
+            i.id for i in chosen if i.state is ItemState.RUNNING and i.id in attempts.handles
+        ]
+        for item in chosen:
+            # An item is a chunk of dates: all of it leaves the run, as a cancel stops all of it.
+            self.excluded |= {(processor, d) for d in item.dates}
+        if running:
+            attempts.excluded.update(running)
+            await attempts.cancel(running)
+        for item in chosen:
+            if item.state is not ItemState.RUNNING:
+                store.set_state(item, ItemState.CANCELLED, reason="excluded by operator")
+        cells = sum(len(i.dates) for i in chosen)
+        return Reply(
+            True,
+            f"Excluded {len(chosen)} items ({cells} cells) of {processor} from this run"
+            + (f"; {len(running)} running ones cancelled." if running else "."),
+            len(chosen),
+        )
+
     def _settle_known_empty(self, name: str, days: set[date]) -> int:
         # With `--reprocess all` dispatch would run every date of an item, known empty or not:
         # an item made only of cells just marked is settled here, whatever the request.
@@ -488,6 +529,8 @@ class Engine:
                 continue
             if dates and not dates & set(item.dates):
                 continue
+            if any((item.processor.name, d) in self.excluded for d in item.dates):
+                continue  # taken out of this run by an operator: a retry does not undo that
             self.store.reset(item, reason="retry requested")
             count += 1
         return count
@@ -567,7 +610,8 @@ class Engine:
             else "finished"
         )
         self.journal.end_run(store.run_id, status)
-        return RunResult(store.run_id, not incomplete, incomplete)
+        excluded = [cell for cell in incomplete if cell in self.excluded]
+        return RunResult(store.run_id, not incomplete, incomplete, excluded)
 
 
 def _fields(command: Command) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from core.engine.api import (
     CancelItem,
     Command,
     EngineSnapshot,
+    Exclude,
     ItemState,
     ItemView,
     KnownEmpty,
@@ -59,6 +60,7 @@ COMMANDS: dict[str, type[Command]] = {
     "retry": Retry,
     "set_concurrency": SetConcurrency,
     "known_empty": KnownEmpty,
+    "exclude": Exclude,
 }
 COMMAND_NAMES = {cls: name for name, cls in COMMANDS.items()}
 
@@ -117,7 +119,7 @@ def command_from_json(data: dict[str, Any]) -> Command:
         raise ProtocolError(f"unknown command {kind!r}")
     names = {f.name for f in fields(cls)}
     args = {k: v for k, v in data.items() if k in names}
-    if cls in (Retry, KnownEmpty) and args.get("dates") is not None:
+    if cls in (Retry, KnownEmpty, Exclude) and args.get("dates") is not None:
         args["dates"] = frozenset(date.fromisoformat(d) for d in args["dates"])
     try:
         return cls(**args)
