@@ -154,3 +154,26 @@ def test_known_empty_bad_input_is_one_line_and_exit_2(tiny, capsys):
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) <= 3, err  # click's usage line, its hint, and the one message
     assert not (tiny.state_path / "journal.sqlite").exists()  # nothing was written
+
+
+def test_a_coverage_preflight_check_counts_known_empty_cells_as_complete(tiny, capsys):
+    text = tiny.path.read_text()
+    check = (
+        "preflight:\n  - {name: player covered, kind: coverage, processor: player,"
+        " min_coverage: 0.3}\n"
+    )
+    tiny.path.write_text(check + text)
+    cfg = str(tiny.path)
+
+    def status() -> str:
+        _, out, _ = invoke(["preflight", "--json", "--config", cfg], capsys)
+        (result,) = [c for c in json.loads(out)["checks"] if c["name"] == "player covered"]
+        return str(result["status"])
+
+    assert status() == "fail"  # 1 of 8 dates complete
+    code, _, err = invoke(
+        ["known-empty", "player", "2024-01-09", "2024-01-10", "--reason", "none", "--config", cfg],
+        capsys,
+    )
+    assert code == 0, err
+    assert status() == "pass"  # 3 of 8
