@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core.calendar import days_between
 from core.config import Config, load_config
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
@@ -26,6 +27,7 @@ from core.engine.api import (
     CancelAll,
     CancelItem,
     Command,
+    KnownEmpty,
     Pause,
     Reply,
     Resume,
@@ -110,7 +112,9 @@ def _coverage(
     """The coverage of the range and, if asked, the bytes a refresh of it scans (a dry run)."""
     warehouse = open_warehouse(config)
     try:
-        coverage = measure(config, warehouse, start, end)
+        coverage = measure(config, warehouse, start, end).with_known_empty(
+            _known_empty_cells(config, start, end)
+        )
         return coverage, refresh_cost(config, warehouse, start, end) if cost else None
     finally:
         warehouse.close()
@@ -182,6 +186,19 @@ def status(
         # Home, clear: the report redrawn in place, as `watch` does.
         click.echo(f"\x1b[H\x1b[2J{time.strftime('%H:%M:%S')} · every {interval:g}s\n{text}")
         time.sleep(interval)
+
+
+def _known_empty_cells(config: Config, start: date, end: date) -> frozenset[tuple[str, date]]:
+    """Cells an operator journaled as known empty (none before the first journal)."""
+    from core.state import Journal
+
+    journal = Journal.open_if_exists(config.state_path)
+    if journal is None:
+        return frozenset()
+    try:
+        return journal.known_empty_cells(start, end)
+    finally:
+        journal.close()
 
 
 def _failed_cells(config: Config, start: date, end: date) -> frozenset[tuple[str, date]]:
@@ -498,6 +515,92 @@ def stop(cancel_running: bool, config_path: Path, as_json: bool) -> None:
     """End the live run: no new dispatch, running attempts finish (or are cancelled), then the
     engine exits. Starting the same run again resumes it."""
     _control(config_path, Stop(cancel_running=cancel_running), as_json)
+
+
+@cli.command("known-empty")
+@click.argument("processor")
+@click.argument("first", metavar="DATE", type=DATE)
+@click.argument("last", metavar="[DATE_END]", type=DATE, required=False)
+@click.option("--reason", help="Why no rows are due (journaled with who and when).")
+@click.option("--undo", is_flag=True, help="Judge these cells by their rows again.")
+@config_option
+@json_option
+def known_empty(
+    processor: str,
+    first: date,
+    last: date | None,
+    reason: str | None,
+    undo: bool,
+    config_path: Path,
+    as_json: bool,
+) -> None:
+    """Mark PROCESSOR's cells from DATE to DATE_END (every day; default: DATE alone) known
+    empty: no rows are due, so they count as complete and are never run (`--reprocess all`
+    still runs them; they stay known empty until undone). `--undo` takes the mark back.
+
+    With a live engine the mark goes through it (pending items of those cells are settled at
+    once, dashboards see it); without one it is written to the journal directly."""
+    config = load_config(config_path)
+    if not config.has_processor(processor):
+        raise click.BadParameter(
+            f"unknown processor {processor!r} (see `backfill status` for the names)",
+            param_hint="PROCESSOR",
+        )
+    last = last or first
+    if last < first:
+        raise click.BadParameter(f"the range ends ({last}) before it starts ({first})")
+    if undo and reason is not None:
+        raise click.UsageError("--undo takes no --reason")
+    if not undo and not (reason or "").strip():
+        raise click.UsageError("say why these cells have no rows: --reason TEXT (or --undo)")
+    command = KnownEmpty(
+        processor, frozenset(days_between(first, last)), (reason or "").strip(), undo
+    )
+    _mark_known_empty(config, command, as_json)
+
+
+def _mark_known_empty(config: Config, command: KnownEmpty, as_json: bool) -> None:
+    import anyio
+
+    from core.engine.api import Who
+    from core.service.client import NoEngine, RemoteEngine
+    from core.state import Journal
+
+    who = Who.me("cli")
+
+    async def send() -> tuple[Reply, int]:
+        engine = await RemoteEngine.connect(config.state_path, who)
+        try:
+            return await engine.submit(command), engine.info.pid
+        finally:
+            await engine.aclose()
+
+    pid: int | None
+    try:
+        reply, pid = anyio.run(send)
+    except NoEngine:
+        # No engine to tell: the journal is the truth the next engine and dashboard read.
+        journal = Journal(config.state_path)
+        try:
+            days = sorted(command.dates)
+            if command.undo:
+                count = journal.unmark_known_empty(
+                    command.processor, days, who.describe(), run_id=None
+                )
+                message = f"{command.processor}: {count} known-empty marks undone."
+            else:
+                count = journal.mark_known_empty(
+                    command.processor, days, command.reason, who.describe(), run_id=None
+                )
+                message = f"{command.processor}: {count} cells marked known empty."
+        finally:
+            journal.close()
+        reply, pid = Reply(True, message, count), None
+    if as_json:
+        _emit_json({**asdict(reply), "engine": None if pid is None else {"pid": pid}})
+    else:
+        click.echo(reply.message if reply.ok else f"backfill: {reply.message}", err=not reply.ok)
+    raise click.exceptions.Exit(0 if reply.ok else EXIT_BAD_INPUT)
 
 
 @cli.command()

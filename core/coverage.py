@@ -8,7 +8,7 @@ is the worst of its processors: the seed's monitor took the best and hid lagging
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -34,6 +34,17 @@ class CellState(StrEnum):
     RUNNING = "running"
     FAILED = "failed"
     BLOCKED = "blocked"
+    #: expected, no (or too few) rows, and an operator journaled that this is right (a game date
+    #: with no games for that table): counts as complete everywhere, and can be undone
+    KNOWN_EMPTY = "known_empty"
+
+
+#: states that count as complete in coverage shares, gates and a run's verdict
+COMPLETE_STATES = frozenset({CellState.COMPLETE, CellState.KNOWN_EMPTY})
+
+
+def counts_complete(state: CellState) -> bool:
+    return state in COMPLETE_STATES
 
 
 #: How bad a state is when several processors share a date: the phase shows the worst.
@@ -44,6 +55,7 @@ WORST_FIRST = (
     CellState.PARTIAL,
     CellState.RUNNING,
     CellState.QUEUED,
+    CellState.KNOWN_EMPTY,
     CellState.COMPLETE,
     CellState.SKIPPED,
     CellState.NOT_EXPECTED,
@@ -73,6 +85,12 @@ class Coverage:
     #: phase name -> its bootstrap dates in range
     skipped: Mapping[str, frozenset[date]]
     measured_at: datetime
+    #: (processor, date) cells an operator marked known empty (the journal's `known_empty`);
+    #: the warehouse knows nothing of them, so whoever has a journal attaches them
+    known_empty: frozenset[tuple[str, date]] = frozenset()
+
+    def with_known_empty(self, cells: Iterable[tuple[str, date]]) -> Coverage:
+        return replace(self, known_empty=frozenset(cells))
 
     def rows_of(self, processor: str, day: date) -> int:
         return self.rows[processor].get(day, 0)
@@ -97,6 +115,8 @@ class Coverage:
         need = self.required(processor, day)
         if rows >= need:
             return Cell(CellState.COMPLETE, rows, need)
+        if (processor.name, day) in self.known_empty:
+            return Cell(CellState.KNOWN_EMPTY, rows, need)
         return Cell(CellState.PARTIAL if rows else CellState.MISSING, rows, need)
 
     def phase_state(self, phase: Phase, day: date) -> CellState:
@@ -107,7 +127,7 @@ class Coverage:
         due = [d for d in self.calendar.expected_dates if d not in self.skipped[phase.name]]
         if not due:
             return None
-        return sum(self.phase_state(phase, d) is CellState.COMPLETE for d in due) / len(due)
+        return sum(counts_complete(self.phase_state(phase, d)) for d in due) / len(due)
 
     def window(self, start: date, end: date) -> Coverage:
         """The same counts seen over a narrower range (planning a run inside a refresh)."""

@@ -18,7 +18,7 @@ from core.coverage import WORST_FIRST, CellState, Coverage, worst
 
 CODES: tuple[CellState, ...] = tuple(CellState)
 CODE: dict[CellState, int] = {state: i for i, state in enumerate(CODES)}
-_SETTLED = (CellState.COMPLETE, CellState.SKIPPED, CellState.NOT_EXPECTED)
+_SETTLED = (CellState.COMPLETE, CellState.KNOWN_EMPTY, CellState.SKIPPED, CellState.NOT_EXPECTED)
 #: a code's rank in WORST_FIRST, indexed by code: the worst of a column is a min() over bytes
 _RANK_OF_CODE = tuple(WORST_FIRST.index(state) for state in CODES)
 #: code -> 1 for not expected, else 0 (a bytes.translate table)

@@ -269,6 +269,13 @@ async def _engine_run(
         f"{shown}{more}. See `backfill status`, `backfill logs PROCESSOR DATE`; "
         "run again to resume."
     )
+    if result.excluded:
+        named = ", ".join(f"{name} {day}" for name, day in result.excluded[:8])
+        rest = len(result.excluded) - 8
+        echo(
+            f"Excluded by an operator: {len(result.excluded)} of them: {named}"
+            + (f" (+{rest} more)" if rest > 0 else "")
+        )
     return 1
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from core.config import Config, Phase, Processor
 from core.config.model import PLACEHOLDER
-from core.coverage import CellState, Coverage
+from core.coverage import CellState, Coverage, counts_complete
 from core.dateranges import runs
 
 #: what a plan targets: "missing" every cell not complete (missing, partial, failed); "failed"
@@ -25,7 +25,8 @@ from core.dateranges import runs
 #: every expected cell, complete ones too
 Reprocess = Literal["missing", "failed", "all"]
 REPROCESS_CHOICES: tuple[Reprocess, ...] = ("missing", "failed", "all")
-DONE = (CellState.COMPLETE, CellState.SKIPPED)
+#: known empty counts as done: never planned as missing, never blocks a downstream cell
+DONE = (CellState.COMPLETE, CellState.SKIPPED, CellState.KNOWN_EMPTY)
 
 
 def fill(command: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
@@ -254,7 +255,7 @@ def make_plan(
                 wanted = state is not CellState.SKIPPED and (
                     reprocess == "all"
                     or (
-                        state is not CellState.COMPLETE
+                        not counts_complete(state)
                         and (reprocess == "missing" or (proc.name, day) in failed)
                     )
                 )
@@ -306,6 +307,7 @@ def make_plan(
 def _bucket(plan: ProcessorPlan, day: date, state: CellState) -> None:
     {
         CellState.COMPLETE: plan.complete,
+        CellState.KNOWN_EMPTY: plan.complete,
         CellState.PARTIAL: plan.partial,
         CellState.SKIPPED: plan.skipped,
     }.get(state, plan.missing).append(day)
@@ -347,7 +349,7 @@ def _gate_outlook(
     due = [d for d in expected if d not in skipped]
     complete_now = complete_after = 0
     for day in due:
-        done = [coverage.cell(p, day).state is CellState.COMPLETE for p in phase.processors]
+        done = [counts_complete(coverage.cell(p, day).state) for p in phase.processors]
         fillable = [
             ok or (p.name in plans and day in plans[p.name].target_set)
             for p, ok in zip(phase.processors, done, strict=True)

@@ -40,10 +40,10 @@ from core.config.model import (
     PythonImportCheck,
     QueryCheck,
 )
-from core.coverage import CellState, measure
+from core.coverage import counts_complete, measure
 from core.errors import UserError
 from core.planner import fill
-from core.state import EngineLock
+from core.state import JOURNAL_FILE, EngineLock, Journal
 from core.warehouse import Scan, TableCheck, open_warehouse
 
 Status = Literal["pass", "warn", "fail", "info", "skipped"]
@@ -297,6 +297,23 @@ def _containment() -> tuple[Status, str]:
 Probe = Callable[[Config, Any], tuple[bool, str]]
 
 
+def _known_empty_cells(config: Config, start: date, end: date) -> frozenset[tuple[str, date]]:
+    """Read-only: coverage checks run side by side in threads, and a writable open probes the
+    state_dir with a file of its own, which those opens would race on."""
+    if not (config.state_path / JOURNAL_FILE).exists():
+        return frozenset()
+    try:
+        journal = Journal(config.state_path, read_only=True)
+    except UserError:
+        # Another schema version: the engine migrates it when it opens it; until then no
+        # cell is known empty to this check, which then errs on the strict side.
+        return frozenset()
+    try:
+        return journal.known_empty_cells(start, end)
+    finally:
+        journal.close()
+
+
 def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
     start = spec.start or config.calendar.start
     end = spec.end or config.calendar.end_date(date.today())
@@ -305,6 +322,7 @@ def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
         coverage = measure(config, warehouse, start, end)
     finally:
         warehouse.close()
+    coverage = coverage.with_known_empty(_known_empty_cells(config, start, end))
     if spec.phase:
         phase = config.phase(spec.phase)
         share, label = coverage.phase_coverage(phase), phase.label
@@ -314,7 +332,7 @@ def _coverage_probe(config: Config, spec: CoverageCheck) -> tuple[bool, str]:
         proc = config.processor(spec.processor)
         skipped = coverage.skipped[config.phase_of(proc.name).name]
         due_dates = [d for d in coverage.calendar.expected_dates if d not in skipped]
-        done = sum(coverage.cell(proc, d).state is CellState.COMPLETE for d in due_dates)
+        done = sum(counts_complete(coverage.cell(proc, d).state) for d in due_dates)
         share, label, due = (
             (done / len(due_dates) if due_dates else None),
             proc.name,

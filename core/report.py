@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.calendar import days_between
+from core.dateranges import describe
 from core.errors import UserError
 from core.failures import Failure, FailureGroup, group
 from core.progress import format_duration
 from core.state import statedir
-from core.state.journal import Journal, RunRow
+from core.state.journal import Journal, KnownEmptyRow, RunRow
 
 #: where reports are written, under state_dir
 REPORTS = "reports"
@@ -61,6 +63,9 @@ class RunReport:
     actions: list[tuple[float, str, str]]
     #: (at, what)
     timeline: list[tuple[float, str]]
+    #: cells of the run's range marked known empty (as the journal holds them now): counted
+    #: complete, so a reader of the report should see that they are and why
+    known_empty: list[KnownEmptyRow] = field(default_factory=list)
 
 
 def build_report(journal: Journal, run_id: int | None = None) -> RunReport:
@@ -114,7 +119,15 @@ def build_report(journal: Journal, run_id: int | None = None) -> RunReport:
     if run.ended_at is not None:
         timeline.append((run.ended_at, f"run ended: {run.status}"))
     return RunReport(
-        run, list(phases.values()), group(failures), attempts, retries, cooldowns, actions, timeline
+        run,
+        list(phases.values()),
+        group(failures),
+        attempts,
+        retries,
+        cooldowns,
+        actions,
+        timeline,
+        journal.known_empty(run.start, run.end),
     )
 
 
@@ -191,6 +204,19 @@ def to_json(report: RunReport) -> dict[str, Any]:
         ],
         "actions": [{"at": _iso(at), "who": who, "action": a} for at, who, a in report.actions],
         "timeline": [{"at": _iso(at), "what": what} for at, what in report.timeline],
+        "known_empty": {
+            "count": len(report.known_empty),
+            "cells": [
+                {
+                    "processor": row.processor,
+                    "date": row.day.isoformat(),
+                    "reason": row.reason,
+                    "who": row.who,
+                    "at": _iso(row.at),
+                }
+                for row in report.known_empty
+            ],
+        },
     }
 
 
@@ -242,6 +268,20 @@ def to_markdown(report: RunReport) -> str:
             f"  - first {_clock(g.first_seen)}, last {_clock(g.last_seen)}; sample log "
             f"`{_code(g.sample_log or '-')}`",
         ]
+    lines += ["", "## Known empty", ""]
+    if not report.known_empty:
+        lines.append("None.")
+    else:
+        lines.append(f"{len(report.known_empty)} cells, counted complete:")
+    by_reason: dict[tuple[str, str], list[KnownEmptyRow]] = {}
+    for row in report.known_empty:
+        by_reason.setdefault((row.processor, row.reason), []).append(row)
+    for (processor, reason), rows in by_reason.items():
+        days = [row.day for row in rows]
+        lines.append(
+            f"- {processor} {describe(days, days_between(days[0], days[-1]))}: {_code(reason)} "
+            f"— {rows[-1].who}, {_clock(rows[-1].at)}"
+        )
     lines += ["", "## Operator actions", ""]
     lines += [f"- {_clock(at)} {who}: {_code(a)}" for at, who, a in report.actions] or ["None."]
     lines += ["", "## Timeline", ""]

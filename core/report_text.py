@@ -49,6 +49,14 @@ def render_status(report: StatusReport) -> str:
         "COVER = complete share of expected dates not skipped; a phase counts a date complete "
         "only\nwhen all its processors are. BLOCK = missing or partial with an upstream gap."
     )
+    empty = [
+        f"{p.processor.name} {p.counts.known_empty}"
+        for phase in report.phases
+        for p in phase.processors
+        if p.counts.known_empty
+    ]
+    if empty:
+        lines.append(f"Known empty (counted complete): {', '.join(empty)}")
     if absent:
         lines.append(f"* table does not exist yet: {', '.join(absent)}")
     if report.season_names:

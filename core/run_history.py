@@ -56,7 +56,10 @@ def run_history(journal: Journal, limit: int = 500) -> list[RunSummary]:
 def failure_groups(journal: Journal, start: date, end: date) -> list[FailureGroup]:
     """Every cell still failed (its latest attempt, in any run, failed), grouped by what went
     wrong, the largest group first. Blocking: call it in a worker thread."""
+    # A known-empty cell counts as complete: its failed attempt is no longer a failure.
+    settled = journal.known_empty_cells(start, end)
     return group(
         Failure(processor, (day,), a.tail, a.reason, a.ended_at, str(a.log_path))
         for (processor, day), a in sorted(journal.failed_attempts(start, end).items())
+        if (processor, day) not in settled
     )

@@ -24,6 +24,8 @@ class Counts:
     expected: int = 0
     #: subset of partial + missing whose upstream is not complete that date
     blocked: int = 0
+    #: subset of complete: no rows, and an operator journaled that none are due
+    known_empty: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -35,6 +37,9 @@ class Counts:
         self.expected += 1
         if state is CellState.COMPLETE:
             self.complete += 1
+        elif state is CellState.KNOWN_EMPTY:
+            self.complete += 1
+            self.known_empty += 1
         elif state is CellState.PARTIAL:
             self.partial += 1
         elif state is CellState.SKIPPED:
@@ -133,7 +138,7 @@ def _upstream_gap(coverage: Coverage, proc: Processor, day: date) -> bool:
     config = coverage.config
     return any(
         coverage.cell(config.processor(dep), day).state
-        not in (CellState.COMPLETE, CellState.SKIPPED)
+        not in (CellState.COMPLETE, CellState.SKIPPED, CellState.KNOWN_EMPTY)
         for dep in proc.depends_on
     )
 
@@ -149,6 +154,7 @@ def _counts_json(counts: Counts) -> dict[str, Any]:
         "failed": counts.failed,
         "skipped": counts.skipped,
         "blocked": counts.blocked,
+        "known_empty": counts.known_empty,
         "expected": counts.expected,
         "coverage": _ratio(counts.coverage),
     }
@@ -158,7 +164,7 @@ def _phase_counts_json(counts: Counts) -> dict[str, Any]:
     return {
         f"{key}_dates": value
         for key, value in _counts_json(counts).items()
-        if key not in ("blocked", "coverage")
+        if key not in ("blocked", "coverage", "known_empty")
     } | {"coverage": _ratio(counts.coverage)}
 
 

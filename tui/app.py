@@ -33,6 +33,7 @@ from core.engine.api import (
     CancelItem,
     Command,
     EngineSnapshot,
+    Exclude,
     ItemState,
     ItemView,
     Pause,
@@ -50,6 +51,7 @@ from core.notify.health import journaled_health
 from core.preflight import Check, CheckResult, all_checks, gate_record, run_checks
 from core.printable import strip_controls
 from core.report import REPORTS, save_report
+from core.service.client import EngineGone
 from core.warehouse import describe_scan_cost
 from tui.command_line import Parsed
 from tui.commands import JumpProvider
@@ -57,11 +59,20 @@ from tui.crash import crash_line, write_report
 from tui.modals.command_line import CommandLineScreen
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
+from tui.modals.known_empty import KnownEmptyScreen
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.date_detail import DateDetailScreen, RetryRequested
-from tui.screens.failures import CancelCells, Cell, FailuresScreen, OpenDate, RetryCells
+from tui.screens.date_detail import DateDetailScreen, KnownEmptyRequested, RetryRequested
+from tui.screens.failures import (
+    CancelCells,
+    Cell,
+    ExcludeCells,
+    FailuresScreen,
+    KnownEmptyCells,
+    OpenDate,
+    RetryCells,
+)
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
 from tui.text import literal
@@ -898,6 +909,115 @@ class BackfillApp(App[None]):
                     self._send(CancelItem(view.id))
 
         self.push_screen(ConfirmScreen(question, "Cancel"), confirmed)
+
+    @on(ExcludeCells)
+    def _exclude_cells(self, event: ExcludeCells) -> None:
+        """From the Failures screen: after a confirm, the live run goes on without the items
+        that hold these cells (an item is a chunk of dates: all of it leaves the run)."""
+        snap = self.session.snapshot
+        if self.session.engine is None or snap is None or snap.state in ("finished", "failed"):
+            self.notify("No live run: there is nothing to exclude them from.", markup=False)
+            return
+        cells = set(event.cells)
+        held = [
+            view
+            for view in self.session.items.values()
+            if view.state is not ItemState.DONE
+            and not (view.state is ItemState.CANCELLED and view.reason == "excluded by operator")
+            and any((view.processor, day) in cells for day in view.dates)
+        ]
+        if not held:
+            self.notify(
+                f"None of the {len(cells)} cells is in run #{snap.run_id}: nothing to exclude.",
+                markup=False,
+            )
+            return
+        plural = "s" if len(held) > 1 else ""
+        question = (
+            f"Exclude {len(held)} item{plural} of run #{snap.run_id} that hold these "
+            f"{len(cells)} cells? Running ones are cancelled; none runs again in this run, and "
+            "the run ends incomplete, naming them."
+        )
+        by_processor: dict[str, set[date]] = {}
+        for view in held:
+            by_processor.setdefault(view.processor, set()).update(
+                d for d in view.dates if (view.processor, d) in cells
+            )
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                for processor, days in sorted(by_processor.items()):
+                    self._send(Exclude(processor, frozenset(days)))
+
+        self.push_screen(ConfirmScreen(question, "Exclude"), confirmed)
+
+    @on(KnownEmptyCells)
+    def _known_empty_cells(self, event: KnownEmptyCells) -> None:
+        self._ask_known_empty(set(event.cells), undo=event.undo)
+
+    @on(KnownEmptyRequested)
+    def _known_empty_requested(self, event: KnownEmptyRequested) -> None:
+        self._ask_known_empty({(event.processor, event.day)}, undo=event.undo)
+
+    @work(exclusive=True, group="known-empty")
+    async def _ask_known_empty(self, cells: set[Cell], *, undo: bool) -> None:
+        """Ask (why, for a mark; yes or no, for an undo), then mark or unmark the cells: in
+        the live run if one is attached, else in the journal. The heatmap shows it at once."""
+        if self.read_only:
+            self.notify("Read-only: nothing is marked from this dashboard.", markup=False)
+            return
+        days = sorted(d for _, d in cells)
+        processors = sorted({p for p, _ in cells})
+        span = str(days[0]) if days[0] == days[-1] else f"{days[0]} → {days[-1]}"
+        what = (
+            f"{len(cells)} cell{'s' if len(cells) > 1 else ''} of {', '.join(processors)}, {span}"
+        )
+        reason = ""
+        if undo:
+            question = f"Undo known empty for {what}? They are judged by their rows again."
+            if not await self.push_screen_wait(ConfirmScreen(question, "Undo")):
+                return
+        else:
+            question = (
+                f"Mark {what} known empty?\n\nThey then count as complete (coverage, gates, the "
+                "planner) and are not run; E on the date view undoes it."
+            )
+            answer = await self.push_screen_wait(KnownEmptyScreen(question))
+            if answer is None:
+                return
+            reason = answer
+        by_processor: dict[str, set[date]] = {}
+        for processor, day in cells:
+            by_processor.setdefault(processor, set()).add(day)
+        try:
+            replies, rows = await self.session.known_empty(by_processor, reason, undo=undo)
+        except (UserError, OSError, EngineGone) as exc:
+            self.notify(str(exc), title="Not marked", severity="error", markup=False)
+            return
+        if rows:
+            self._heatmap().refresh_rows(rows)
+        refused = [r.message for r in replies if not r.ok]
+        self.notify(
+            "; ".join(refused or [r.message for r in replies]),
+            severity="warning" if refused else "information",
+            markup=False,
+        )
+        screen = self.screen
+        if isinstance(screen, FailuresScreen):
+            screen.reload()
+        elif isinstance(screen, DateDetailScreen):
+            screen.show_coverage(*self._date_view(screen.day))
+
+    def _date_view(self, day: date) -> tuple[Coverage, dict[str, CellState]]:
+        coverage, grid = self.session.coverage, self.session.grid
+        assert coverage is not None and grid is not None
+        column = grid.column_of(day)
+        states = (
+            {}
+            if column is None
+            else {r.key: grid.state(i, column) for i, r in enumerate(grid.rows) if not r.is_phase}
+        )
+        return coverage, states
 
     @work(exclusive=True, group="start")
     async def _retry_chosen(self, chosen: set[Cell], processors: tuple[str, ...]) -> None:

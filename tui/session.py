@@ -21,7 +21,15 @@ import anyio
 from core.calendar import days_between
 from core.config import Config
 from core.coverage import CellState, Coverage, Reread, measure, refresh_cost
-from core.engine.api import EngineSnapshot, ItemState, ItemView, RunRequest, Who
+from core.engine.api import (
+    EngineSnapshot,
+    ItemState,
+    ItemView,
+    KnownEmpty,
+    Reply,
+    RunRequest,
+    Who,
+)
 from core.grid import Grid, Overlay, build_grid, refresh_cells
 from core.service.client import EngineGone, NoEngine, RemoteEngine
 from core.service.detach import Started, last_words, run_args, start_detached
@@ -116,7 +124,9 @@ class Session:
         """Blocking (warehouse and journal reads, a grid of every day): call from a thread
         worker. The grid is drawn with the overlay as it was then; `adopt_coverage` catches up."""
         start, end = self.range
-        coverage = measure(self.config, self.warehouse, start, end)
+        coverage = measure(self.config, self.warehouse, start, end).with_known_empty(
+            self.journal.known_empty_cells(start, end)
+        )
         past = self.journal.failed_cells(start, end)
         overlay = {cell: CellState.FAILED for cell in past} | self._overlay
         return Refreshed(coverage, build_grid(coverage, overlay), overlay, past)
@@ -165,6 +175,49 @@ class Session:
         """The engine's states over the warehouse's: this run's items first, then cells whose
         latest attempt of an earlier run failed (a view: nothing is copied per tick)."""
         return _Overlay(self._overlay, self.past_failures)
+
+    async def known_empty(
+        self, cells: Mapping[str, Iterable[date]], reason: str, *, undo: bool
+    ) -> tuple[list[Reply], set[int]]:
+        """Mark (or unmark) cells known empty: through the live engine if there is one (it
+        settles its items of them), else in the journal. The grid shows them at once, without
+        waiting for the engine's next snapshot; returns the replies and the rows to repaint."""
+        replies: list[Reply] = []
+        who = Who.me("dashboard")
+        for processor, days in sorted(cells.items()):
+            dates = frozenset(days)
+            if self.engine is not None:
+                replies.append(await self.engine.submit(KnownEmpty(processor, dates, reason, undo)))
+                continue
+
+            def write(processor: str = processor, dates: frozenset[date] = dates) -> int:
+                if undo:
+                    return self.journal.unmark_known_empty(
+                        processor, dates, who.describe(), run_id=None
+                    )
+                return self.journal.mark_known_empty(
+                    processor, dates, reason, who.describe(), run_id=None
+                )
+
+            count = await anyio.to_thread.run_sync(write)
+            done = "known-empty marks undone" if undo else "cells marked known empty"
+            replies.append(Reply(True, f"{processor}: {count} {done}.", count))
+        changed = {(p, d) for p, days in cells.items() for d in days}
+        if self.coverage is None or not all(r.ok for r in replies):
+            return replies, set()
+        marked = self.coverage.known_empty
+        return replies, self._take_known_empty(marked - changed if undo else marked | changed)
+
+    def _take_known_empty(self, marked: frozenset[tuple[str, date]]) -> set[int]:
+        """The coverage with these cells known empty; the grid rows that changed."""
+        assert self.coverage is not None
+        changed = marked ^ self.coverage.known_empty
+        if not changed:
+            return set()
+        self.coverage = self.coverage.with_known_empty(marked)
+        if self.grid is None:
+            return set()
+        return refresh_cells(self.grid, self.coverage, self.overlay(), changed)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -263,11 +316,17 @@ class Session:
         for cell in cells:
             if cell in self.past_failures and cell not in self._overlay:
                 self.past_failures.discard(cell)
+        rows: set[int] = set()
+        if snap.known_empty is not None:
+            # The engine speaks for its run's range only; marks outside it are kept.
+            first, last = snap.request.start, snap.request.end
+            kept = {c for c in self.coverage.known_empty if not first <= c[1] <= last}
+            rows = self._take_known_empty(frozenset(kept | snap.known_empty))
         if self._redrawing:
             self._touched |= cells
         if not cells:
-            return set(), taken
-        return refresh_cells(self.grid, self.coverage, self.overlay(), cells), taken
+            return rows, taken
+        return rows | refresh_cells(self.grid, self.coverage, self.overlay(), cells), taken
 
     def _take_items(self, changed: Iterable[ItemView], cells: set[tuple[str, date]]) -> None:
         for view in changed:

@@ -36,8 +36,10 @@ __all__ = [
     "EngineClient",
     "EngineEvent",
     "EngineSnapshot",
+    "Exclude",
     "ItemState",
     "ItemView",
+    "KnownEmpty",
     "Pause",
     "PauseView",
     "Reply",
@@ -152,6 +154,9 @@ class EngineSnapshot:
     error: str | None = None
     #: throttling in force now (cooldowns and daily-quota pauses), whatever `since` was
     pauses: tuple[PauseView, ...] = ()
+    #: every known-empty cell of the run's range, when they changed after `since` (None:
+    #: unchanged, keep what you have): the journal, not the warehouse, knows them
+    known_empty: frozenset[tuple[str, date]] | None = None
 
     def count(self, state: ItemState) -> int:
         return self.counts.get(state, 0)
@@ -183,6 +188,8 @@ class RunResult:
     complete: bool
     #: targeted (processor, date) cells that did not end complete or skipped
     incomplete: list[tuple[str, date]] = field(default_factory=list)
+    #: the incomplete cells an operator excluded from the run (`Exclude`)
+    excluded: list[tuple[str, date]] = field(default_factory=list)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -231,7 +238,30 @@ class SetConcurrency:
     limit: int
 
 
-Command = Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency
+@dataclass(frozen=True)
+class KnownEmpty:
+    """Journal `processor`'s `dates` as known empty (no rows are due, so they count as
+    complete and are not run), or with `undo` judge them by their rows again."""
+
+    processor: str
+    dates: frozenset[date]
+    reason: str = ""
+    undo: bool = False
+
+
+@dataclass(frozen=True)
+class Exclude:
+    """Take `processor`'s items holding any of `dates` out of this run: pending, failed and
+    blocked ones settle as excluded, running ones are cancelled first, and no retry of this
+    run queues them again. Unlike known empty, the cells stay not complete."""
+
+    processor: str
+    dates: frozenset[date]
+
+
+Command = (
+    Pause | Resume | Stop | CancelItem | CancelAll | Retry | SetConcurrency | KnownEmpty | Exclude
+)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ class Attempts:
         self.executors = executors_for(config)
         #: item id -> its running attempt
         self.handles: dict[int, Handle] = {}
+        #: items an operator excluded from the run: their cancelled attempt says so
+        self.excluded: set[int] = set()
         #: phase -> running items whose attempt is being verified (their slot is free)
         self.verifying: Counter[str] = Counter()
         #: table -> the same, by the table they wrote (they write no more)
@@ -304,8 +306,9 @@ class Attempts:
                 item,
             )
         elif verdict.label == "cancelled":
-            self.store.set_state(item, ItemState.CANCELLED, reason="cancelled by operator")
-            self._emit("item_cancelled", f"cancelled {name} {span(item)}", item)
+            why = "excluded" if item.id in self.excluded else "cancelled"
+            self.store.set_state(item, ItemState.CANCELLED, reason=f"{why} by operator")
+            self._emit("item_cancelled", f"{why} {name} {span(item)}", item)
         elif permanent:
             why = verdict.why or "failed"
             self.store.give_up(item, attempts=item.attempts + 1, reason=why)

@@ -33,6 +33,8 @@ from core.engine.api import (
     Command,
     EngineEvent,
     EngineSnapshot,
+    Exclude,
+    KnownEmpty,
     Pause,
     Reply,
     Resume,
@@ -109,6 +111,8 @@ class Engine:
         self.held: str | None = None
         #: the journal file was deleted or replaced: why (dispatch is over)
         self._journal_gone: str | None = None
+        #: cells an operator took out of this run (`Exclude`): never queued again by a retry
+        self.excluded: set[tuple[str, date]] = set()
         self._started = time.monotonic()
         self._wake = anyio.Event()
         self._gates: GateShares | None = None
@@ -138,7 +142,9 @@ class Engine:
     async def _run(self) -> RunResult:
         start, end = self.request.start, self.request.end
         coverage = await anyio.to_thread.run_sync(
-            lambda: measure(self.config, self.warehouse, start, end)
+            lambda: measure(self.config, self.warehouse, start, end).with_known_empty(
+                self.journal.known_empty_cells(start, end)
+            )
         )
         self.coverage = coverage
         loaded = await anyio.to_thread.run_sync(self._load, coverage)
@@ -348,7 +354,7 @@ class Engine:
     async def submit(self, command: Command, by: Who | None = None) -> Reply:
         """Apply a client's command (from the engine's event loop). Journaled as an operator
         action with who sent it; the reply says what happened."""
-        reply = await self._apply(command)
+        reply = await self._apply(command, by)
         who = {"who": by.describe()} if by is not None else {}
         self._journal_event(
             f"operator_{type(command).__name__.lower()}", **_fields(command), **who, ok=reply.ok
@@ -356,7 +362,7 @@ class Engine:
         self._wake.set()
         return reply
 
-    async def _apply(self, command: Command) -> Reply:
+    async def _apply(self, command: Command, by: Who | None = None) -> Reply:
         store, attempts = self.store, self.attempts
         match command:
             case Pause():
@@ -414,7 +420,101 @@ class Engine:
                     return Reply(False, f"{phase} runs nothing (its processors are sources).")
                 self.limits[phase] = max(1, limit)
                 return Reply(True, f"{phase}: up to {self.limits[phase]} at once.")
+            case KnownEmpty():
+                return self._known_empty(command, by)
+            case Exclude(processor=processor, dates=dates):
+                return await self._exclude(processor, dates)
         raise AssertionError(f"unknown command {command!r}")
+
+    def _known_empty(self, command: KnownEmpty, by: Who | None) -> Reply:
+        """Journal the cells (or undo), then judge the run by them at once: pending items whose
+        every date is now known empty settle as done, the rest run only their other dates.
+        A running attempt goes on: it counts as done when it ends, rows or not."""
+        name, days = command.processor, sorted(command.dates)
+        if not self.config.has_processor(name):
+            return Reply(False, f"No processor {name!r}.")
+        if not days:
+            return Reply(False, "No dates given.")
+        if not command.undo and not command.reason.strip():
+            return Reply(False, "A known-empty mark needs a reason.")
+        who = by.describe() if by is not None else "engine"
+        if command.undo:
+            count = self.journal.unmark_known_empty(name, days, who, run_id=self.run_id)
+        else:
+            count = self.journal.mark_known_empty(
+                name, days, command.reason.strip(), who, run_id=self.run_id
+            )
+        span_text = f"{days[0]}" if len(days) == 1 else f"{days[0]}…{days[-1]}"
+        settled = 0
+        if self.coverage is not None:
+            cov = self.coverage
+            marked = set(cov.known_empty)
+            cells = {(name, d) for d in days}
+            marked = marked - cells if command.undo else marked | cells
+            self.coverage = cov.with_known_empty(marked)
+            if self._gates is not None:
+                self._gates.update(self.coverage, days)
+            if self.store is not None:
+                self._snapshots.known_empty_changed(self.store)
+                if not command.undo:
+                    settled = self._settle_known_empty(name, set(days))
+        if command.undo:
+            return Reply(
+                True,
+                f"{name} {span_text}: {count} known-empty marks undone; judged by rows again.",
+                count,
+            )
+        more = f"; {settled} pending items settled" if settled else ""
+        return Reply(True, f"{name} {span_text}: {count} cells marked known empty{more}.", count)
+
+    async def _exclude(self, processor: str, dates: frozenset[date]) -> Reply:
+        """The run goes on without these items: it can end, incomplete, naming them."""
+        store, attempts = self.store, self.attempts
+        if store is None or attempts is None:
+            return Reply(False, "No items yet: the run is still being planned.")
+        if not self.config.has_processor(processor):
+            return Reply(False, f"No processor {processor!r}.")
+        chosen = [
+            item
+            for item in store.items.values()
+            if item.processor.name == processor
+            and dates & set(item.dates)
+            and item.state is not ItemState.DONE
+        ]
+        if not chosen:
+            return Reply(False, f"No open or failed items of {processor} on those dates.")
+        running = [
+            i.id for i in chosen if i.state is ItemState.RUNNING and i.id in attempts.handles
+        ]
+        for item in chosen:
+            # An item is a chunk of dates: all of it leaves the run, as a cancel stops all of it.
+            self.excluded |= {(processor, d) for d in item.dates}
+        if running:
+            attempts.excluded.update(running)
+            await attempts.cancel(running)
+        for item in chosen:
+            if item.state is not ItemState.RUNNING:
+                store.set_state(item, ItemState.CANCELLED, reason="excluded by operator")
+        cells = sum(len(i.dates) for i in chosen)
+        return Reply(
+            True,
+            f"Excluded {len(chosen)} items ({cells} cells) of {processor} from this run"
+            + (f"; {len(running)} running ones cancelled." if running else "."),
+            len(chosen),
+        )
+
+    def _settle_known_empty(self, name: str, days: set[date]) -> int:
+        # With `--reprocess all` dispatch would run every date of an item, known empty or not:
+        # an item made only of cells just marked is settled here, whatever the request.
+        assert self.store is not None
+        settled = 0
+        for item in list(self.store.pending()):
+            if item.state is not ItemState.PENDING or item.processor.name != name:
+                continue
+            if set(item.dates) <= days:
+                self.store.set_state(item, ItemState.DONE, reason="known empty")
+                settled += 1
+        return settled
 
     def _retry(self, processor: str | None, dates: frozenset[date] | None) -> int:
         """Queue failed (and hence blocked) items again, only for the failed cells: healthy
@@ -429,6 +529,8 @@ class Engine:
                 continue
             if dates and not dates & set(item.dates):
                 continue
+            if any((item.processor.name, d) in self.excluded for d in item.dates):
+                continue  # taken out of this run by an operator: a retry does not undo that
             self.store.reset(item, reason="retry requested")
             count += 1
         return count
@@ -508,7 +610,8 @@ class Engine:
             else "finished"
         )
         self.journal.end_run(store.run_id, status)
-        return RunResult(store.run_id, not incomplete, incomplete)
+        excluded = [cell for cell in incomplete if cell in self.excluded]
+        return RunResult(store.run_id, not incomplete, incomplete, excluded)
 
 
 def _fields(command: Command) -> dict[str, Any]:

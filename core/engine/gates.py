@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from datetime import date
 
 from core.config import Phase
-from core.coverage import CellState, Coverage
+from core.coverage import Coverage, counts_complete
 
 
 def _complete(coverage: Coverage, phase: Phase, day: date) -> bool:
-    return all(coverage.cell(p, day).state is CellState.COMPLETE for p in phase.processors)
+    return all(counts_complete(coverage.cell(p, day).state) for p in phase.processors)
 
 
 class GateShares:

@@ -55,6 +55,8 @@ class Snapshots:
         #: whole coverage instead
         self._dropped = 0
         self._first_done: float | None = None
+        #: version at which the known-empty cells last changed (0: never in this run)
+        self._known_empty_at = 0
 
     def view(self, store: ItemStore, item: Item) -> ItemView:
         version = store.changed_at(item.id)
@@ -75,6 +77,9 @@ class Snapshots:
         if len(self._rereads) == self._rereads.maxlen:
             self._dropped = self._rereads[0][0]
         self._rereads.append((store.bump(), fresh))
+
+    def known_empty_changed(self, store: ItemStore) -> None:
+        self._known_empty_at = store.bump()
 
     def snapshot(
         self,
@@ -108,6 +113,9 @@ class Snapshots:
             rereads.reverse()
             if coverage is not None and (since == 0 or since < self._dropped):
                 rereads.insert(0, whole(coverage))
+        known_empty = None
+        if coverage is not None and since >= 0 and (since == 0 or since < self._known_empty_at):
+            known_empty = coverage.known_empty
         return EngineSnapshot(
             version=version,
             state=state,
@@ -120,4 +128,5 @@ class Snapshots:
             rereads=tuple(rereads),
             error=error,
             pauses=pauses,
+            known_empty=known_empty,
         )

@@ -30,8 +30,10 @@ from core.engine.api import (
     CancelItem,
     Command,
     EngineSnapshot,
+    Exclude,
     ItemState,
     ItemView,
+    KnownEmpty,
     Pause,
     PauseView,
     Reply,
@@ -57,6 +59,8 @@ COMMANDS: dict[str, type[Command]] = {
     "cancel_all": CancelAll,
     "retry": Retry,
     "set_concurrency": SetConcurrency,
+    "known_empty": KnownEmpty,
+    "exclude": Exclude,
 }
 COMMAND_NAMES = {cls: name for name, cls in COMMANDS.items()}
 
@@ -115,7 +119,7 @@ def command_from_json(data: dict[str, Any]) -> Command:
         raise ProtocolError(f"unknown command {kind!r}")
     names = {f.name for f in fields(cls)}
     args = {k: v for k, v in data.items() if k in names}
-    if cls is Retry and args.get("dates") is not None:
+    if cls in (Retry, KnownEmpty, Exclude) and args.get("dates") is not None:
         args["dates"] = frozenset(date.fromisoformat(d) for d in args["dates"])
     try:
         return cls(**args)
@@ -147,6 +151,9 @@ def snapshot_to_json(snap: EngineSnapshot) -> dict[str, Any]:
         "rereads": [_reread_to_json(r) for r in snap.rereads],
         "error": snap.error,
         "pauses": [asdict(pause) for pause in snap.pauses],
+        "known_empty": None
+        if snap.known_empty is None
+        else sorted([name, day.isoformat()] for name, day in snap.known_empty),
     }
 
 
@@ -172,6 +179,9 @@ def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:
             )
             for p in data.get("pauses", ())
         ),
+        known_empty=None
+        if data.get("known_empty") is None
+        else frozenset((str(name), date.fromisoformat(day)) for name, day in data["known_empty"]),
     )
 
 

@@ -78,6 +78,16 @@ class ItemRow:
 
 
 @dataclass(frozen=True)
+class KnownEmptyRow:
+    processor: str
+    day: date
+    reason: str
+    #: who marked it (`Who.describe()`)
+    who: str
+    at: float
+
+
+@dataclass(frozen=True)
 class AttemptRow:
     id: int
     item_id: int
@@ -836,9 +846,67 @@ class Journal:
             name: {date.fromisoformat(d): n for d, n in per.items()}
             for name, per in payload["rows"].items()
         }
-        return assemble(
+        coverage = assemble(
             config, calendar, rows, frozenset(payload["absent"]), datetime.fromisoformat(row[0])
         )
+        return coverage.with_known_empty(self.known_empty_cells(calendar.start, calendar.end))
+
+    # -- known-empty cells ----------------------------------------------------------------
+
+    def mark_known_empty(
+        self, processor: str, days: Iterable[date], reason: str, who: str, *, run_id: int | None
+    ) -> int:
+        """Journal these cells as known empty (again: the new reason replaces the old one);
+        returns how many."""
+        days = sorted(set(days))
+        now = time.time()
+        with self.transaction():
+            self._write_many(
+                "INSERT OR REPLACE INTO known_empty (processor, day, reason, who, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(processor, d.isoformat(), reason, who, now) for d in days],
+            )
+            self.event(
+                "known_empty",
+                run_id=run_id,
+                processor=processor,
+                dates=[d.isoformat() for d in days],
+                reason=reason,
+                who=who,
+            )
+        return len(days)
+
+    def unmark_known_empty(
+        self, processor: str, days: Iterable[date], who: str, *, run_id: int | None
+    ) -> int:
+        """Undo: these cells are judged by their rows again; returns how many were marked."""
+        wanted = {d.isoformat() for d in days}
+        with self.transaction():
+            held = self._all("SELECT day FROM known_empty WHERE processor = ?", (processor,))
+            marked = sorted(day for (day,) in held if day in wanted)
+            self._write_many(
+                "DELETE FROM known_empty WHERE processor = ? AND day = ?",
+                [(processor, d) for d in marked],
+            )
+            self.event(
+                "known_empty_undone",
+                run_id=run_id,
+                processor=processor,
+                dates=marked,
+                who=who,
+            )
+        return len(marked)
+
+    def known_empty(self, start: date, end: date) -> list[KnownEmptyRow]:
+        rows = self._all(
+            "SELECT processor, day, reason, who, at FROM known_empty WHERE day BETWEEN ? AND ?"
+            " ORDER BY processor, day",
+            (start.isoformat(), end.isoformat()),
+        )
+        return [KnownEmptyRow(p, date.fromisoformat(d), r, w, at) for p, d, r, w, at in rows]
+
+    def known_empty_cells(self, start: date, end: date) -> frozenset[tuple[str, date]]:
+        return frozenset((row.processor, row.day) for row in self.known_empty(start, end))
 
     # -- events ---------------------------------------------------------------------------
 

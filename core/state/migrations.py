@@ -147,6 +147,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE attempts ADD COLUMN remote_ref TEXT",
         ),
     ),
+    Migration(
+        5,
+        "cells an operator marked known empty: no rows are due, so they count as complete",
+        (
+            # One row per cell: marking it again replaces the reason; undoing deletes the row
+            # (the events table keeps the history of both, with who did it).
+            """
+            CREATE TABLE IF NOT EXISTS known_empty (
+                processor TEXT NOT NULL,
+                day TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                who TEXT NOT NULL,
+                at REAL NOT NULL,
+                PRIMARY KEY (processor, day)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

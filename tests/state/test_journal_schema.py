@@ -153,7 +153,7 @@ def test_a_journal_from_before_versions_is_upgraded_and_keeps_its_items(tmp_path
 
     journal = Journal(tmp_path)
 
-    assert version(path) == LATEST == 4
+    assert version(path) == LATEST == 5
     assert "dates" not in columns(path, "items") and "priority" not in columns(path, "items")
     run = journal.unfinished_run()
     assert run is not None and (run.id, run.start, run.request) == (
@@ -189,6 +189,38 @@ def test_attempts_from_before_executors_are_local_ones(tmp_path):
     try:
         (attempt,) = journal.attempts_of_item(10)
         assert (attempt.executor, attempt.remote_ref, attempt.outcome) == ("local", None, "ok")
+    finally:
+        journal.close()
+
+
+def test_a_version_4_journal_gains_known_empty_cells_and_keeps_its_runs(tmp_path):
+    """Version 5 adds the known_empty table: a journal of version 4 (every run before it)
+    starts with none marked, and can mark and undo them at once."""
+    old_journal(tmp_path)
+    Journal(tmp_path).close()
+    path = tmp_path / JOURNAL_FILE
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TABLE known_empty")  # what version 4 had: no such table
+    conn.execute("PRAGMA user_version = 4")
+    conn.close()
+
+    journal = Journal(tmp_path)
+    try:
+        assert version(path) == 5
+        assert columns(path, "known_empty") == ["processor", "day", "reason", "who", "at"]
+        assert journal.known_empty(date(2024, 1, 1), date(2024, 1, 31)) == []
+        assert [i.id for i in journal.items(1)] == [10, 11]  # the run is still there
+        days = [date(2024, 1, 2), date(2024, 1, 3)]
+        assert journal.mark_known_empty("box", days, "no games", "me", run_id=1) == 2
+        assert journal.known_empty_cells(date(2024, 1, 1), date(2024, 1, 31)) == {
+            ("box", date(2024, 1, 2)),
+            ("box", date(2024, 1, 3)),
+        }
+        assert journal.unmark_known_empty("box", [date(2024, 1, 3)], "me", run_id=1) == 1
+        assert journal.unmark_known_empty("box", [date(2024, 1, 9)], "me", run_id=1) == 0
+        assert journal.known_empty_cells(date(2024, 1, 1), date(2024, 1, 31)) == {
+            ("box", date(2024, 1, 2))
+        }
     finally:
         journal.close()
 

@@ -32,7 +32,7 @@ SEASONS = [("2023-24", date(2023, 10, 24), date(2024, 6, 17))]
 
 #: every state once in the first 9 days of `proc_one`, then a repeating mix
 MIX = [S.COMPLETE, S.PARTIAL, S.MISSING, S.NOT_EXPECTED, S.SKIPPED, S.QUEUED, S.RUNNING]
-MIX += [S.FAILED, S.BLOCKED]
+MIX += [S.FAILED, S.BLOCKED, S.KNOWN_EMPTY]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -43,7 +43,7 @@ def day(i: int) -> date:
 def make_grid() -> Grid:
     """A phase summary row (worst of its processors) and two processors over 60 days.
 
-    proc_one: days 0-8 every state in CellState order, then the same cycle.
+    proc_one: days 0-9 every state in CellState order, then the same cycle.
     proc_two: complete, except week 3 (days 14-20) not expected, day 22 failed and days 28-34
     complete/not-expected alternating."""
     one = [MIX[i % len(MIX)] for i in range(DAYS)]

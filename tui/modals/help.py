@@ -46,6 +46,8 @@ STATE_MEANING: dict[CellState, str] = {
     CellState.RUNNING: "an attempt for it is running now",
     CellState.FAILED: "the last attempt failed (exit, timeout, stall); still not complete",
     CellState.BLOCKED: "something it needs for that date will not be complete in this run",
+    CellState.KNOWN_EMPTY: "no rows, and an operator marked that right (e, with a reason): "
+    "counted complete; E undoes it",
 }
 
 #: Per pane: keys that are not one binding of its own.

@@ -36,6 +36,7 @@ STATE_STYLE = {
     CellState.QUEUED: "cyan",
     CellState.RUNNING: "bold blue",
     CellState.BLOCKED: "magenta",
+    CellState.KNOWN_EMPTY: "green",
 }
 
 
@@ -45,11 +46,22 @@ class RetryRequested(Message):
     processors: tuple[str, ...]
 
 
+@dataclass
+class KnownEmptyRequested(Message):
+    """Mark the processor's cell of the date known empty, or with `undo` take the mark back."""
+
+    day: date
+    processor: str
+    undo: bool
+
+
 class DateDetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("r", "retry_one", "Retry processor"),
         Binding("a", "retry_all", "Retry date"),
+        Binding("e", "known_empty", "Known empty (toggle)"),
+        Binding("E", "undo_known_empty", "Undo known empty"),
     ]
 
     def __init__(
@@ -181,7 +193,10 @@ class DateDetailScreen(Screen[None]):
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (self._read_only and action in ("retry_one", "retry_all"))
+        return not (
+            self._read_only
+            and action in ("retry_one", "retry_all", "known_empty", "undo_known_empty")
+        )
 
     def _incomplete(self, names: list[str]) -> tuple[str, ...]:
         cov = self._coverage
@@ -190,7 +205,7 @@ class DateDetailScreen(Screen[None]):
             for n in names
             if cov.config.processor(n).command
             and cov.cell(cov.config.processor(n), self.day).state
-            not in (CellState.COMPLETE, CellState.SKIPPED)
+            not in (CellState.COMPLETE, CellState.SKIPPED, CellState.KNOWN_EMPTY)
         )
 
     def action_retry_one(self) -> None:
@@ -202,6 +217,38 @@ class DateDetailScreen(Screen[None]):
             )
             return
         self.post_message(RetryRequested(self.day, targets))
+
+    def show_coverage(self, coverage: Coverage, states: dict[str, CellState]) -> None:
+        """The date again after its cells changed (a known-empty mark): rows, states."""
+        self._coverage, self._states = coverage, states
+        table = self.query_one("#processors", DataTable)
+        cursor = table.cursor_row
+        self._show(self._attempts)
+        table.move_cursor(row=cursor)
+
+    def action_known_empty(self) -> None:
+        """On a known-empty cell it takes the mark back; on any other, it marks it."""
+        name = self._highlighted()
+        if name is None:
+            return
+        state = self._states.get(name)
+        if state is None:
+            state = self._coverage.cell(self._coverage.config.processor(name), self.day).state
+        self._request_known_empty(name, undo=state is CellState.KNOWN_EMPTY)
+
+    def action_undo_known_empty(self) -> None:
+        name = self._highlighted()
+        if name is not None:
+            self._request_known_empty(name, undo=True)
+
+    def _request_known_empty(self, name: str, *, undo: bool) -> None:
+        if not self._coverage.calendar.is_expected(self.day):
+            self.notify("Not an expected date: nothing is due, nothing to mark.", markup=False)
+            return
+        if undo and (name, self.day) not in self._coverage.known_empty:
+            self.notify(f"{name} on {self.day} is not marked known empty.", markup=False)
+            return
+        self.post_message(KnownEmptyRequested(self.day, name, undo))
 
     def action_retry_all(self) -> None:
         targets = self._incomplete([p.name for p in self._coverage.config.processors])

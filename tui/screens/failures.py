@@ -3,9 +3,10 @@
 Groups come from the journal (the latest attempt of each cell, normalised last error line:
 `core.failures`), largest first, with first and last seen and a sample log. Below, the cells of
 the highlighted group; space marks cells, r retries the marked cells, or the whole group when
-none is marked, c cancels their retries queued or running in the live run; enter opens a
-cell's date. Cells are `Text`: a DataTable parses a str as markup,
-and error lines are a job's own words.
+none is marked, c cancels their retries queued or running in the live run, e marks them known
+empty (after asking why; they then count as complete and leave this list), X takes their items
+out of the live run (after a confirm; they stay not complete); enter opens a cell's date.
+Cells are `Text`: a DataTable parses a str as markup, and error lines are a job's own words.
 """
 
 from __future__ import annotations
@@ -49,6 +50,21 @@ class CancelCells(Message):
 
 
 @dataclass
+class KnownEmptyCells(Message):
+    """Mark these cells known empty (after asking why), or with `undo` take the mark back."""
+
+    cells: tuple[Cell, ...]
+    undo: bool = False
+
+
+@dataclass
+class ExcludeCells(Message):
+    """Take these cells' items out of the live run (they stay not complete)."""
+
+    cells: tuple[Cell, ...]
+
+
+@dataclass
 class OpenDate(Message):
     day: date
 
@@ -58,6 +74,9 @@ class FailuresScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("r", "retry", "Retry group/marked"),
         Binding("c", "cancel", "Cancel group/marked"),
+        Binding("e", "known_empty", "Known empty"),
+        # x is the dashboard's dismiss-banner key; X here, as C is cancel-all beside c.
+        Binding("X", "exclude", "Exclude from run"),
         Binding("space", "mark", "Mark cell"),
     ]
 
@@ -95,6 +114,10 @@ class FailuresScreen(Screen[None]):
             cells.add_column(label, key=key)
         self._load()
 
+    def reload(self) -> None:
+        """Read the groups again (cells marked known empty leave them)."""
+        self._load()
+
     @work(thread=True, exclusive=True)
     def _load(self) -> None:
         found = failure_groups(self._journal, *self._range)
@@ -116,7 +139,8 @@ class FailuresScreen(Screen[None]):
             )
         total = sum(g.count for g in groups)
         title = (
-            f"Failures · {total} cells in {len(groups)} groups · space marks, r retries, c cancels"
+            f"Failures · {total} cells in {len(groups)} groups · space marks, r retries, "
+            "c cancels, e marks known empty, X excludes from the run"
             if groups
             else "Failures · none: every cell's latest attempt succeeded"
         )
@@ -181,8 +205,17 @@ class FailuresScreen(Screen[None]):
     def action_cancel(self) -> None:
         self._act_on_chosen("cancelled", "cancel", CancelCells)
 
+    def action_known_empty(self) -> None:
+        self._act_on_chosen("marked", "mark known empty", KnownEmptyCells)
+
+    def action_exclude(self) -> None:
+        self._act_on_chosen("excluded", "exclude", ExcludeCells)
+
     def _act_on_chosen(
-        self, done: str, verb: str, message: type[RetryCells] | type[CancelCells]
+        self,
+        done: str,
+        verb: str,
+        message: type[RetryCells] | type[CancelCells] | type[KnownEmptyCells] | type[ExcludeCells],
     ) -> None:
         if self._read_only:
             self.notify(f"Read-only: nothing is {done} from this dashboard.", markup=False)

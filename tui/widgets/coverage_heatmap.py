@@ -111,6 +111,8 @@ GLYPHS: dict[CellState, str] = {
     CellState.RUNNING: "▶",
     CellState.FAILED: "✗",
     CellState.BLOCKED: "▪",
+    # Hollow where complete is full: counted complete, yet no rows are there.
+    CellState.KNOWN_EMPTY: "□",
 }
 
 #: Share complete of a partial/missing bucket that is partly done, lowest to highest.
@@ -134,6 +136,7 @@ STATE_CSS: dict[CellState, str] = {
     CellState.RUNNING: "color: $text; background: $primary; text-style: bold;",
     CellState.FAILED: "color: $text; background: $error; text-style: bold;",
     CellState.BLOCKED: "color: $foreground; text-style: bold;",
+    CellState.KNOWN_EMPTY: "color: $success-darken-2;",
 }
 
 #: A partly done bucket's share bar: the partial colour, never that of what is missing in it.
