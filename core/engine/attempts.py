@@ -41,6 +41,8 @@ from core.state.journal import AttemptRow, ended_leftovers
 #: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
 VERIFY_RETRY_FIRST_S = 5.0
 VERIFY_RETRY_MAX_S = 300.0
+#: the reason of an item an operator took out of the run (`Exclude`): how a resumed run knows
+EXCLUDED = "excluded by operator"
 #: an attempt its executor never started (`unstarted`) goes again after this long
 UNSTARTED_RETRY_S = 60.0
 #: successful attempts per processor kept for ETAs
@@ -306,8 +308,10 @@ class Attempts:
                 item,
             )
         elif verdict.label == "cancelled":
-            why = "excluded" if item.id in self.excluded else "cancelled"
-            self.store.set_state(item, ItemState.CANCELLED, reason=f"{why} by operator")
+            excluded = item.id in self.excluded
+            reason = EXCLUDED if excluded else "cancelled by operator"
+            self.store.set_state(item, ItemState.CANCELLED, reason=reason)
+            why = "excluded" if excluded else "cancelled"
             self._emit("item_cancelled", f"{why} {name} {span(item)}", item)
         elif permanent:
             why = verdict.why or "failed"

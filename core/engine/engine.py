@@ -46,7 +46,7 @@ from core.engine.api import (
     Stop,
     Who,
 )
-from core.engine.attempts import Attempts, span
+from core.engine.attempts import EXCLUDED, Attempts, span
 from core.engine.cooldowns import Cooldowns
 from core.engine.forecasting import Forecaster
 from core.engine.gates import GateShares
@@ -165,6 +165,13 @@ class Engine:
             samples={p.name: self.journal.durations(p.name) for p in self.config.processors},
         )
         self.store = store
+        # An exclusion outlives the engine that made it: a resumed run keeps those cells out.
+        self.excluded = {
+            (item.processor.name, day)
+            for item in store.items.values()
+            if item.state is ItemState.CANCELLED and item.reason == EXCLUDED
+            for day in item.dates
+        }
         self._started = time.monotonic()
         self._forecaster = Forecaster(self.attempts, self.limits, self._started)
         self._emit(loaded.kind, loaded.message)
@@ -494,7 +501,7 @@ class Engine:
             await attempts.cancel(running)
         for item in chosen:
             if item.state is not ItemState.RUNNING:
-                store.set_state(item, ItemState.CANCELLED, reason="excluded by operator")
+                store.set_state(item, ItemState.CANCELLED, reason=EXCLUDED)
         cells = sum(len(i.dates) for i in chosen)
         return Reply(
             True,

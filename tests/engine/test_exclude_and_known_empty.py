@@ -101,3 +101,45 @@ async def test_known_empty_settles_pending_items_even_with_reprocess_all_and_can
         await engine.submit(Stop())
     started = {d for r in records(config) if r["kind"] == "start" for d in r["dates"]}
     assert not started & {"2024-01-05", "2024-01-06"}
+
+
+@pytest.mark.anyio
+async def test_an_exclusion_outlives_the_engine_that_made_it(setup):  # noqa: F811
+    # 01-02 hangs: it is excluded while running, then the engine dies before the run ends (its
+    # task cancelled: the run stays open in the journal, as after a crash).
+    config = setup(faults="x:2024-01-02:hang,x:2024-01-04:hang", stall="60s", grace="2s")
+    first = _engine(config, processors=("x",))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.run)
+        await _until(
+            lambda: first.store is not None and first.snapshot().count(ItemState.RUNNING) == 2
+        )
+        assert (await first.submit(Exclude("x", frozenset({day("2024-01-02")})))).ok
+        await _until(
+            lambda: any(
+                i.reason == "excluded by operator"
+                for i in first.store.items.values()  # type: ignore[union-attr]
+            )
+        )
+        tg.cancel_scope.cancel()
+    first.journal.close()
+
+    second = _engine(config, processors=("x",))
+    result: list[RunResult] = []
+
+    async def run() -> None:
+        result.append(await second.run())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await _until(lambda: second.store is not None)
+        assert second.store is not None and second.store.run_id == first.store.run_id  # type: ignore[union-attr]
+        # The resumed run still leaves it out: a retry does not bring it back.
+        retried = await second.submit(Retry())
+        (excluded,) = [i for i in second.store.items.values() if day("2024-01-02") in i.dates]
+        assert (retried.count, excluded.state) == (0, ItemState.CANCELLED)
+        await _until(lambda: second.snapshot().count(ItemState.RUNNING) >= 1, 30)
+        await second.submit(Stop(cancel_running=True))
+    second.journal.close()
+    starts = Counter(d for r in records(config) if r["kind"] == "start" for d in r["dates"])
+    assert starts["2024-01-02"] == 1  # never again after the exclusion
