@@ -37,6 +37,8 @@ NO_NUL = "contains a NUL character, which no program's arguments or environment 
 class Problem:
     at: KeyPath
     text: str
+    #: another place the problem concerns: the loader names its line too
+    also: KeyPath | None = None
 
 
 def semantic_problems(config: Config) -> list[Problem]:
@@ -55,15 +57,17 @@ def semantic_problems(config: Config) -> list[Problem]:
 
 
 def _executors(config: Config) -> list[Problem]:
-    """Ray and Cloud Run are parsed (so a file written for them is checked) but cannot run yet:
-    a run that selects them is refused before anything starts, not half-way through a plan."""
+    """Cloud Run is parsed (so a file written for it is checked) but cannot run yet: a run that
+    selects it is refused before anything starts, not half-way through a plan. A kind has one
+    setting per file: the journal records an attempt's kind only, so the attempt of a phase with
+    other Ray settings would be adopted, after a crash, with the wrong ones."""
     wanted: list[tuple[KeyPath, str]] = [(("executor", "kind"), config.executor.kind)]
     wanted += [
         (("phases", i, "executor", "kind"), phase.executor.kind)
         for i, phase in enumerate(config.phases)
         if phase.executor is not None
     ]
-    return [
+    problems = [
         Problem(
             at,
             f"executor kind {kind} is not available in this version "
@@ -72,6 +76,29 @@ def _executors(config: Config) -> list[Problem]:
         for at, kind in wanted
         if kind not in AVAILABLE_EXECUTORS
     ]
+    settings: list[tuple[KeyPath, object]] = [(("executor",), config.executor)]
+    settings += [
+        (("phases", i, "executor"), phase.executor)
+        for i, phase in enumerate(config.phases)
+        if phase.executor is not None
+    ]
+    first: dict[str, tuple[KeyPath, object]] = {}
+    for at, setting in settings:
+        kind = getattr(setting, "kind", "")
+        if kind == "local":
+            continue
+        if kind not in first:
+            first[kind] = (at, setting)
+        elif first[kind][1] != setting:
+            problems.append(
+                Problem(
+                    at,
+                    f"a second, different {kind} executor setting: one file has one {kind} "
+                    "setting (the journal records only the kind of an attempt's executor)",
+                    also=first[kind][0],
+                )
+            )
+    return problems
 
 
 def _notify(config: Config) -> list[Problem]:

@@ -147,7 +147,7 @@ class CloudRunExecutor(Spec):
 
 Executor = Annotated[LocalExecutor | RayExecutor | CloudRunExecutor, Field(discriminator="kind")]
 #: the executors this version can run attempts with (the others are parsed and refused)
-AVAILABLE_EXECUTORS = ("local",)
+AVAILABLE_EXECUTORS = ("local", "ray")
 
 
 class CloudRunJob(Spec):

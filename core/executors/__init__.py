@@ -1,10 +1,11 @@
 """Executors: what runs an attempt's command, behind one protocol (`base`), so that the engine's
 promises (limits, cancel, logs, adoption after a crash) do not depend on where it runs.
 
-`local` (`LocalExecutor`) is the only one so far: a subprocess in its own process group, all of
-it in `core.process`. The engine uses executors through this package only, never `core.process`
-itself: the values that cross the boundary and the per-attempt log file's readers, which every
-executor shares, are re-exported here.
+`local` (`LocalExecutor`): a subprocess in its own process group, all of it in `core.process`.
+`ray` (`core.executors.ray`): a Ray job, imported only when a config selects it (an extra).
+The engine uses executors through this package only, never `core.process` itself: the values
+that cross the boundary and the per-attempt log file's readers, which every executor shares,
+are re-exported here.
 """
 
 from core.config import Config
@@ -39,5 +40,10 @@ def executors_for(config: Config) -> dict[str, Executor]:
         if settings.kind in executors:
             continue
         # The remote ones are imported only when selected: their clients are extras.
+        if settings.kind == "ray":
+            from core.executors.ray import RayExecutor
+
+            executors[settings.kind] = RayExecutor(settings)
+            continue
         raise ValueError(f"executor kind {settings.kind} is not available in this version")
     return executors
