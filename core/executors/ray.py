@@ -227,6 +227,8 @@ class RayExecutor(RemoteExecutor):
 
     async def submit(self, spec: AttemptSpec) -> RemoteJob:
         ref = spec.remote_ref or submission_id(spec.tag)
+        # The log's folder, as a local attempt's spawn makes it: the mirror appends there.
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         settings = self.settings
         env = {**spec.env, TAG_VAR: spec.tag}
         # Ray's stop SIGKILLs the entrypoint this long after its SIGTERM: past the grace the

@@ -4,10 +4,14 @@ Ray's Job Submission API, and the processes they start are looked for on this ma
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import anyio
@@ -16,7 +20,9 @@ import pytest
 from core.config.model import RayExecutor as RaySettings
 from core.executors import AttemptSpec
 from core.executors.ray import RayExecutor, submission_id
+from core.state import Journal
 from tests.executors.ray_head import Head, ray_head
+from tests.helpers import write_tables
 
 pytestmark = pytest.mark.anyio
 
@@ -213,3 +219,159 @@ def test_a_token_env_that_is_unset_is_refused_by_name(monkeypatch):
         RaySettings(kind="ray", address="http://x:1", token_env="BACKFILL_TEST_RAY_TOKEN")
     )
     assert executor._headers == {"Authorization": "Bearer s3cret"}
+
+
+# -- the engine on Ray: the real CLI, headless ------------------------------------------------
+
+JOB = ROOT / "tests" / "jobs" / "record.py"
+DATES = [f"2024-01-0{i}" for i in range(1, 7)]
+
+
+def cli(*args: str) -> list[str]:
+    return [PY, "-m", "core", *args]
+
+
+def demo_on_ray(tmp_path: Path, address: str) -> Path:
+    """The bundled demo with Phase 3 on the Ray head, its injected faults off (the job's env on
+    a cluster is the processor's `env:` only, so the switch goes there)."""
+    from core.demo.seed import seed_demo_warehouse
+
+    text = (ROOT / "backfill.yaml").read_text()
+    text = text.replace(
+        "    max_parallel: 5\n",
+        f'    max_parallel: 5\n    executor: {{kind: ray, address: "{address}"}}\n',
+        1,
+    )
+    text = text.replace(
+        'env: {SKIP_DOWNSTREAM_TRIGGER: "1"}',
+        'env: {SKIP_DOWNSTREAM_TRIGGER: "1", BACKFILL_DEMO_FAULTS: "0"}',
+    )
+    assert "kind: ray" in text and "BACKFILL_DEMO_FAULTS: " in text
+    path = tmp_path / "backfill.yaml"
+    path.write_text(text)
+    seed_demo_warehouse(tmp_path / ".backfill" / "warehouse")
+    return path
+
+
+def test_the_demos_phase_3_on_ray_ends_complete_with_its_logs_in_the_attempt_files(head, tmp_path):
+    config = demo_on_ray(tmp_path, head.address)
+    args = cli("run", "2024-01-15", "2024-01-16", "--phase", "analytics", "--headless")
+    done = subprocess.run(
+        [*args, "--ignore-preflight", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = sorted((tmp_path / ".backfill" / "logs").glob("**/*.log"))
+    assert logs, "no attempt log"
+    for log in logs:
+        text = log.read_text()
+        assert "Running entrypoint for job backfill-" in text, (log, text)  # Ray's own words
+        assert "backfill-" in text and "Traceback" not in text, (log, text)
+    assert not list((tmp_path / ".backfill" / "logs").glob("**/*.mirrored"))
+
+
+def record_config(tmp_path: Path, address: str, sleep: str) -> Path:
+    wh = tmp_path / "wh"
+    write_tables(wh, {"ds.base": {date.fromisoformat(d): 1 for d in DATES}}, date_column="d")
+    env = f'{{WAREHOUSE: "{wh}", RECORD: "{tmp_path / "record.jsonl"}", FAULTS: ""}}'
+    path = tmp_path / "backfill.yaml"
+    path.write_text(
+        f"""
+name: ray-adoption
+warehouse: {{kind: sqlite, path: wh}}
+calendar: {{start: 2024-01-01, end: 2024-01-06}}
+executor: {{kind: ray, address: "{address}"}}
+phases:
+  - name: src
+    processors:
+      - {{name: base, table: ds.base, date_column: d}}
+  - name: work
+    max_parallel: 3
+    processors:
+      - name: x
+        table: ds.x
+        date_column: d
+        depends_on: [base]
+        command: ["{{python}}", "{JOB}", x, "{{dates}}", "--sleep", "{sleep}"]
+        env: {env}
+        retries: 0
+        timeout: 120s
+        stall_timeout: 60s
+"""
+    )
+    return path
+
+
+def job_records(tmp_path: Path) -> list[dict[str, object]]:
+    path = tmp_path / "record.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_kill_9_of_the_engine_then_a_second_run_adopts_the_ray_jobs_by_id(head, tmp_path):
+    config = record_config(tmp_path, head.address, sleep="4")
+    args = [*cli("run", "2024-01-01", "2024-01-06", "--headless"), "--config", str(config)]
+    engine = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        recs = job_records(tmp_path)
+        ended = {r["pid"] for r in recs if r["kind"] == "end"}
+        running = [r for r in recs if r["kind"] == "start" and r["pid"] not in ended]
+        if ended and running:
+            break  # some cells done, some jobs running on the cluster
+        assert engine.poll() is None, engine.communicate()[0]
+        assert time.monotonic() < deadline, recs
+        time.sleep(0.1)
+    engine.send_signal(signal.SIGKILL)
+    engine.wait()
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Resuming run #1" in second.stdout
+    starts = Counter(d for r in job_records(tmp_path) if r["kind"] == "start" for d in r["dates"])
+    assert set(starts) == set(DATES)
+    assert max(starts.values()) == 1, starts  # adopted, never started twice
+    journal = Journal(tmp_path / ".backfill")
+    assert any(kind == "attempt_adopted" for _, _, kind, _ in journal.events(1))
+
+
+def test_a_run_against_a_wrong_address_says_so_in_one_line(tmp_path):
+    config = record_config(tmp_path, "http://127.0.0.1:9", sleep="0")
+    done = subprocess.run(
+        [*cli("run", "2024-01-01", "2024-01-01", "--headless"), "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "Traceback" not in out
+    assert "the Ray Jobs API at http://127.0.0.1:9 did not answer" in out, out
+
+
+def test_a_run_without_ray_installed_says_which_extra_in_one_line(tmp_path):
+    config = record_config(tmp_path, "http://127.0.0.1:9", sleep="0")
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['ray'] = None  # as in an install without the extra\n"
+        "sys.argv[0] = 'backfill'\n"
+        "runpy.run_module('core', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [PY, "-c", code, "run", "2024-01-01", "--headless", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "Traceback" not in out
+    assert [line for line in out.splitlines() if line.startswith("backfill:")] == [
+        "backfill: executor kind ray needs the ray extra: uv sync --extra ray "
+        "(or pip install 'backfill[ray]')"
+    ], out
