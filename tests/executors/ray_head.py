@@ -3,9 +3,14 @@
 Started with `ray start --head --block` in a session of its own, every port chosen here (Ray's
 defaults are fixed numbers another head on the machine may hold) and its own short temp dir
 (Ray's Unix sockets live there: their paths have a length limit); stopped by its process group,
-never by name. The head's GCS and raylet listen on every interface whatever
-`--node-ip-address` says (Ray picks the machine's address for the node); the Jobs API, the only
-port the tests talk to, is on 127.0.0.1 (`--dashboard-host`).
+never by name.
+
+The head's GCS and raylet listen on every interface whatever `--node-ip-address` says (Ray
+picks the machine's address for the node). So where the machine allows it (`unshare -rn`: a
+user and network namespace, root not needed) the head runs in a network namespace of its own,
+with only a loopback, and the Jobs API is reached through a Unix socket in its temp dir
+(`relay.py`): nothing of it listens on this machine's interfaces. Where namespaces are not
+allowed, it runs here, its Jobs API on 127.0.0.1 (`--dashboard-host`), and says so.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.executors import relay
+
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 90.0
+PENDING_LIMIT_S = 20
 
 
 def _free(port: int) -> bool:
@@ -73,6 +81,21 @@ def _jobs_ready(address: str) -> bool:
         return False
 
 
+RELAY = Path(__file__).with_name("relay.py")
+
+
+def _netns_works() -> bool:
+    if os.environ.get("BACKFILL_RAY_TEST_NO_NETNS"):
+        return False
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if not (unshare and ip):
+        return False
+    probe = subprocess.run(
+        [unshare, "-rn", ip, "link", "set", "lo", "up"], capture_output=True, timeout=10
+    )
+    return probe.returncode == 0
+
+
 @contextlib.contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[Head]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))
@@ -103,11 +126,27 @@ def ray_head(num_cpus: int = 2) -> Iterator[Head]:
     # No RAY_* of the caller's reaches the head (an address, a namespace of another cluster).
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # How long a job may stay pending before Ray fails it (default 15 min): short enough for a
+    # test to see a job that never starts, long enough for a supervisor on a loaded machine.
+    env["RAY_JOB_START_TIMEOUT_SECONDS"] = str(PENDING_LIMIT_S)
+    listener = None
+    if _netns_works():
+        sock = str(temp_dir / "api.sock")
+        script = 'ip link set lo up && { "$0" "$1" "$2" "$3" & } && shift 3 && exec "$@"'
+        args = [
+            "unshare", "-rn", "sh", "-c", script,
+            sys.executable, str(RELAY), sock, str(dashboard), *args,
+        ]  # fmt: skip
+        port, listener = relay.serve_tcp_to_unix(sock)
+        address = f"http://127.0.0.1:{port}"
+    else:
+        address = f"http://127.0.0.1:{dashboard}"
+        print("ray head: no network namespace here; its GCS and raylet listen on every interface")
     with open(temp_dir / "head.log", "wb") as log:
         proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    head = Head(f"http://127.0.0.1:{dashboard}", temp_dir, proc)
+    head = Head(address, temp_dir, proc)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (_answers(head.address) and _jobs_ready(head.address)):
@@ -117,6 +156,8 @@ def ray_head(num_cpus: int = 2) -> Iterator[Head]:
         yield head
     finally:
         stop(proc)
+        if listener is not None:
+            listener.close()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -175,6 +177,21 @@ async def test_stall_timeout_and_cancel_end_the_job_and_its_double_forked_child(
     await handle.forget()
 
 
+async def test_a_job_the_cluster_never_starts_ends_unstarted(head, tmp_path):
+    """Ray fails a job pending past its limit (RAY_JOB_START_TIMEOUT_SECONDS, short on this
+    head): the attempt is "unstarted", re-queued without spending a retry."""
+    executor = RayExecutor(
+        RaySettings(kind="ray", address=head.address, resources={"no_such_node_type": 1})
+    )
+    executor.poll = 0.5
+    spec = spec_for(tmp_path, "print('never')")
+    handle = await executor.start(spec)
+    outcome = await handle.wait()
+    assert outcome.reason == "unstarted", spec.log_path.read_text()
+    assert "never" not in spec.log_path.read_text().splitlines()
+    await handle.forget()
+
+
 async def test_a_wrong_address_is_one_clear_line(tmp_path):
     executor = RayExecutor(RaySettings(kind="ray", address="http://127.0.0.1:9"))
     with pytest.raises(OSError) as err:
@@ -271,6 +288,20 @@ def test_the_demos_phase_3_on_ray_ends_complete_with_its_logs_in_the_attempt_fil
         assert "Running entrypoint for job backfill-" in text, (log, text)  # Ray's own words
         assert "backfill-" in text and "Traceback" not in text, (log, text)
     assert not list((tmp_path / ".backfill" / "logs").glob("**/*.mirrored"))
+    assert not our_jobs_on(head, tmp_path), "finished jobs are deleted from the cluster"
+
+
+def our_jobs_on(head: Head, tmp_path: Path) -> list[str]:
+    """The submission ids of the jobs of this test's journal the cluster still has."""
+    conn = sqlite3.connect(tmp_path / ".backfill" / "journal.sqlite")
+    try:
+        refs = {r for (r,) in conn.execute("SELECT remote_ref FROM attempts") if r}
+    finally:
+        conn.close()
+    assert refs, "no attempt was journaled with its Ray job's id"
+    with urllib.request.urlopen(head.address + "/api/jobs/", timeout=10) as r:
+        jobs = json.load(r)
+    return [j["submission_id"] for j in jobs if j.get("submission_id") in refs]
 
 
 def record_config(tmp_path: Path, address: str, sleep: str) -> Path:
@@ -336,6 +367,7 @@ def test_kill_9_of_the_engine_then_a_second_run_adopts_the_ray_jobs_by_id(head, 
     assert max(starts.values()) == 1, starts  # adopted, never started twice
     journal = Journal(tmp_path / ".backfill")
     assert any(kind == "attempt_adopted" for _, _, kind, _ in journal.events(1))
+    assert not our_jobs_on(head, tmp_path), "finished jobs are deleted from the cluster"
 
 
 def test_a_run_against_a_wrong_address_says_so_in_one_line(tmp_path):
