@@ -34,7 +34,7 @@ from tests.executors import relay
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 90.0
-PENDING_LIMIT_S = 20
+PENDING_LIMIT_S = 15
 
 
 def _free(port: int) -> bool:

@@ -20,9 +20,10 @@ import anyio
 import pytest
 
 from core.config.model import RayExecutor as RaySettings
-from core.executors import AttemptSpec
+from core.executors import Adopted, AttemptSpec, Unproven
 from core.executors.ray import RayExecutor, submission_id
 from core.state import Journal
+from core.state.journal import AttemptRow
 from tests.executors.ray_head import Head, ray_head
 from tests.helpers import write_tables
 
@@ -175,6 +176,53 @@ async def test_stall_timeout_and_cancel_end_the_job_and_its_double_forked_child(
     status = await handle.job.status()
     assert status.state == "ended"
     await handle.forget()
+
+
+def row_for(spec: AttemptSpec, attempt_id: int) -> AttemptRow:
+    return AttemptRow(
+        attempt_id, 1, 1, spec.argv, spec.log_path, None, None, time.time(), None, None, None,
+        None, None, (), executor="ray", remote_ref=spec.remote_ref,
+    )  # fmt: skip
+
+
+async def test_a_new_engine_adopts_running_and_finished_jobs_and_forgets_unknown_ones(
+    head, tmp_path
+):
+    """What `recover` finds with a fresh executor (as the next engine has): a running job is
+    adopted and watched to its end, its whole output mirrored once; a finished one is adopted
+    dead, its exit status kept; an id the cluster does not know is gone."""
+    first = executor_for(head)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    running = spec_for(
+        tmp_path / "a",
+        "import time\nfor i in range(10):\n    print('tick', i, flush=True)\n    time.sleep(1)",
+    )
+    finished = spec_for(tmp_path / "b", "import sys\nprint('done')\nsys.exit(4)")
+    unknown = spec_for(tmp_path, "print(1)")
+    await first.submit(finished)
+    await first.start(running)  # and the first engine dies: nobody watches either job
+    await anyio.sleep(6.0)  # the finished one is over by now, the running one runs on
+    second = executor_for(head)
+    found = await second.recover(
+        [
+            (row_for(running, 1), running),
+            (row_for(finished, 2), finished),
+            (row_for(unknown, 3), unknown),
+        ]
+    )
+    assert isinstance(found[3], Unproven) and found[3].gone
+    adopted, dead = found[1], found[2]
+    assert isinstance(adopted, Adopted) and isinstance(dead, Adopted)
+    assert adopted.alive and not dead.alive
+    outcome = await dead.handle.wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 4)
+    outcome = await adopted.handle.wait()
+    assert (outcome.reason, outcome.exit_code) == ("exit", 0)
+    ticks = [x for x in running.log_path.read_text().splitlines() if x.startswith("tick")]
+    assert ticks == [f"tick {i}" for i in range(10)], running.log_path.read_text()
+    await adopted.handle.forget()
+    await dead.handle.forget()
 
 
 async def test_a_job_the_cluster_never_starts_ends_unstarted(head, tmp_path):
