@@ -14,10 +14,12 @@ adopts after a crash; this is the Ray backend under it:
   setting's `cwd` when one is given (a local folder is uploaded by Ray, a URI fetched), else the
   command runs in the processor's folder on the node (the config's folder: a head on this
   machine, or nodes that share the path).
-- The log is followed through `tail_job_logs` (a websocket the job server pushes output on), not
-  by polling `get_job_logs`, which sends the whole log every time: a long job's log would be
-  sent again and again. A broken stream is opened again from the start and what the attempt's
-  log already has is skipped.
+- The log is read with `get_job_logs` once a poll while it is small (up to 4 MiB), then
+  followed with `tail_job_logs` (a websocket the job server pushes output on). The websocket
+  alone was slower on a local head: its first output came seconds after the job had ended and
+  it closed seconds later still, which the attempt waits for; `get_job_logs` sends the whole log
+  every time, so a large log is not polled. A broken stream is opened again and what the
+  attempt's log already has is skipped.
 
 The SDK is synchronous (`requests`): every call runs in a worker thread. `ray` is an extra
 (`uv sync --extra ray`); without it the executor refuses to be built, in one line.
@@ -27,11 +29,14 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import functools
 import hashlib
 import math
 import os
 import shlex
+import threading
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -56,6 +61,10 @@ UNSTARTED_ERRORS = {
     "JOB_SUPERVISOR_ACTOR_START_TIMEOUT",
     "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE",
 }
+#: a job's log is read whole once a poll up to this size, then followed over Ray's websocket
+POLL_LOGS_UP_TO = 4 * 1024 * 1024
+#: a finished job is deleted this long after its verdict (and checked as long after that)
+DELETE_AFTER_S = 2.0
 #: Ray's SIGKILL after a stop comes this long after the attempt's grace has run out
 STOP_SLACK_S = 5
 
@@ -138,8 +147,23 @@ class RayJob:
         return JobStatus("ended", exit_code=code, message=message, unstarted=unstarted)
 
     async def follow(self, offset: int) -> AsyncIterator[bytes]:
+        sent = offset
+        # While the log is small: the whole log once a poll, the status asked first, so the
+        # log read after the job's end is all of it. The websocket tail is no faster at the
+        # start (its first output came 2 s after the job had ended, on a local head) and
+        # closes seconds after the end, which the attempt would wait for.
+        while sent < POLL_LOGS_UP_TO:
+            ended = (await self.status()).state in ("ended", "unknown")
+            text = await self._executor.call(lambda c: c.get_job_logs(self._ref))
+            data = text.encode("utf-8", "surrogateescape")
+            yield data[sent:]  # an empty chunk says the stream is up
+            sent = max(sent, len(data))
+            if ended:
+                return
+            await anyio.sleep(self._executor.poll)
+        # A large log is not sent again every poll: it is streamed from here on.
         client = await self._executor.client()
-        skip = offset
+        skip = sent
         try:
             async for text in client.tail_job_logs(self._ref):
                 chunk = text.encode("utf-8", "surrogateescape")
@@ -159,10 +183,28 @@ class RayJob:
             return  # nothing left to stop
 
     async def delete(self) -> None:
+        """Deleted a little later, in a thread of its own that the process waits for at exit:
+        Ray's job manager, when a job is deleted while its supervisor actor is still on its
+        way out (just after the end), writes the job back as FAILED ("supervisor actor
+        died"). Deleting a few seconds after the end, and again if it came back, leaves
+        nothing; the engine's next dispatch does not wait for it."""
+        client = await self._executor.client()
+        threading.Thread(
+            target=_delete_later, args=(client, self._ref), name=f"delete {self._ref}"
+        ).start()
+
+
+def _delete_later(client: JobSubmissionClient, ref: str) -> None:
+    for _ in range(3):
+        time.sleep(DELETE_AFTER_S)
+        # gone already, or not deletable yet: asked again, then left
+        with contextlib.suppress(Exception):
+            client.delete_job(ref)
+        time.sleep(DELETE_AFTER_S)
         try:
-            await self._executor.call(lambda c: c.delete_job(self._ref))
-        except _NoSuchJob:
-            return
+            client.get_job_info(ref)
+        except Exception:
+            return  # gone for good
 
 
 class _NoSuchJob(OSError):
