@@ -38,6 +38,8 @@ NO_NUL = "contains a NUL character, which no program's arguments or environment 
 class Problem:
     at: KeyPath
     text: str
+    #: another place the problem concerns: the loader names its line too
+    also: KeyPath | None = None
 
 
 def semantic_problems(config: Config) -> list[Problem]:
@@ -56,8 +58,10 @@ def semantic_problems(config: Config) -> list[Problem]:
 
 
 def _executors(config: Config) -> list[Problem]:
-    """An executor that is parsed (so a file written for it is checked) but cannot run yet is
-    refused before anything starts, not half-way through a plan."""
+    """An executor that is parsed (so a file written for it is checked) but cannot run in this
+    version is refused before anything starts, not half-way through a plan. A kind has one
+    setting per file: the journal records an attempt's kind only, so an attempt of a phase with
+    other settings of that kind would be adopted, after a crash, with the wrong ones."""
     wanted: list[tuple[KeyPath, str]] = [(("executor", "kind"), config.executor.kind)]
     wanted += [
         (("phases", i, "executor", "kind"), phase.executor.kind)
@@ -73,24 +77,37 @@ def _executors(config: Config) -> list[Problem]:
         for at, kind in wanted
         if kind not in AVAILABLE_EXECUTORS
     ]
+    settings: list[tuple[KeyPath, object]] = [(("executor",), config.executor)]
+    settings += [
+        (("phases", i, "executor"), phase.executor)
+        for i, phase in enumerate(config.phases)
+        if phase.executor is not None
+    ]
+    first: dict[str, tuple[KeyPath, object]] = {}
+    for at, setting in settings:
+        kind = getattr(setting, "kind", "")
+        if kind == "local":
+            continue
+        if kind not in first:
+            first[kind] = (at, setting)
+        elif first[kind][1] != setting:
+            problems.append(
+                Problem(
+                    at,
+                    f"a second, different {kind} executor setting: one file has one {kind} "
+                    "setting (the journal records only the kind of an attempt's executor)",
+                    also=first[kind][0],
+                )
+            )
     return problems + _cloud_run(config)
 
 
 def _cloud_run(config: Config) -> list[Problem]:
-    """A processor on a cloud_run phase runs as its Cloud Run Job: it must name it. The journal
-    records an attempt's executor kind only, so all cloud_run phases share one project+region."""
+    """A processor on a cloud_run phase runs as its Cloud Run Job: it must name it."""
     problems = []
-    settings: set[tuple[str, str]] = set()
     for i, phase in enumerate(config.phases):
-        executor = config.executor_of(phase)
-        if not isinstance(executor, CloudRunExecutor):
+        if not isinstance(config.executor_of(phase), CloudRunExecutor):
             continue
-        settings.add((executor.project, executor.region))
-        if len(settings) > 1:
-            at: KeyPath = ("phases", i, "executor") if phase.executor else ("executor",)
-            problems.append(
-                Problem(at, "every cloud_run phase must use the same project and region")
-            )
         for j, proc in enumerate(phase.processors):
             if proc.command is not None and proc.cloud_run is None:
                 problems.append(

@@ -162,7 +162,11 @@ def _first(path: Path, lines: dict[KeyPath, int], problems: list[Problem]) -> Co
     first = problems[0]
     more = len(problems) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return ConfigError(path, _line_of(lines, first.at), format_key(first.at), first.text + suffix)
+    text = first.text
+    if first.also is not None:
+        other = f"{path.name}:{_line_of(lines, first.also)} {format_key(first.also)}"
+        text += f"; the other is at {other}"
+    return ConfigError(path, _line_of(lines, first.at), format_key(first.at), text + suffix)
 
 
 def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:

@@ -147,7 +147,7 @@ class CloudRunExecutor(Spec):
 
 Executor = Annotated[LocalExecutor | RayExecutor | CloudRunExecutor, Field(discriminator="kind")]
 #: the executors this version can run attempts with (the others are parsed and refused)
-AVAILABLE_EXECUTORS = ("local", "cloud_run")
+AVAILABLE_EXECUTORS = ("local", "ray", "cloud_run")
 
 
 class CloudRunJob(Spec):

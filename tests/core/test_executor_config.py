@@ -1,7 +1,7 @@
-"""`executor:` in backfill.yaml (DESIGN.md): local by default, a phase may override it; ray is
-parsed and checked, but this version cannot run it, so a config selecting it is refused by every
-command with one line naming file:line and key, and exit 2; so is a cloud_run phase whose
-processor names no Cloud Run Job."""
+"""`executor:` in backfill.yaml (DESIGN.md): local by default, a phase may override it; ray and
+cloud_run run (tests/executors/test_ray.py, test_cloud_run.py), with one setting per kind per
+file; a config they cannot run (a cloud_run phase whose processor names no Cloud Run Job) is
+refused by every command with one line naming file:line and key, and exit 2."""
 
 from __future__ import annotations
 
@@ -56,13 +56,32 @@ def ray_config(tmp_path: Path, extra: str = "") -> Path:
     return config_with(tmp_path, RAY + extra)
 
 
-@pytest.mark.parametrize("command", [["status"], ["plan", "2024-01-02"], ["preflight"]])
-def test_selecting_ray_is_refused_naming_the_line(tmp_path, capsys, command):
-    path = ray_config(tmp_path, "  resources: {CPU: 1}\n  token_env: RAY_TOKEN\n")
-    result = invoke([*command, "--config", str(path)], capsys)
-    assert_refused(
-        result, path, "2", "executor.kind: executor kind ray is not available in this version"
+@pytest.mark.parametrize("command", [["status"], ["plan", "2024-01-02"]])
+def test_selecting_ray_is_accepted(tmp_path, capsys, command):
+    path = ray_config(good_folder(tmp_path), "  resources: {CPU: 1}\n  token_env: RAY_TOKEN\n")
+    code, _out, err = invoke([*command, "--config", str(path)], capsys)
+    assert code == 0, err
+
+
+def test_two_different_ray_settings_are_refused_naming_both_lines(tmp_path, capsys):
+    path = config_with(
+        tmp_path,
+        RAY,
+        phase="    executor: {kind: ray, address: 'http://127.0.0.1:9999'}\n",
     )
+    result = invoke(["status", "--config", str(path)], capsys)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "9999" in text)
+    assert_refused(result, path, str(line), "a second, different ray executor setting")
+    assert f"the other is at {path.name}:1 executor" in result[2], result[2]
+
+
+def test_the_same_ray_setting_twice_is_fine(tmp_path):
+    config = load_config(
+        config_with(
+            tmp_path, RAY, phase="    executor: {kind: ray, address: 'http://127.0.0.1:8265'}\n"
+        )
+    )
+    assert config.executor_of(config.phase("work")).kind == "ray"
 
 
 def test_run_refuses_a_cloud_run_processor_naming_no_job_before_starting(tmp_path, capsys):

@@ -116,10 +116,7 @@ async def test_an_exclusion_outlives_the_engine_that_made_it(setup):  # noqa: F8
         )
         assert (await first.submit(Exclude("x", frozenset({day("2024-01-02")})))).ok
         await _until(
-            lambda: any(
-                i.reason == "excluded by operator"
-                for i in first.store.items.values()  # type: ignore[union-attr]
-            )
+            lambda: any(i.reason == "excluded by operator" for i in first.store.items.values())
         )
         tg.cancel_scope.cancel()
     first.journal.close()
@@ -133,7 +130,7 @@ async def test_an_exclusion_outlives_the_engine_that_made_it(setup):  # noqa: F8
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await _until(lambda: second.store is not None)
-        assert second.store is not None and second.store.run_id == first.store.run_id  # type: ignore[union-attr]
+        assert second.store is not None and second.store.run_id == first.store.run_id
         # The resumed run still leaves it out: a retry does not bring it back.
         retried = await second.submit(Retry())
         (excluded,) = [i for i in second.store.items.values() if day("2024-01-02") in i.dates]
