@@ -126,6 +126,10 @@ def ray_head(num_cpus: int = 2) -> Iterator[Head]:
     # No RAY_* of the caller's reaches the head (an address, a namespace of another cluster).
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Started under `uv run` (as .ci/run runs pytest), Ray's uv hook makes every worker, the job
+    # supervisors too, run through that `uv run` command line: none starts in time. A real
+    # cluster's head is no child of `uv run`.
+    env["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
     # How long a job may stay pending before Ray fails it (default 15 min): short enough for a
     # test to see a job that never starts, long enough for a supervisor on a loaded machine.
     env["RAY_JOB_START_TIMEOUT_SECONDS"] = str(PENDING_LIMIT_S)
