@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from core.config import Config, Phase
 from core.errors import UserError
-from core.warehouse import Scan, ScanResult
+from core.warehouse import Scan, ScanResult, Warehouse
 
 
 def days_between(start: date, end: date) -> list[date]:
@@ -56,6 +56,13 @@ def build_calendar(
         )
     counts = {d: n for d, n in scanned.counts.items() if start <= d <= end and n > 0}
     return ExpectedCalendar(start, end, counts)
+
+
+def read_calendar(config: Config, warehouse: Warehouse, start: date, end: date) -> ExpectedCalendar:
+    """The calendar alone (without the processors' tables): one read, none without a scan."""
+    scan = expected_scan(config)
+    scanned = warehouse.rows_per_date([scan], start, end)[scan] if scan else None
+    return build_calendar(config, start, end, scanned)
 
 
 def bootstrap_dates(config: Config, phase: Phase, dates: list[date]) -> set[date]:

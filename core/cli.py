@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.calendar import days_between
+from core.calendar import days_between, read_calendar
 from core.config import Config, load_config
 from core.config.values import parse_date
 from core.coverage import Coverage, measure, refresh_cost
@@ -534,9 +534,10 @@ def known_empty(
     config_path: Path,
     as_json: bool,
 ) -> None:
-    """Mark PROCESSOR's cells from DATE to DATE_END (every day; default: DATE alone) known
-    empty: no rows are due, so they count as complete and are never run (`--reprocess all`
-    still runs them; they stay known empty until undone). `--undo` takes the mark back.
+    """Mark PROCESSOR's cells from DATE to DATE_END (the dates the calendar expects; default:
+    DATE alone) known empty: no rows are due, so they count as complete and are never run
+    (`--reprocess all` still runs them; they stay known empty until undone). `--undo` takes
+    the mark back.
 
     With a live engine the mark goes through it (pending items of those cells are settled at
     once, dashboards see it); without one it is written to the journal directly."""
@@ -553,9 +554,23 @@ def known_empty(
         raise click.UsageError("--undo takes no --reason")
     if not undo and not (reason or "").strip():
         raise click.UsageError("say why these cells have no rows: --reason TEXT (or --undo)")
-    command = KnownEmpty(
-        processor, frozenset(days_between(first, last)), (reason or "").strip(), undo
-    )
+    days = days_between(first, last)
+    if not undo:
+        # A mark is for a date that owes rows: off-days are not expected anyway (an undo takes
+        # back whatever was marked).
+        warehouse = open_warehouse(config)
+        try:
+            calendar = read_calendar(config, warehouse, first, last)
+        finally:
+            warehouse.close()
+        days = [d for d in days if calendar.is_expected(d)]
+        if not days:
+            span = str(first) if first == last else f"{first} to {last}"
+            raise UserError(
+                f"{processor}: no date from {span} is expected by the calendar "
+                "(calendar.expected_dates): nothing to mark"
+            )
+    command = KnownEmpty(processor, frozenset(days), (reason or "").strip(), undo)
     _mark_known_empty(config, command, as_json)
 
 

@@ -75,7 +75,7 @@ from tui.screens.failures import (
 )
 from tui.screens.runs import ReportRequested, RunsScreen
 from tui.session import Refreshed, Session
-from tui.text import literal
+from tui.text import MARK, literal
 from tui.widgets.banner import Banner, Kind
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 from tui.widgets.log_tail import LogTail
@@ -87,7 +87,17 @@ from tui.widgets.status_bar import StatusBar, pause_badges
 TICK_SECONDS = 0.25
 #: how often the notify channels' health is read from the journal (in a thread)
 HEALTH_SECONDS = 3.0
-CONTROLS = {"start_run", "pause", "cancel", "cancel_all", "retry", "more", "fewer"}
+CONTROLS = {
+    "start_run",
+    "pause",
+    "cancel",
+    "cancel_all",
+    "retry",
+    "more",
+    "fewer",
+    "known_empty",
+    "exclude",
+}
 
 
 class BackfillApp(App[None]):
@@ -165,6 +175,32 @@ class BackfillApp(App[None]):
             id="notify.test",
             tooltip="Send a test message on every notify channel; the Notify tab shows each "
             "one's outcome and health",
+        ),
+        Binding(
+            "e",
+            "known_empty",
+            "Known empty",
+            show=False,
+            id="cells.known_empty",
+            tooltip="Mark the chosen cells known empty, with a reason (heatmap: the marked "
+            "cells, else the cursor's; queue: the marked items, else the highlighted one)",
+        ),
+        Binding(
+            "E",
+            "known_empty(True)",
+            "Undo known empty",
+            show=False,
+            id="cells.undo_known_empty",
+            tooltip="Take the known-empty mark off the chosen cells",
+        ),
+        Binding(
+            "X",
+            "exclude",
+            "Exclude",
+            show=False,
+            id="cells.exclude",
+            tooltip="Take the chosen cells' items out of the live run (it ends incomplete, "
+            "naming them)",
         ),
         Binding(
             "slash",
@@ -700,6 +736,10 @@ class BackfillApp(App[None]):
         self._send(Resume() if snap.state == "paused" else Pause())
 
     def action_cancel(self) -> None:
+        heatmap = self._heatmap()
+        if self.focused is heatmap and heatmap.marked:
+            self._cancel_cells(CancelCells(tuple(sorted(heatmap.marked))))
+            return
         marked = self._queue().marked
         if marked:
             self._cancel_marked(marked)
@@ -756,6 +796,17 @@ class BackfillApp(App[None]):
         )
 
     def action_retry(self) -> None:
+        heatmap = self._heatmap()
+        if self.focused is heatmap and (marked := heatmap.marked):
+            failed = self._cells_in(marked, CellState.FAILED)
+            if not failed:
+                self.notify(
+                    f"None of the {len(marked)} marked cells failed: nothing to retry.",
+                    markup=False,
+                )
+                return
+            self.post_message(RetryCells(tuple(sorted(failed))))
+            return
         dates = None
         if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
             _, first, last = cursor
@@ -849,6 +900,52 @@ class BackfillApp(App[None]):
         else:
             action = {"report": "write_report", "q": "quit"}.get(name, name)
             await self.run_action(action)
+
+    def _cells_in(self, cells: frozenset[Cell], state: CellState) -> set[Cell]:
+        """Those of `cells` the heatmap shows in `state`."""
+        grid = self.session.grid
+        if grid is None:
+            return set()
+        rows = {r.key: i for i, r in enumerate(grid.rows) if not r.is_phase}
+        return {
+            (key, day)
+            for key, day in cells
+            if key in rows
+            and (column := grid.column_of(day)) is not None
+            and grid.state(rows[key], column) is state
+        }
+
+    def _chosen_cells(self, verb: str) -> frozenset[Cell]:
+        """The cells a bulk action on the dashboard takes: the heatmap's marked cells (else the
+        cursor's) when it has the focus, the queue's marked items' cells (else the highlighted
+        item's) when the queue has it."""
+        heatmap, queue = self._heatmap(), self._queue()
+        if self.focused is heatmap:
+            cells = heatmap.chosen_cells()
+            if not cells:
+                self.notify(f"Nothing under the cursor to {verb}.", markup=False)
+            return cells
+        if self.focused is queue:
+            ids = queue.marked or {i for i in (queue.selected_item_id(),) if i is not None}
+            views = [self.session.items[i] for i in sorted(ids) if i in self.session.items]
+            cells = frozenset((v.processor, d) for v in views for d in v.dates)
+            if not cells:
+                self.notify(f"Select an item in the queue to {verb} first.", markup=False)
+            return cells
+        self.notify(
+            f"Focus the heatmap or the queue (tab) and choose the cells to {verb}.", markup=False
+        )
+        return frozenset()
+
+    def action_known_empty(self, undo: bool = False) -> None:
+        cells = self._chosen_cells("unmark" if undo else "mark known empty")
+        if cells:
+            self._ask_known_empty(set(cells), undo=undo)
+
+    def action_exclude(self) -> None:
+        cells = self._chosen_cells("exclude")
+        if cells:
+            self._exclude_cells(ExcludeCells(tuple(sorted(cells))))
 
     def action_failures(self) -> None:
         if not isinstance(self.screen, FailuresScreen):
@@ -1215,16 +1312,20 @@ class BackfillApp(App[None]):
     # -- messages from widgets -----------------------------------------------------------
 
     @on(CoverageHeatmap.CellHighlighted)
+    @on(CoverageHeatmap.MarksChanged)
     def _cell_highlighted(self) -> None:
         self._describe_cursor()
 
     def _describe_cursor(self) -> None:
         coverage = self.session.coverage
-        cursor = self._heatmap().cursor_cell()
+        heatmap = self._heatmap()
+        cursor = heatmap.cursor_cell()
         if coverage is None or cursor is None:
             return
         row, first, last = cursor
         text = self._describe(coverage, row.key, row.is_phase, first, last)
+        if marked := len(heatmap.marked):
+            text = f"{MARK} {marked} marked (r c e X act on them, esc unmarks) · {text}"
         # A fixed line (height: 1): each cursor move repaints it without a screen relayout.
         self._dashboard().query_one("#cell", Static).update(
             literal(text, newlines=False), layout=False

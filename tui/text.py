@@ -13,6 +13,9 @@ from rich.text import Text
 
 from core.printable import strip_controls
 
+#: Drawn by a marked row or cell (space marks, for bulk actions), wherever marks are shown.
+MARK = "●"
+
 
 def literal(text: str, style: StyleType = "", *, newlines: bool = True) -> Text:
     """`text` as a Rich Text drawn exactly as written: never parsed as markup, no controls."""

@@ -177,3 +177,28 @@ def test_a_coverage_preflight_check_counts_known_empty_cells_as_complete(tiny, c
     )
     assert code == 0, err
     assert status() == "pass"  # 3 of 8
+
+
+def test_a_known_empty_range_marks_only_the_dates_the_calendar_expects(tiny, capsys):
+    cfg = str(tiny.path)
+    expected = coverage_of(tiny).calendar.expected_dates
+    assert day("2024-01-04") not in expected and {day("2024-01-03"), day("2024-01-05")} <= set(
+        expected
+    )
+    code, out, err = invoke(
+        ["known-empty", "player", "2024-01-03", "2024-01-05", "--reason", "x", "--config", cfg],
+        capsys,
+    )
+    assert code == 0, err
+    assert "2 cells marked known empty" in out
+    journal = Journal(tiny.state_path)
+    marked = [r.day for r in journal.known_empty(day("2024-01-01"), day("2024-01-31"))]
+    journal.close()
+    assert marked == [day("2024-01-03"), day("2024-01-05")]
+    # An off-day alone owes no rows: nothing to mark, said in one line.
+    code, out, err = invoke(
+        ["known-empty", "player", "2024-01-04", "--reason", "x", "--config", cfg], capsys
+    )
+    assert code == 2
+    assert "no date from 2024-01-04 is expected by the calendar" in err
+    assert "Traceback" not in err

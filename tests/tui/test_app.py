@@ -33,6 +33,7 @@ from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
 from tui.screens.failures import CancelCells, FailuresScreen
+from tui.text import MARK
 from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
@@ -156,7 +157,7 @@ async def test_space_marks_queue_rows_and_c_cancels_just_those(slow_demo: Path):
             for row in shown
             if row is not None
         ]
-        assert len(lines) == 2 and all(line.lstrip().startswith(QueueTable.MARK) for line in lines)
+        assert len(lines) == 2 and all(line.lstrip().startswith(MARK) for line in lines)
         await pilot.press("escape")
         assert not queue.marked
         for row in (queue.row_count - 1, queue.row_count - 2):

@@ -28,7 +28,7 @@ from textual.widgets import DataTable, Footer, Static
 from core.failures import FailureGroup
 from core.run_history import failure_groups
 from core.state import Journal
-from tui.text import literal
+from tui.text import MARK, literal
 from tui.widgets.log_tail import LogTail
 from tui.widgets.row_table import RowTable
 
@@ -173,7 +173,7 @@ class FailuresScreen(Screen[None]):
         log.follow(None if g.sample_log is None else Path(g.sample_log), title="sample log")
 
     def _cell_row(self, cell: Cell) -> list[Text]:
-        mark = Text("●", "bold yellow") if cell in self.marked else Text(" ")
+        mark = Text(MARK, "bold yellow") if cell in self.marked else Text(" ")
         return [mark, literal(cell[0], newlines=False), Text(str(cell[1]))]
 
     def _highlighted_cell(self) -> Cell | None:

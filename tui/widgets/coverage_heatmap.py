@@ -93,6 +93,7 @@ from textual.widgets import Static
 from core.coverage import WORST_FIRST, CellState
 from core.grid import CODE, CODES, Grid, GridRow, quiet_runs, rows_matching
 from core.printable import strip_controls
+from tui.text import MARK
 
 Zoom = Literal["day", "week", "month"]
 
@@ -145,6 +146,9 @@ SHARE_CSS = "color: $warning;"
 #: A cursor cell whose glyph fills the cell would hide the cursor background: draw this instead.
 _CURSOR_FILL = "■"
 _FILLS = frozenset("█" + BARS)
+#: What a character of a row strip is drawn as (besides an ordinary cell).
+_MARKED = b"\x01"
+_CURSOR = b"\x02"
 
 
 def state_class(state: CellState) -> str:
@@ -163,6 +167,8 @@ _PARTIAL = CODE[CellState.PARTIAL]
 _MISSING = CODE[CellState.MISSING]
 _SKIPPED = CODE[CellState.SKIPPED]
 _NOT_EXPECTED = CODE[CellState.NOT_EXPECTED]
+#: Cells no action takes: nothing is expected there, or the config skips them.
+_UNMARKABLE = frozenset((_NOT_EXPECTED, CODE[CellState.SKIPPED]))
 #: The draw code of a partly done bucket: past the state codes, it picks the share style.
 _SHARE = len(CODES)
 #: code -> rank in WORST_FIRST (0 = worst), as a bytes.translate table: min() of a translated
@@ -244,6 +250,7 @@ class _Styles:
     base: Style
     states: tuple[Style, ...]  # by draw code
     cursor: tuple[Style, ...]  # by draw code: the cursor background, the state's colour
+    marked: tuple[Style, ...]  # by draw code: the mark background, the state's colour
     label: Style
     phase: Style
     cursor_label: Style
@@ -407,6 +414,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         *(state_class(state) for state in CellState),
         "heatmap--share",
         "heatmap--cursor",
+        "heatmap--marked",
         "heatmap--label",
         "heatmap--phase",
         "heatmap--cursor-label",
@@ -422,6 +430,7 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     }}
     {_state_rules("CoverageHeatmap")}
     CoverageHeatmap > .heatmap--cursor {{ background: $foreground; text-style: bold; }}
+    CoverageHeatmap > .heatmap--marked {{ background: $accent; text-style: bold; }}
     CoverageHeatmap > .heatmap--label {{ color: $text; }}
     CoverageHeatmap > .heatmap--phase {{ color: $text; text-style: bold; }}
     CoverageHeatmap > .heatmap--cursor-label {{
@@ -460,6 +469,16 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         Binding("pagedown", "page_right", "Page later", show=False, id="heatmap.page_right"),
         Binding("g", "first_row", "First row", show=False, id="heatmap.top"),
         Binding("G", "last_row", "Last row", show=False, id="heatmap.bottom"),
+        Binding(
+            "space",
+            "mark",
+            "Mark",
+            show=False,
+            id="heatmap.mark",
+            tooltip="Mark the cursor's cells (a phase row: its processors') for r, c, e, X; "
+            "again unmarks",
+        ),
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="heatmap.clear_marks"),
     ]
 
     class CellHighlighted(Message):
@@ -492,6 +511,13 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     class FilterChanged(Message):
         """The heatmap changed its filter's rows on its own (states changed under a state
         word, or a jump cleared it): a note saying what the filter keeps follows."""
+
+    class MarksChanged(Message):
+        """Cells were marked or unmarked: what the bulk actions (r, c, e, X) now act on."""
+
+        def __init__(self, count: int) -> None:
+            super().__init__()
+            self.count = count
 
     class CellSelected(Message):
         """Enter or a double click on a cell: open its details (attempts, logs)."""
@@ -558,6 +584,9 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         #: zoom to fit until the zoom is chosen explicitly
         self._auto_zoom = True
         self._fitting = False
+        #: cells marked with space, for bulk actions: per processor, its days (dates, so marks
+        #: survive new grids and zooms)
+        self._marked: dict[str, set[date]] = {}
 
     # ----------------------------------------------------------------------------------- data
 
@@ -752,6 +781,94 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             self._folded.discard(phase)
         self._row_version[summary] += 1  # its ▸/▾ mark
         self._relist()
+
+    # ------------------------------------------------------------------------------ marks
+
+    @property
+    def marked(self) -> frozenset[tuple[str, date]]:
+        """The marked cells, (processor, day), that the grid on display holds."""
+        grid = self._grid
+        if grid is None or not grid.days or not self._marked:
+            return frozenset()
+        first, last = grid.days[0], grid.days[-1]
+        keys = {r.key for r in grid.rows if not r.is_phase}
+        return frozenset(
+            (key, day)
+            for key, days in self._marked.items()
+            if key in keys
+            for day in days
+            if first <= day <= last
+        )
+
+    def cursor_cells(self) -> frozenset[tuple[str, date]]:
+        """The cells under the cursor that an action can take: the column's days that the
+        row expects (not skipped), of the row's processor or, on a phase row, of each of its
+        processors that the filter keeps."""
+        grid = self._grid
+        if grid is None or not grid.rows or not grid.days:
+            return frozenset()
+        row, column = self.cursor
+        bounds = self._columns_of(self.zoom).bounds
+        lo, hi = bounds[column], bounds[column + 1]
+        return frozenset(
+            (grid.rows[i].key, grid.days[d])
+            for i in self._rows_under(row)
+            for d in range(lo, hi)
+            if grid.codes[i][d] not in _UNMARKABLE
+        )
+
+    def chosen_cells(self) -> frozenset[tuple[str, date]]:
+        """What a bulk action takes: the marked cells, else the cursor's."""
+        return self.marked or self.cursor_cells()
+
+    def clear_marks(self) -> bool:
+        """Unmark every cell; False when none was marked."""
+        if not self._marked:
+            return False
+        self._marked.clear()
+        self._marks_changed()
+        return True
+
+    def _rows_under(self, row: int) -> list[int]:
+        """The processor rows a cursor on `row` stands for."""
+        assert self._grid is not None
+        target = self._grid.rows[row]
+        if not target.is_phase:
+            return [row]
+        kept = self._matching
+        return [
+            i
+            for i, r in enumerate(self._grid.rows)
+            if not r.is_phase and r.phase == target.phase and (kept is None or i in kept)
+        ]
+
+    def _marks_changed(self) -> None:
+        # Marks are drawn into the row strips (and a phase row shows its processors'): every
+        # row's cache key changes; one repaint of what is on screen.
+        self._row_version = [v + 1 for v in self._row_version]
+        self.refresh()
+        self.post_message(self.MarksChanged(len(self.marked)))
+
+    def _marked_columns(self, row: int) -> list[int]:
+        """The columns of `row` at the current zoom holding a marked day (a phase row: a
+        marked day of one of its processors)."""
+        grid = self._grid
+        assert grid is not None
+        target = grid.rows[row]
+        keys = (
+            [r.key for r in grid.rows if not r.is_phase and r.phase == target.phase]
+            if target.is_phase
+            else [target.key]
+        )
+        of_day = self._columns_of(self.zoom).of_day_index
+        return sorted(
+            {
+                of_day(index)
+                for key in keys
+                for day in self._marked.get(key, ())
+                if (index := grid.column_of(day)) is not None
+            }
+        )
 
     # ---------------------------------------------------------------------------- geometry
 
@@ -986,6 +1103,30 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     def action_cycle_zoom(self) -> None:
         self.zoom = NEXT_ZOOM[self.zoom]
 
+    def action_mark(self) -> None:
+        """Mark the cursor's cells, or unmark them when all are marked; then step to the next
+        date, so holding space marks a run of dates (as k9s steps down)."""
+        cells = self.cursor_cells()
+        if cells:
+            if all(day in self._marked.get(key, ()) for key, day in cells):
+                for key, day in cells:
+                    self._marked[key].discard(day)
+                self._marked = {key: days for key, days in self._marked.items() if days}
+            else:
+                for key, day in cells:
+                    self._marked.setdefault(key, set()).add(day)
+            self._marks_changed()
+        self._move(columns=1)
+
+    def action_clear_marks(self) -> None:
+        self.clear_marks()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_marks":
+            # Esc with nothing marked is the screen's ("back"), not swallowed here.
+            return bool(self._marked)
+        return True
+
     def action_select_cell(self) -> None:
         cell = self.cursor_cell()
         state = self.cursor_state()
@@ -1009,16 +1150,24 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         states = tuple(base + component(state_class(state)) for state in CODES)
         states += (base + component("heatmap--share"),)  # at _SHARE
         cursor = component("heatmap--cursor")
-        cursor_states = tuple(
-            base
-            + cursor
-            + Style(color=(style.bgcolor if style.bgcolor != base.bgcolor else None) or style.color)
-            for style in states
-        )
+        marked = component("heatmap--marked")
+
+        def over(background: Style) -> tuple[Style, ...]:
+            # The state's colour (its background, for a state drawn on one) on `background`.
+            return tuple(
+                base
+                + background
+                + Style(
+                    color=(style.bgcolor if style.bgcolor != base.bgcolor else None) or style.color
+                )
+                for style in states
+            )
+
         styles = _Styles(
             base=base,
             states=states,
-            cursor=cursor_states,
+            cursor=over(cursor),
+            marked=over(marked),
             label=base + component("heatmap--label"),
             phase=base + component("heatmap--phase"),
             cursor_label=base + component("heatmap--cursor-label"),
@@ -1081,13 +1230,13 @@ class CoverageHeatmap(ScrollView, can_focus=True):
             strip = self._strips[key] = self._row_strip(row, key[-1], scroll_x, width, styles)
         return strip
 
-    def _label(self, row: GridRow, is_cursor: bool, styles: _Styles) -> Segment:
+    def _label(self, row: GridRow, is_cursor: bool, has_marks: bool, styles: _Styles) -> Segment:
         # Segments are drawn as they are: a label from the config must not carry controls.
         label = strip_controls(row.label)
         if row.is_phase:
             text = ("▸ " if row.phase in self._folded else "▾ ") + label
         else:
-            text = "  " + label
+            text = (MARK + " " if has_marks else "  ") + label
         room = self.LABEL_WIDTH - 2
         if cell_len(text) > room:
             text = set_cell_size(text, room - 1) + "…"
@@ -1102,22 +1251,38 @@ class CoverageHeatmap(ScrollView, can_focus=True):
         cells = self._row_cells(row)
         first = scroll_x
         last = min(len(cells.draw), scroll_x + self._cell_width())
+        layout = self._layout()
+        marked = [layout.span(c) for c in self._marked_columns(row)] if self._marked else []
         segments = [
-            self._label(self._grid.rows[row], cursor_column >= 0, styles),
+            self._label(self._grid.rows[row], cursor_column >= 0, bool(marked), styles),
             Segment("│", styles.header),
         ]
-        state_styles = styles.states
         codes, glyphs = cells.draw, cells.glyphs
-        # The cursor's characters [lo, hi), clipped to the view: one column, cell wide.
-        lo, hi = self._layout().span(cursor_column) if cursor_column >= 0 else (last, last)
-        lo, hi = min(max(lo, first), last), min(max(hi, first), last)
-        for index, (a0, b0) in enumerate(((first, lo), (hi, last))):
+        # What each character of the view is drawn as: a cell, a marked cell or the cursor
+        # (one column, cell wide), in runs.
+        kinds = bytearray(max(0, last - first))
+        for lo, hi in marked:
+            lo, hi = min(max(lo, first), last), min(max(hi, first), last)
+            kinds[lo - first : hi - first] = _MARKED * (hi - lo)
+        if cursor_column >= 0:
+            lo, hi = layout.span(cursor_column)
+            lo, hi = min(max(lo, first), last), min(max(hi, first), last)
+            kinds[lo - first : hi - first] = _CURSOR * (hi - lo)
+        by_kind = (styles.states, styles.marked, styles.cursor)
+        for piece in _RUNS.finditer(kinds):
+            kind = kinds[piece.start()]
+            a0, b0 = first + piece.start(), first + piece.end()
+            if kind == _CURSOR[0]:
+                marks = "".join(_CURSOR_FILL if g in _FILLS else g for g in glyphs[a0:b0])
+                segments.append(Segment(marks, styles.cursor[codes[a0]]))
+                continue
+            state_styles = by_kind[kind]
             for match in _RUNS.finditer(codes, a0, b0):
                 a, b = match.span()
-                segments.append(Segment(glyphs[a:b], state_styles[codes[a]]))
-            if index == 0 and hi > lo:
-                marks = "".join(_CURSOR_FILL if g in _FILLS else g for g in glyphs[lo:hi])
-                segments.append(Segment(marks, styles.cursor[codes[lo]]))
+                text = glyphs[a:b]
+                if kind:  # a full block would hide the mark's background
+                    text = "".join(_CURSOR_FILL if g in _FILLS else g for g in text)
+                segments.append(Segment(text, state_styles[codes[a]]))
         used = self.LABEL_WIDTH + max(0, last - first)
         if used < width:
             segments.append(Segment(" " * (width - used), styles.base))

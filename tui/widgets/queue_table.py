@@ -54,6 +54,7 @@ from textual.strip import Strip
 from core.engine.api import ItemState, ItemView
 from core.printable import strip_controls
 from core.progress import format_duration
+from tui.text import MARK
 
 #: Row order by state: what needs the operator's eyes first, finished work last.
 STATE_RANK: dict[ItemState, int] = {
@@ -488,9 +489,6 @@ class QueueTable(ScrollView, can_focus=True):
         Binding("space", "mark", "Mark", show=False, id="queue.mark"),
         Binding("escape", "clear_marks", "Clear marks", show=False, id="queue.clear_marks"),
     ]
-
-    #: drawn in the padding before a marked row's state
-    MARK = "●"
 
     #: the header line above the rows
     HEADER_HEIGHT = 1
@@ -947,7 +945,7 @@ class QueueTable(ScrollView, can_focus=True):
             for text, width in zip(render_cells(item, now), self._widths, strict=True)
         ]
         if marked:
-            cells[0] = self.MARK + cells[0][1:]
+            cells[0] = MARK + cells[0][1:]
         state = item.state.value
         state_style = (styles.cursor_states if cursor else styles.states).get(state, styles.base)
         row_style = styles.cursor if cursor else styles.base
