@@ -78,8 +78,14 @@ class RemoteEngine:
                 hello = {"protocol": PROTOCOL, "who": who_to_json(who), "read_only": read_only}
                 await stream.send(encode({"hello": hello}))
                 answer = decode(await reader.receive_until(b"\n", MAX_LINE))
-        except (OSError, TimeoutError, anyio.EndOfStream, anyio.IncompleteRead) as exc:
-            # A socket left by an engine that died: nobody answers on it.
+        except (
+            OSError,
+            TimeoutError,
+            anyio.EndOfStream,
+            anyio.IncompleteRead,
+            anyio.BrokenResourceError,
+        ) as exc:
+            # A socket left by an engine that died (or dies as we knock): nobody answers.
             raise NoEngine(
                 f"no engine is running for {state_dir} ({exc.__class__.__name__})"
             ) from None
