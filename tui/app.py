@@ -29,6 +29,7 @@ from textual.widgets import Static, TabbedContent
 from core.config import Config
 from core.coverage import CellState, Coverage, worst
 from core.engine.api import (
+    EXCLUDED,
     CancelAll,
     CancelItem,
     Command,
@@ -1020,7 +1021,7 @@ class BackfillApp(App[None]):
             view
             for view in self.session.items.values()
             if view.state is not ItemState.DONE
-            and not (view.state is ItemState.CANCELLED and view.reason == "excluded by operator")
+            and not (view.state is ItemState.CANCELLED and view.reason == EXCLUDED)
             and any((view.processor, day) in cells for day in view.dates)
         ]
         if not held:

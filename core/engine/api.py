@@ -24,11 +24,12 @@ from core.config import Config
 from core.coverage import Reread
 from core.planner import Reprocess
 from core.progress import Forecast
-from core.state.items import ItemState
+from core.state.items import EXCLUDED, ItemState
 from core.state.journal import Journal
 from core.warehouse import Warehouse
 
 __all__ = [
+    "EXCLUDED",
     "HEADER_ONLY",
     "CancelAll",
     "CancelItem",

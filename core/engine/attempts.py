@@ -35,14 +35,12 @@ from core.executors import (
 )
 from core.planner import DONE, render_argv
 from core.progress import Finish
-from core.state.items import Item, ItemState, ItemStore
+from core.state.items import EXCLUDED, Item, ItemState, ItemStore
 from core.state.journal import AttemptRow, ended_leftovers
 
 #: A verification the warehouse could not answer is tried again after 5 s, 10 s, ... 5 min.
 VERIFY_RETRY_FIRST_S = 5.0
 VERIFY_RETRY_MAX_S = 300.0
-#: the reason of an item an operator took out of the run (`Exclude`): how a resumed run knows
-EXCLUDED = "excluded by operator"
 #: an attempt its executor never started (`unstarted`) goes again after this long
 UNSTARTED_RETRY_S = 60.0
 #: successful attempts per processor kept for ETAs

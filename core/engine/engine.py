@@ -46,7 +46,7 @@ from core.engine.api import (
     Stop,
     Who,
 )
-from core.engine.attempts import EXCLUDED, Attempts, span
+from core.engine.attempts import Attempts, span
 from core.engine.cooldowns import Cooldowns
 from core.engine.forecasting import Forecaster
 from core.engine.gates import GateShares
@@ -66,7 +66,7 @@ from core.engine.verifier import Verifier
 from core.errors import UserError
 from core.planner import DONE, chunk_dates, select_processors
 from core.progress import Forecast
-from core.state.items import OPEN, Item, ItemState, ItemStore
+from core.state.items import EXCLUDED, OPEN, Item, ItemState, ItemStore
 from core.state.journal import Journal
 from core.warehouse import Warehouse
 

@@ -36,6 +36,10 @@ class ItemState(StrEnum):
 
 OPEN = frozenset({ItemState.PENDING, ItemState.RUNNING})
 
+#: the reason of an item an operator took out of the run (`Exclude`): how a resumed run, and a
+#: client, tell it from a cancel
+EXCLUDED = "excluded by operator"
+
 
 @dataclass(eq=False)
 class Item:
