@@ -668,20 +668,18 @@ class BackfillApp(App[None]):
 
     @work(group="command")
     async def _send_each(self, commands: list[Command], done: str) -> None:
-        """A bulk action: each command in turn, one toast for all ("3 of 3 cancelled")."""
+        """A bulk action: each command in turn, one toast for all ("3 of 3 cancelled"; the
+        engine's own reply when there is one command)."""
         engine = self.session.engine
         if engine is None:
             self.notify("No run yet: s starts one.", markup=False)
             return
-        refused = []
-        for command in commands:
-            reply = await engine.submit(command)
-            if not reply.ok:
-                refused.append(reply.message)
+        replies = [await engine.submit(command) for command in commands]
+        refused = [r.message for r in replies if not r.ok]
         ok = len(commands) - len(refused)
         why = f"; refused: {refused[0]}" if refused else ""
         self.notify(
-            f"{ok} of {len(commands)} {done}{why}",
+            replies[0].message if len(replies) == 1 else f"{ok} of {len(commands)} {done}{why}",
             severity="warning" if refused else "information",
             markup=False,
         )
@@ -1003,8 +1001,10 @@ class BackfillApp(App[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                for view in sorted(open_items, key=lambda v: v.id):
-                    self._send(CancelItem(view.id))
+                commands: list[Command] = [
+                    CancelItem(v.id) for v in sorted(open_items, key=lambda v: v.id)
+                ]
+                self._send_each(commands, "cancelled")
 
         self.push_screen(ConfirmScreen(question, "Cancel"), confirmed)
 
@@ -1044,8 +1044,11 @@ class BackfillApp(App[None]):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                for processor, days in sorted(by_processor.items()):
-                    self._send(Exclude(processor, frozenset(days)))
+                commands: list[Command] = [
+                    Exclude(processor, frozenset(days))
+                    for processor, days in sorted(by_processor.items())
+                ]
+                self._send_each(commands, "exclusions made (one per processor)")
 
         self.push_screen(ConfirmScreen(question, "Exclude"), confirmed)
 
