@@ -57,7 +57,11 @@ EXTRA_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         ("esc", "Back: clears the queue filter, closes a dialog, leaves the date screen"),
         ("^p", "Command palette: jump to a processor or a date; every command"),
     ),
-    "heatmap": (("r", "Retry failed: only the cursor's dates when the heatmap has the focus"),),
+    "heatmap": (
+        ("r", "Retry failed: the marked cells that failed, else those of the cursor's dates"),
+        ("c", "Cancel the queued or running items holding the marked cells (asks first)"),
+        ("e E X", "Known empty / undo / exclude: the marked cells, else the cursor's"),
+    ),
     "queue": (("c", "Cancel the highlighted item (asks first)"),),
     "logs": (
         ("↑↓ j k pgup pgdn", "Scroll: reading further up pauses following"),
