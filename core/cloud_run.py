@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,39 +38,27 @@ def require_extra() -> None:
         raise UserError(MISSING_EXTRA) from None
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    """Where the APIs are when not at Google (a test's local server): no credentials are sent."""
-
-    run: str  # e.g. http://127.0.0.1:PORT
-    logging: str
-
-
-#: where the APIs are when a caller names none: Google's (None), or a test's local server
-DEFAULT_ENDPOINTS: Endpoints | None = None
-
-
 class Clients:
     """The Cloud Run and Cloud Logging clients of one project, made on first use (making them
     looks for credentials, which may fail: that is an error of the first call, not of start-up).
     """
 
-    def __init__(self, settings: CloudRunExecutor, endpoints: Endpoints | None = None) -> None:
+    def __init__(self, settings: CloudRunExecutor) -> None:
         require_extra()
         self.settings = settings
-        self.endpoints = endpoints or DEFAULT_ENDPOINTS
         self._run: dict[str, Any] = {}
         self._logging: LoggingClient | None = None
 
     def _options(self) -> dict[str, Any]:
-        if self.endpoints is None:
+        endpoint = self.settings.api_endpoint
+        if endpoint is None:
             return {"transport": "rest"}
         from google.auth.credentials import AnonymousCredentials
 
         return {
             "transport": "rest",
             "credentials": AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            "client_options": {"api_endpoint": self.endpoints.run},
+            "client_options": {"api_endpoint": endpoint},
         }
 
     @property
@@ -106,9 +93,11 @@ class Clients:
         if self._logging is None:
             from google.cloud.logging import Client
 
-            if self.endpoints is None:
+            settings = self.settings
+            endpoint = settings.logging_endpoint or settings.api_endpoint
+            if endpoint is None:
                 self._logging = Client(  # type: ignore[no-untyped-call]
-                    project=self.settings.project, _use_grpc=False
+                    project=settings.project, _use_grpc=False
                 )
             else:
                 from google.auth.credentials import AnonymousCredentials
@@ -117,7 +106,7 @@ class Clients:
                     project=self.settings.project,
                     credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                     _use_grpc=False,
-                    client_options={"api_endpoint": self.endpoints.logging},
+                    client_options={"api_endpoint": endpoint},
                 )
         return self._logging
 
@@ -176,7 +165,7 @@ def last_commit_time(root: Path) -> datetime | None:
     return datetime.fromtimestamp(int(done.stdout.strip()), UTC)
 
 
-def check_jobs(config: Config, endpoints: Endpoints | None = None) -> tuple[Status, str]:
+def check_jobs(config: Config) -> tuple[Status, str]:
     """Each job exists and never retries by itself (`max_retries: 0`); a warning where its last
     deploy is older than the local code's last commit (its image may lack the latest code)."""
     from google.api_core import exceptions
@@ -191,7 +180,7 @@ def check_jobs(config: Config, endpoints: Endpoints | None = None) -> tuple[Stat
         if (settings, mapping.job) in seen:
             continue
         seen.add((settings, mapping.job))
-        client = clients.setdefault(settings, Clients(settings, endpoints))
+        client = clients.setdefault(settings, Clients(settings))
         name = client.job_path(mapping.job)
         where = f"{processor}: job {mapping.job} ({settings.project}, {settings.region})"
         try:

@@ -143,6 +143,11 @@ class CloudRunExecutor(Spec):
     kind: Literal["cloud_run"]
     project: str
     region: Annotated[str, StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
+    #: where the Cloud Run (and Cloud Logging) APIs are when not at Google: a local server
+    #: standing in for them, called with anonymous credentials (as `warehouse.api_endpoint`)
+    api_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    #: Cloud Logging's, where it is not `api_endpoint` too
+    logging_endpoint: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
 
 
 Executor = Annotated[LocalExecutor | RayExecutor | CloudRunExecutor, Field(discriminator="kind")]

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from core.cloud_run import CALL_TIMEOUT_S, Clients, Endpoints
+from core.cloud_run import CALL_TIMEOUT_S, Clients
 from core.config.model import CloudRunExecutor as Settings
 from core.config.model import CloudRunJob
 from core.executors.remote import JobStatus, RemoteExecutor, RemoteJob
@@ -75,13 +75,11 @@ class CloudRunExecutor(RemoteExecutor):
         self,
         settings: Settings,
         jobs: Mapping[str, CloudRunJob],
-        *,
-        endpoints: Endpoints | None = None,
     ) -> None:
         self.settings = settings
         #: processor -> its Cloud Run Job
         self.jobs = dict(jobs)
-        self.clients = Clients(settings, endpoints)  # UserError where the extra is missing
+        self.clients = Clients(settings)  # UserError where the extra is missing
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn` in a worker thread under a timeout; its failures as `CloudRunError`, a missing

@@ -32,7 +32,7 @@ import pytest
 pytest.importorskip("google.cloud.run_v2", reason="the cloud-run extra is not installed")
 
 from core import cloud_run
-from core.cloud_run import Endpoints, check_jobs
+from core.cloud_run import check_jobs
 from core.config import load_config
 from core.config.model import CloudRunExecutor as Settings
 from core.config.model import CloudRunJob
@@ -366,9 +366,8 @@ def fake() -> Iterator[FakeCloudRun]:
 
 def executor_for(fake: FakeCloudRun, *, stall_slack: float = 0.0) -> CloudRunExecutor:
     executor = CloudRunExecutor(
-        Settings(kind="cloud_run", project=PROJECT, region=REGION),
+        Settings(kind="cloud_run", project=PROJECT, region=REGION, api_endpoint=fake.url),
         {"pgs": CloudRunJob(job=JOB, args_from=3)},
-        endpoints=Endpoints(run=fake.url, logging=fake.url),
     )
     executor.poll = 0.1
     executor.log_poll = 0.1
@@ -572,6 +571,8 @@ async def test_a_missing_job_fails_the_start_in_words(tmp_path, fake):
 
 # -- config and preflight ------------------------------------------------------------------------
 
+#: the APIs' endpoint in CONFIG: a port nothing listens on, until `config_for` puts the fake's there
+NOWHERE = "http://127.0.0.1:9"
 CONFIG = f"""\
 name: t
 warehouse: {{kind: sqlite, path: wh}}
@@ -581,7 +582,7 @@ phases:
     processors:
       - {{name: src, table: ds.src, date_column: d}}
   - name: analytics
-    executor: {{kind: cloud_run, project: {PROJECT}, region: {REGION}}}
+    executor: {{kind: cloud_run, project: {PROJECT}, region: {REGION}, api_endpoint: {NOWHERE}}}
     processors:
       - name: pgs
         table: ds.pgs
@@ -598,36 +599,40 @@ phases:
 """
 
 
+def config_for(fake: FakeCloudRun) -> str:
+    """CONFIG with the fake's URL as the APIs' endpoint (`api_endpoint`, as a test server or an
+    emulator is configured)."""
+    return CONFIG.replace(NOWHERE, fake.url)
+
+
 def test_preflight_fails_on_max_retries_and_on_a_missing_job(tmp_path, fake, monkeypatch):
-    config = load_config(write_config(tmp_path, CONFIG))
+    config = load_config(write_config(tmp_path, config_for(fake)))
     monkeypatch.setattr(cloud_run, "last_commit_time", lambda root: None)
-    endpoints = Endpoints(run=fake.url, logging=fake.url)
     fake.add_job(JOB, max_retries=3)
-    status, detail = check_jobs(config, endpoints)
+    status, detail = check_jobs(config)
     assert status == "fail"
     assert f"pgs: job {JOB} ({PROJECT}, {REGION}) has max_retries 3" in detail
     assert "team-defense-game-summary-analytics-backfill" in detail and "does not exist" in detail
 
     fake.add_job(JOB, max_retries=None)  # unset: Cloud Run's default of 3
     fake.add_job("team-defense-game-summary-analytics-backfill")
-    status, detail = check_jobs(config, endpoints)
+    status, detail = check_jobs(config)
     assert status == "fail" and "has max_retries 3" in detail
 
     fake.add_job(JOB, updated=time.time() - 86400)
-    assert check_jobs(config, endpoints) == ("pass", "2 Cloud Run jobs exist with max_retries 0")
+    assert check_jobs(config) == ("pass", "2 Cloud Run jobs exist with max_retries 0")
     committed = datetime.now(UTC) - timedelta(hours=1)
     monkeypatch.setattr(cloud_run, "last_commit_time", lambda root: committed)
-    status, detail = check_jobs(config, endpoints)
+    status, detail = check_jobs(config)
     assert status == "warn" and f"pgs: job {JOB}" in detail and "its image may lack it" in detail
 
 
 def test_the_builtin_preflight_checks_the_jobs_not_the_local_programs(tmp_path, fake, monkeypatch):
     from core.preflight import builtin_checks, run_checks
 
-    monkeypatch.setattr(cloud_run, "DEFAULT_ENDPOINTS", Endpoints(run=fake.url, logging=fake.url))
     monkeypatch.setattr(cloud_run, "last_commit_time", lambda root: None)
     # The job's image has the program; this machine need not.
-    text = CONFIG.replace(
+    text = config_for(fake).replace(
         '["{python}", "-m", "jobs.pgs"', '["/opt/image-only/python", "-m", "jobs.pgs"'
     )
     config = load_config(write_config(tmp_path, text))
@@ -670,6 +675,8 @@ def test_executors_for_builds_the_cloud_run_executor_from_the_config(tmp_path):
     executor = executors_for(config)["cloud_run"]
     assert isinstance(executor, CloudRunExecutor)
     assert executor.settings.project == PROJECT
+    assert executor.settings.api_endpoint == NOWHERE  # and Cloud Logging's, as none is named
+    assert executor.settings.logging_endpoint is None
     assert executor.jobs["pgs"] == CloudRunJob(job=JOB, args_from=3)
 
 
@@ -743,12 +750,11 @@ def test_a_run_on_cloud_run_ends_complete_with_each_execution_journaled(
 
     from tests.helpers import day, invoke, write_tables
 
-    monkeypatch.setattr(cloud_run, "DEFAULT_ENDPOINTS", Endpoints(run=fake.url, logging=fake.url))
     monkeypatch.setattr(CloudRunExecutor, "poll", 0.2)
     monkeypatch.setattr(CloudRunExecutor, "log_poll", 0.2)
     monkeypatch.setattr(CloudRunExecutor, "log_poll_ended", 0.2)
     monkeypatch.setattr(CloudRunExecutor, "log_settle", 0.5)
-    text = CONFIG.replace(
+    text = config_for(fake).replace(
         "        cloud_run: {job: team-defense-game-summary-analytics-backfill}\n", ""
     )
     text = text[: text.index("      - name: tdgs")]
