@@ -209,8 +209,10 @@ def describe(f: Forecast, *, wall_now: float | None = None) -> str:
         return "ETA measuring"
     if f.status == "stalled":
         return f"stalled: nothing finished for {format_duration(f.stalled_for)}"
-    if f.status == "done" or f.eta_seconds is None:
-        return "ETA --" if f.status != "done" else "ETA 0s"
+    if f.status == "done":
+        return "nothing left to run"  # "ETA 0s" read as if something were still to come
+    if f.eta_seconds is None:
+        return "ETA --"
     low, high = format_duration(f.eta_low), format_duration(f.eta_high)
     when = time.localtime((time.time() if wall_now is None else wall_now) + f.eta_seconds)
     span = low if low == high else f"{low}-{high}"

@@ -95,6 +95,7 @@ def test_measuring_paused_stalled_and_done_are_said_not_guessed():
     assert describe(stalled) == "stalled: nothing finished for 1m05s"
     assert describe(Forecast("measuring")) == "ETA measuring"
     assert describe(Forecast("paused")) == "paused: no ETA"
+    assert describe(Forecast("done", 4141.0, 0.0, 0.0, 0.0)) == "nothing left to run"
 
 
 def test_describe_gives_the_range_and_the_clock_time():

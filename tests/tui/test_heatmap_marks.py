@@ -72,8 +72,12 @@ async def test_space_marks_cells_that_r_e_and_E_then_act_on(two_runs: Path):  # 
         # e marks both known empty, with a reason, in the journal (no engine is live).
         await pilot.press("e")
         await until(pilot, lambda: isinstance(app.screen, KnownEmptyScreen))
-        question = str(app.screen.query_one(".dialog--question").render())
+        asked = app.screen.query_one(".dialog--question")
+        question = str(asked.render())
         assert f"Mark 2 cells of {processor}, {before} → {hang} known empty" in question
+        # A long question wraps inside its dialog (it ran out of it, cut, at any width).
+        dialog = app.screen.query_one(".dialog")
+        assert asked.region.right <= dialog.content_region.right and asked.size.height >= 3
         await pilot.press(*"holiday", "enter")
         await until(pilot, lambda: cell_state(app) is CellState.KNOWN_EMPTY)
         cells = app.session.journal.known_empty_cells(before, hang)
