@@ -607,7 +607,8 @@ def _mark_known_empty(config: Config, command: KnownEmpty, as_json: bool) -> Non
                 count = journal.mark_known_empty(
                     command.processor, days, command.reason, who.describe(), run_id=None
                 )
-                message = f"{command.processor}: {count} cells marked known empty."
+                cells = "cell" if count == 1 else "cells"
+                message = f"{command.processor}: {count} {cells} marked known empty."
         finally:
             journal.close()
         reply, pid = Reply(True, message, count), None

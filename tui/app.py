@@ -1099,7 +1099,7 @@ class BackfillApp(App[None]):
             self._heatmap().refresh_rows(rows)
         refused = [r.message for r in replies if not r.ok]
         self.notify(
-            "; ".join(refused or [r.message for r in replies]),
+            " ".join(refused or [r.message for r in replies]),
             severity="warning" if refused else "information",
             markup=False,
         )

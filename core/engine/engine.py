@@ -472,7 +472,8 @@ class Engine:
                 count,
             )
         more = f"; {settled} pending items settled" if settled else ""
-        return Reply(True, f"{name} {span_text}: {count} cells marked known empty{more}.", count)
+        noun = "cell" if count == 1 else "cells"
+        return Reply(True, f"{name} {span_text}: {count} {noun} marked known empty{more}.", count)
 
     async def _exclude(self, processor: str, dates: frozenset[date]) -> Reply:
         """The run goes on without these items: it can end, incomplete, naming them."""
