@@ -2,11 +2,12 @@
 
 The model: each processor's seconds per date, from its latest successful attempts (the median for
 the estimate, the 20th and 80th percentiles for the range; a median is robust to the odd
-hour-long outlier). A phase's remaining time is its open work spread over its concurrency, but
-never less than its longest open item. Phases run largely one after another (gates,
-dependencies) where a gate holds the next phase back: across a gate their times add up. Without
-a gate a later phase follows its upstream date by date, so phases overlap: such a run of phases
-takes as long as its longest, plus one item of each phase that follows.
+hour-long outlier): this run's own once there are a few, before that earlier runs' too, scaled by
+how this run compares with them (`rates_for`). A phase's remaining time is its open work spread
+over its concurrency, but never less than its longest open item. Phases run largely one after
+another (gates, dependencies) where a gate holds the next phase back: across a gate their times
+add up. Without a gate a later phase follows its upstream date by date, so phases overlap: such
+a run of phases takes as long as its longest, plus one item of each phase that follows.
 
 The rate counts only this engine's finishes in the last WINDOW, never items done before a
 resume. (Calibrating the model by its own past estimates was tried, benchmarks/eta_accuracy.py:
@@ -29,6 +30,8 @@ WINDOW = 15 * 60.0
 #: nothing finished for this many times the usual attempt (and at least STALL_FLOOR seconds)
 STALL_FACTOR = 3.0
 STALL_FLOOR = 60.0
+#: a processor's own successful attempts in this run from which its history no longer counts
+OWN_ENOUGH = 3
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,34 @@ def per_date(samples: Iterable[tuple[float, int]]) -> PerDate | None:
     low, high = _quantile(values, 0.2), _quantile(values, 0.8)
     # Few samples say little about the spread: never claim better than +-10 %.
     return PerDate(mid, min(low, mid * 0.9), max(high, mid * 1.1))
+
+
+def rates_for(
+    history: Mapping[str, Sequence[tuple[float, int]]],
+    own: Mapping[str, Sequence[tuple[float, int]]],
+) -> dict[str, PerDate | None]:
+    """Seconds per date per processor from (duration, dates) samples: those of earlier runs
+    (`history`, from the journal) and this engine's own. A processor with OWN_ENOUGH samples of
+    its own is judged by them alone: today's warehouse, not last week's. Until then its history
+    counts too, scaled by how this run compares with history where both are known (a busier
+    warehouse or a slower job slows every processor, not only those measured already)."""
+    ratios = [
+        mine.mid / past.mid
+        for name, rows in own.items()
+        if (mine := per_date(rows)) is not None
+        and (past := per_date(history.get(name, ()))) is not None
+        and past.mid > 0
+    ]
+    scale = statistics.median(ratios) if ratios else 1.0
+    rates: dict[str, PerDate | None] = {}
+    for name in dict.fromkeys([*history, *own]):
+        mine_rows = list(own.get(name, ()))
+        if len(mine_rows) >= OWN_ENOUGH:
+            rates[name] = per_date(mine_rows)
+        else:
+            past_rows = [(duration * scale, dates) for duration, dates in history.get(name, ())]
+            rates[name] = per_date(mine_rows + past_rows)
+    return rates
 
 
 def _quantile(values: Sequence[float], q: float) -> float:

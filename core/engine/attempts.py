@@ -85,10 +85,10 @@ class Attempts:
         self.verifying: Counter[str] = Counter()
         #: table -> the same, by the table they wrote (they write no more)
         self.verifying_tables: Counter[str] = Counter()
-        #: processor -> (seconds, dates) of the latest successful attempts, newest first
-        self.samples = {
-            name: deque(rows[:SAMPLES], maxlen=SAMPLES) for name, rows in samples.items()
-        }
+        #: processor -> (seconds, dates) of its latest successful attempts in earlier runs (the
+        #: journal's), and in this engine, newest first: what the ETA is made of
+        self.history = {name: rows[:SAMPLES] for name, rows in samples.items()}
+        self.own: dict[str, deque[tuple[float, int]]] = {}
         #: this engine's successful attempts, oldest first: the rate and the ETA's calibration
         self.finishes: deque[Finish] = deque(maxlen=FINISHES)
 
@@ -293,7 +293,7 @@ class Attempts:
         assert attempt is not None
         name = item.processor.name
         if verdict.label == "ok":
-            self.samples.setdefault(name, deque(maxlen=SAMPLES)).appendleft(
+            self.own.setdefault(name, deque(maxlen=SAMPLES)).appendleft(
                 (outcome.duration, len(item.dates))
             )
             self.finishes.append(Finish(time.monotonic(), item.phase.name, outcome.duration))

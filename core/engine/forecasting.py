@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 
 from core.engine.attempts import Attempts
-from core.progress import Forecast, Open, forecast, per_date
+from core.progress import Forecast, Open, forecast, rates_for
 from core.state.items import ItemState
 
 #: seconds a forecast is reused
@@ -34,7 +34,7 @@ class Forecaster:
         fresh = forecast(
             paused=paused,
             open_work=self._open_work(),
-            rates={name: per_date(rows) for name, rows in self._attempts.samples.items()},
+            rates=rates_for(self._attempts.history, self._attempts.own),
             limits=self._limits,
             finishes=self._attempts.finishes,
             started=self._started,

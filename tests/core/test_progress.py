@@ -16,6 +16,7 @@ from core.progress import (
     forecast,
     format_duration,
     per_date,
+    rates_for,
 )
 
 T0 = 1000.0
@@ -109,3 +110,22 @@ def test_describe_gives_the_range_and_the_clock_time():
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_this_runs_own_durations_outweigh_earlier_runs_and_rescale_the_unmeasured():
+    # Earlier runs: 0.2 s per date for both processors. This run is 15x slower (a busier
+    # warehouse): the first 3 s/date attempts must move the ETA, not wait for 50 new samples.
+    history = {"a": [(1.4, 7)] * 50, "b": [(1.4, 7)] * 50}
+    one = rates_for(history, {"a": [(21.0, 7)]})
+    a, b = one["a"], one["b"]
+    assert a is not None and b is not None
+    # One sample of its own: a's history still counts, scaled by this run's 15x.
+    assert a.mid == pytest.approx(3.0)
+    # b has not run yet: its history, scaled the same way.
+    assert b.mid == pytest.approx(3.0)
+    # Enough of its own: a is judged by them alone, whatever its history says.
+    many = rates_for(history, {"a": [(21.0, 7), (28.0, 7), (35.0, 7)]})
+    assert many["a"] == per_date([(21.0, 7), (28.0, 7), (35.0, 7)])
+    # No history at all: own samples only; nothing at all: not measured.
+    assert rates_for({}, {"c": [(10.0, 2)]})["c"] == per_date([(10.0, 2)])
+    assert rates_for({"d": []}, {})["d"] is None
