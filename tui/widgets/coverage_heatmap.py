@@ -48,7 +48,10 @@ Keys: arrows and h/j/k/l move, Home/End go to the first/last column, PageUp/Page
 page of columns, g/G the first/last row, z cycles zoom (month -> week -> day -> month) keeping
 the cursor on the same date, enter (or a double click) posts `CellSelected`. `[` folds the
 cursor's phase to its summary row (▸; ▾ when unfolded) or unfolds it, `]` unfolds every phase;
-on a short terminal that is what keeps the phases that matter on screen. `set_filter` (the
+on a short terminal that is what keeps the phases that matter on screen. Space marks the cursor's
+cells (a phase row: its processors') for the dashboard's bulk actions, drawn underlined on a grey
+of their own (not a state's colour: in the default theme the accent is the partial orange), with
+a ● before the row's label; esc unmarks. `set_filter` (the
 dashboard's `/`) keeps the processor rows matching its words (`core.grid.rows_matching`), phase
 rows always. Rows scroll under the
 headers to keep the cursor in view. A click moves the cursor; every move posts one coalesced
@@ -430,7 +433,10 @@ class CoverageHeatmap(ScrollView, can_focus=True):
     }}
     {_state_rules("CoverageHeatmap")}
     CoverageHeatmap > .heatmap--cursor {{ background: $foreground; text-style: bold; }}
-    CoverageHeatmap > .heatmap--marked {{ background: $accent; text-style: bold; }}
+    CoverageHeatmap > .heatmap--marked {{
+        background: $foreground 35%;
+        text-style: bold underline;
+    }}
     CoverageHeatmap > .heatmap--label {{ color: $text; }}
     CoverageHeatmap > .heatmap--phase {{ color: $text; text-style: bold; }}
     CoverageHeatmap > .heatmap--cursor-label {{
