@@ -807,7 +807,7 @@ class BackfillApp(App[None]):
             self.post_message(RetryCells(tuple(sorted(failed))))
             return
         dates = None
-        if self.focused is self._heatmap() and (cursor := self._heatmap().cursor_cell()):
+        if self.focused is heatmap and (cursor := heatmap.cursor_cell()):
             _, first, last = cursor
             dates = frozenset(first + timedelta(days=i) for i in range((last - first).days + 1))
         snap = self.session.snapshot
