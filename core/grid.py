@@ -21,6 +21,12 @@ CODE: dict[CellState, int] = {state: i for i, state in enumerate(CODES)}
 _SETTLED = (CellState.COMPLETE, CellState.KNOWN_EMPTY, CellState.SKIPPED, CellState.NOT_EXPECTED)
 #: a code's rank in WORST_FIRST, indexed by code: the worst of a column is a min() over bytes
 _RANK_OF_CODE = tuple(WORST_FIRST.index(state) for state in CODES)
+#: code -> its rank, and rank -> its code (bytes.translate tables): a phase's summary over a
+#: span of columns is a bytewise min over its members' ranks
+_RANK_TABLE = bytes(_RANK_OF_CODE[i] if i < len(CODES) else 255 for i in range(256))
+_CODE_TABLE = bytes(
+    _RANK_OF_CODE.index(i) if i < len(CODES) else CODE[CellState.NOT_EXPECTED] for i in range(256)
+)
 #: code -> 1 for not expected, else 0 (a bytes.translate table)
 _IS_NOT_EXPECTED = bytes(int(i == CODE[CellState.NOT_EXPECTED]) for i in range(256))
 
@@ -128,29 +134,44 @@ def _worst_row(members: list[bytearray], width: int) -> bytearray:
 def refresh_cells(
     grid: Grid, coverage: Coverage, overlay: Overlay, cells: Iterable[tuple[str, date]]
 ) -> set[int]:
-    """Recompute the given (processor, day) cells and their phase rows; returns changed rows."""
+    """Recompute the given (processor, day) cells and their phase rows; returns changed rows.
+
+    A run's first snapshot brings a few thousand cells a tick: per cell only its state is
+    worked out in Python; the phase rows are redone per span of columns, bytewise."""
     changed: set[int] = set()
-    touched: dict[str, set[int]] = {}
+    if not grid.days:
+        return changed
     index = {r.key: i for i, r in enumerate(grid.rows)}
+    first, width = grid.days[0].toordinal(), len(grid.days)
+    #: phase -> (first, last) column touched
+    spans: dict[str, list[int]] = {}
+    codes = grid.codes
     for processor, day in cells:
-        column = grid.column_of(day)
-        if column is None or processor not in index:
+        row = index.get(processor)
+        column = day.toordinal() - first
+        if row is None or not 0 <= column < width:
             continue
-        row = index[processor]
         code = CODE[cell_state(coverage, overlay, processor, day)]
-        if grid.codes[row][column] != code:
-            grid.codes[row][column] = code
+        line = codes[row]
+        if line[column] != code:
+            line[column] = code
             changed.add(row)
-        touched.setdefault(grid.rows[row].phase, set()).add(column)
-    for phase, columns in touched.items():
+        phase = grid.rows[row].phase
+        span = spans.get(phase)
+        if span is None:
+            spans[phase] = [column, column]
+        elif column < span[0]:
+            span[0] = column
+        elif column > span[1]:
+            span[1] = column
+    for phase, (lo, hi) in spans.items():
         summary = index[f"phase:{phase}"]
-        members = [
-            grid.codes[i] for i, r in enumerate(grid.rows) if r.phase == phase and not r.is_phase
-        ]
-        rank = _RANK_OF_CODE.__getitem__
-        for column in columns:
-            code = min((m[column] for m in members), key=rank)
-            if grid.codes[summary][column] != code:
-                grid.codes[summary][column] = code
-                changed.add(summary)
+        members = [codes[i] for i, r in enumerate(grid.rows) if r.phase == phase and not r.is_phase]
+        hi += 1
+        ranks = [m[lo:hi].translate(_RANK_TABLE) for m in members]
+        worst_codes = bytes(map(min, *ranks)) if len(ranks) > 1 else ranks[0]
+        fresh = worst_codes.translate(_CODE_TABLE)
+        if codes[summary][lo:hi] != fresh:
+            codes[summary][lo:hi] = fresh
+            changed.add(summary)
     return changed

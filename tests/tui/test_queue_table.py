@@ -17,6 +17,7 @@ from core.engine.api import ItemState, ItemView
 from tui.widgets.queue_table import (
     COLUMN_KEYS,
     COLUMNS,
+    STATE_WORDS,
     QueueModel,
     QueueTable,
     _narrows,
@@ -187,6 +188,15 @@ def test_cells_say_what_the_operator_needs():
     )
 
 
+def matches(text: str, item: ItemView) -> bool:
+    """The filter's rule, the slow way: every word a state word of the item's state, or part
+    of its filter_text."""
+    words = text.split()
+    return all(
+        item.state is STATE_WORDS[w] if w in STATE_WORDS else w in filter_text(item) for w in words
+    )
+
+
 def test_the_model_stays_sorted_through_random_deltas_and_filters():
     rng = random.Random(7)
     states = list(ItemState)
@@ -198,7 +208,9 @@ def test_the_model_stays_sorted_through_random_deltas_and_filters():
             item_id,
             rng.choice(states),
             day=DAY + timedelta(days=rng.randrange(30)),
+            days=rng.choice([1, 1, 3]),
             processor=rng.choice(["alpha", "beta", "gamma"]),
+            reason=rng.choice([None, None, "exit 1; retry in 30s", "upstream failed"]),
         )
 
     for step in range(1200):
@@ -206,7 +218,24 @@ def test_the_model_stays_sorted_through_random_deltas_and_filters():
         if roll < 0.1:
             # words typed on ("a" then "al" ...) refilter only what is shown: same result
             model.set_filter(
-                rng.choice(["", "", "a", "al", "alpha", "RUNNING", "2", "2024-01", "2024-01-2"])
+                rng.choice(
+                    [
+                        "",
+                        "",
+                        "a",
+                        "al",
+                        "alpha",
+                        "RUNNING",
+                        "2",
+                        "2024-01",
+                        "2024-01-2",
+                        "retry",
+                        "retry 2024-01-1",
+                        "(3)",
+                        "failed up",
+                        "..01",
+                    ]
+                )
             )
         elif roll < 0.15 and truth:
             gone = rng.sample(sorted(truth), min(3, len(truth)))
@@ -217,8 +246,7 @@ def test_the_model_stays_sorted_through_random_deltas_and_filters():
             changed = [random_item(rng.randrange(60)) for _ in range(rng.randrange(1, 9))]
             model.apply(changed)
             truth.update((item.id, item) for item in changed)
-        needle = model.filter
-        expected = sorted((i for i in truth.values() if needle in filter_text(i)), key=item_order)
+        expected = sorted((i for i in truth.values() if matches(model.filter, i)), key=item_order)
         assert [model.id_at(r) for r in range(len(model))] == [i.id for i in expected], step
         for row, item in enumerate(expected):
             assert model.row_of(item.id) == row
@@ -417,6 +445,43 @@ async def test_filter_hides_and_restores_rows():
         assert row_ids(table) == [2, 3]
         assert [split(table, line)["State"] for line in screen(table)[1:3]] == ["running"] * 2
         assert screen(table)[3].strip() == ""
+
+
+@pytest.mark.asyncio
+async def test_a_filter_follows_an_items_changed_state_and_reason():
+    # What the filter reads of an item is kept between keystrokes: it must follow the item.
+    app = QueueApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(QueueTable)
+        items = {i.id: i for i in mixed()}
+        table.update_items(items.values())
+        table.set_filter("failed")
+        await pilot.pause()
+        assert row_ids(table) == [4]
+        failed = dataclasses.replace(items[2], state=ItemState.FAILED, reason="exit 3")
+        table.apply([failed])
+        await pilot.pause()
+        assert row_ids(table) == [2, 4]
+        assert [split(table, line)["Exit/reason"] for line in screen(table)[1:3]] == [
+            "exit 3",
+            format_reason(items[4]),
+        ]
+        table.apply([dataclasses.replace(failed, state=ItemState.RUNNING, reason=None)])
+        await pilot.pause()
+        assert row_ids(table) == [4]
+        assert screen(table)[2].strip() == ""
+        # a text word: the reason changes under a filter typed on ("ex" -> "exit 3")
+        table.set_filter("ex")
+        table.set_filter("exit")
+        assert row_ids(table) == [4]
+        table.apply([dataclasses.replace(items[8], reason="exit 3; retry in 30s")])
+        table.set_filter("exit 3")
+        await pilot.pause()
+        assert row_ids(table) == [8]
+        assert split(table, screen(table)[1])["Exit/reason"].startswith("exit 3")
+        table.apply([dataclasses.replace(items[8], reason=None)])
+        await pilot.pause()
+        assert row_ids(table) == []
 
 
 def test_a_state_word_filters_to_that_state_and_words_all_match():

@@ -170,6 +170,48 @@ def filter_text(item: ItemView) -> str:
     return " ".join(parts).lower()
 
 
+#: Every character a dates text has (`format_dates` and ISO dates): a filter word with any other
+#: character is never part of an item's dates, so only the item's other fields decide it.
+_DATE_CHARS = frozenset("0123456789-.() ")
+
+#: The fields of an item a filter reads besides its dates: (processor, phase, state, reason).
+#: Items share them (ten processors, a few states and reasons for 30,000 items), so a filter
+#: judges each distinct one once, not each item.
+Fields = tuple[str, str, str, str]
+
+
+def _fields(item: ItemView) -> Fields:
+    return (item.processor, item.phase, item.state.value, item.reason or "")
+
+
+def dates_text(item: ItemView) -> str:
+    """The dates part of `filter_text` (one date: its ISO form, which is all of it)."""
+    if len(item.dates) == 1:
+        return item.dates[0].isoformat()
+    return " ".join([format_dates(item.dates), *(d.isoformat() for d in item.dates)]).lower()
+
+
+def _verdict(words: tuple[str, ...], fields: Fields) -> bool | tuple[str, ...]:
+    """Whether items with these fields match every word, whatever their dates (True or False),
+    or the words their dates text must hold for them to match. Words hold no whitespace and
+    `filter_text` joins its parts with spaces, so a word is part of it exactly when it is part
+    of one of them: of the fields' text, or of the dates text."""
+    text = " ".join(fields).lower()
+    in_dates: list[str] = []
+    for word in words:
+        state = STATE_WORDS.get(word)
+        if state is not None:
+            if fields[2] != state.value:
+                return False
+        elif word in text:
+            continue
+        elif _DATE_CHARS.issuperset(word):
+            in_dates.append(word)
+        else:
+            return False
+    return tuple(in_dates) or True
+
+
 def _narrows(old: tuple[str, ...], new: tuple[str, ...]) -> bool:
     """Whether every item matching all of `new` matches all of `old`: each old state word is
     among the new ones, and each old text word is part of a new text word."""
@@ -230,8 +272,15 @@ class QueueModel:
         self._shown: list[Order] = self._all
         self._filter = ""
         self._words: tuple[str, ...] = ()
-        #: filter_text per item, built on first use and dropped when the item changes
-        self._haystack: dict[int, str] = {}
+        #: what a filter reads of each item, kept as items change so that a keystroke does no
+        #: per-item string work: the index of its fields in `_fields`; and the dates texts, by
+        #: dates (the processors of a day share them), built when a word could be part of one
+        self._fields_of: dict[int, int] = {}
+        self._fields: list[Fields] = []
+        self._fields_index: dict[Fields, int] = {}
+        self._dates: dict[tuple[date, ...], str] = {}
+        #: the filter's verdict per entry of `_fields` (see `_verdict`), filled on demand
+        self._verdicts: list[bool | tuple[str, ...]] = []
 
     def __len__(self) -> int:
         return len(self._shown)
@@ -263,17 +312,46 @@ class QueueModel:
     def _matches(self, item: ItemView) -> bool:
         if not self._filter:
             return True
-        haystack = self._haystack.get(item.id)
-        if haystack is None:
-            haystack = self._haystack[item.id] = filter_text(item)
-        for word in self._words:
-            state = STATE_WORDS.get(word)
-            if state is not None:
-                if item.state is not state:
-                    return False
-            elif word not in haystack:
-                return False
-        return True
+        return self._decide(item.id, self._verdict_of(self._fields_of[item.id]))
+
+    def _verdict_of(self, index: int) -> bool | tuple[str, ...]:
+        verdicts = self._verdicts
+        while len(verdicts) <= index:
+            verdicts.append(_verdict(self._words, self._fields[len(verdicts)]))
+        return verdicts[index]
+
+    def _decide(self, item_id: int, verdict: bool | tuple[str, ...]) -> bool:
+        if verdict is True or verdict is False:
+            return verdict
+        dates = self.items[item_id].dates
+        text = self._dates.get(dates)
+        if text is None:
+            if len(self._dates) > 2 * len(self.items) + 256:
+                self._dates.clear()
+            text = self._dates[dates] = dates_text(self.items[item_id])
+        return all(map(text.__contains__, verdict))
+
+    def _index(self, item: ItemView) -> None:
+        """Note what a filter reads of a new or changed item (its fields' entry)."""
+        fields = _fields(item)
+        index = self._fields_index.get(fields)
+        if index is None:
+            if len(self._fields) > 2 * len(self.items) + 256:
+                # Entries of fields no item has any more (reasons that changed): start over.
+                self._reindex()
+                index = self._fields_index.get(fields)
+            if index is None:
+                index = self._fields_index[fields] = len(self._fields)
+                self._fields.append(fields)
+        self._fields_of[item.id] = index
+
+    def _reindex(self) -> None:
+        self._fields_of.clear()
+        self._fields.clear()
+        self._fields_index.clear()
+        self._verdicts = []
+        for item in self.items.values():
+            self._index(item)
 
     def _filtered(self) -> bool:
         return self._shown is not self._all
@@ -293,7 +371,7 @@ class QueueModel:
         removed = [item_id for item_id in old if item_id not in new]
         if self._many(len(changed) + len(removed)):
             self.items = new
-            self._haystack.clear()
+            self._reindex()
             self._resort()
             return Delta(rebuilt=True, remeasure=True)
         delta = self.remove(removed)
@@ -313,7 +391,7 @@ class QueueModel:
             item = self.items.pop(item_id, None)
             if item is None:
                 continue
-            self._haystack.pop(item_id, None)
+            self._fields_of.pop(item_id, None)
             key = item_order(item)
             row = self._discard(self._shown, key)
             if row is not None:
@@ -335,7 +413,7 @@ class QueueModel:
             if prev is item or prev == item:
                 continue
             self.items[item.id] = item
-            self._haystack.pop(item.id, None)
+            self._index(item)
             delta.changed.append(item)
             key = item_order(item)
             old_key = item_order(prev) if prev is not None else None
@@ -370,7 +448,7 @@ class QueueModel:
             return Delta()
         for item in fresh:
             items[item.id] = item
-            self._haystack.pop(item.id, None)
+            self._index(item)
         self._resort()
         return Delta(rebuilt=True, changed=fresh)
 
@@ -383,6 +461,7 @@ class QueueModel:
         narrower = self._filtered() and _narrows(self._words, tuple(text.split()))
         self._filter = text
         self._words = tuple(text.split())
+        self._verdicts = []
         self._refilter(narrower)
         return True
 
@@ -394,9 +473,15 @@ class QueueModel:
         if not self._filter:
             self._shown = self._all
             return
-        items = self.items
         keys = self._shown if narrower else self._all
-        self._shown = [key for key in keys if self._matches(items[key[1]])]
+        fields_of = self._fields_of
+        verdicts = [self._verdict_of(i) for i in range(len(self._fields))]
+        if all(v is True or v is False for v in verdicts):
+            # No word could be part of dates: the fields decide, a list lookup per item.
+            self._shown = [key for key in keys if verdicts[fields_of[key[1]]]]
+            return
+        decide = self._decide
+        self._shown = [key for key in keys if decide(key[1], verdicts[fields_of[key[1]]])]
 
     @staticmethod
     def _insert(keys: list[Order], key: Order) -> int:
