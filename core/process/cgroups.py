@@ -86,7 +86,7 @@ def path_for(tag: str) -> Path | None:
     base = _home()[0]
     if base is None or not tag:
         return None
-    return base / f"{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}"
+    return Path(f"{base}/{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}")
 
 
 def existing(tag: str, leader: int | None = None) -> Path | None:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 import anyio
 
@@ -43,7 +42,8 @@ async def start(spec: AttemptSpec) -> Attempt:
     if spec.tag:
         env[TAG_VAR.encode()] = os.fsencode(spec.tag)
     log_path = spec.log_path
-    with _open_log(log_path) as log:
+    log = _open_log(log_path)
+    try:
         # Both clocks at once: the wall clock is journaled, the monotonic one anchors deadlines.
         started_at, started_mono = time.time(), time.monotonic()
         # No shell: argv runs as given, PATH searched in the job's own environment.
@@ -65,6 +65,8 @@ async def start(spec: AttemptSpec) -> Attempt:
             why = _launch_problem(spec, exc)
             note(log_path, f"could not start: {why}")
             raise LaunchError(why) from exc
+    finally:
+        os.close(log)  # the child has its own copy
     # setsid() made the job the leader of a new group whose id is its pid. Not reaped yet, so
     # even a job that has already exited still shows its start time.
     stat = proc_stat(proc.pid)
@@ -84,13 +86,16 @@ def _environment() -> dict[bytes, bytes]:
     return dict(os.environb)
 
 
-def _open_log(log_path: Path) -> BinaryIO:
-    """Append, creating the folders on first use (the common case costs one open, no mkdir)."""
+def _open_log(log_path: Path) -> int:
+    """Append, creating the folders on first use (the common case costs one open, no mkdir).
+    A plain descriptor (not inherited but by the job's stdout and stderr): the file object
+    was most of what opening it cost."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     try:
-        return open(log_path, "ab", buffering=0)
+        return os.open(log_path, flags, 0o666)
     except FileNotFoundError:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        return open(log_path, "ab", buffering=0)
+        return os.open(log_path, flags, 0o666)
 
 
 def _launch_problem(spec: AttemptSpec, exc: OSError) -> str:
