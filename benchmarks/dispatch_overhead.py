@@ -17,12 +17,20 @@ Files go to tmpfs (/dev/shm) where there is one, for both: see main() for why.
 Target: engine <= 1.3x xargs.
 
 Run: `uv run python benchmarks/dispatch_overhead.py` (about a minute on 2 cores).
+`--profile`: no rounds; one engine run under cProfile, timed by the event loop thread's CPU
+clock (so a spawn waiting for its child, or the loop preempted by jobs, costs nothing), with the
+functions of the most CPU printed: what an item costs the engine, not what the target says.
+`--rounds N`: N paired rounds instead of 5.
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import resource
 import sqlite3
 import statistics
@@ -184,9 +192,41 @@ def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[
     return xargs, engine, plan_s, attempt_seconds(config)
 
 
+def profile(root: Path, dates: list[date]) -> None:
+    """One engine run under cProfile on the event loop thread's CPU clock (worker threads, the
+    warehouse re-reads, are not in it)."""
+    folder = root / "engine"
+    build(folder / "wh", dates)
+    argv = trivial_job(folder / "wh" / "out.sqlite", "job", "{start}")
+    (folder / "backfill.yaml").write_text(pipeline_text(dates, argv))
+    config = load_config(folder / "backfill.yaml")
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    engine, _, complete, items = anyio.run(run_engine, config, dates, backend="asyncio")
+    profiler.disable()
+    if not (complete and items == ITEMS):
+        raise SystemExit(f"MISS: the engine run was wrong: complete={complete} items={items}")
+    print(
+        f"engine {engine.wall:.2f} s, engine CPU {engine.own_cpu * 1000 / ITEMS:.2f} ms per item "
+        "(inflated by the profiler)"
+    )
+    for order, limit in (("tottime", 40), ("cumulative", 60)):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(limit)
+        print(out.getvalue())
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", action="store_true", help="one profiled engine run")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="paired rounds (default 5)")
+    args = parser.parse_args()
     dates = [FIRST + timedelta(days=i) for i in range(ITEMS)]
-    print(f"{ITEMS} items, {PARALLEL} at a time, {os.cpu_count()} CPUs, {ROUNDS} paired rounds")
+    rounds_wanted = max(1, args.rounds)
+    print(
+        f"{ITEMS} items, {PARALLEL} at a time, {os.cpu_count()} CPUs, "
+        f"{'a profiled engine run' if args.profile else f'{rounds_wanted} paired rounds'}"
+    )
     shown = trivial_job(Path("WAREHOUSE/out.sqlite"), "job", "{}")
     print("job: " + " ".join(f'"{a}"' if " " in a else a for a in shown))
     rounds = []
@@ -198,7 +238,10 @@ def main() -> None:
     where = str(memory) if memory.is_dir() and os.access(memory, os.W_OK) else None
     print(f"files in {where or tempfile.gettempdir()}")
     with tempfile.TemporaryDirectory(dir=where) as tmp:
-        for n in range(ROUNDS):
+        if args.profile:
+            profile(Path(tmp), dates)
+            return
+        for n in range(rounds_wanted):
             rounds.append(one_round(Path(tmp) / f"round-{n + 1}", dates))
             xargs, engine, _, _ = rounds[-1]
             print(

@@ -31,7 +31,9 @@ DONE = (CellState.COMPLETE, CellState.SKIPPED, CellState.KNOWN_EMPTY)
 
 def fill(command: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
     """The argv with its `{placeholder}`s replaced (the config checks allow only known ones)."""
-    return tuple(PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) for arg in command)
+    return tuple(
+        PLACEHOLDER.sub(lambda m: values[m.group(1)], arg) if "{" in arg else arg for arg in command
+    )
 
 
 def render_argv(

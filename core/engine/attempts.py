@@ -75,6 +75,11 @@ class Attempts:
         self.python = python
         #: this run's logs: a folder per processor, a file per attempt
         self._logs = config.state_path / "logs" / f"run-{store.run_id}"
+        #: processor -> its folder in `_logs`; the jobs' working directory (paths are built
+        #: once, not on each of thousands of attempts)
+        self._log_folders: dict[str, Path] = {}
+        self._cwd = config.root
+        self._journal_path = str(store.journal.path)
         #: executor kind -> what runs the attempts of that kind
         self.executors = executors_for(config)
         #: item id -> its running attempt
@@ -99,14 +104,14 @@ class Attempts:
 
     def _tag(self, attempt_id: int) -> str:
         """Unique on this machine: the journal's path and the attempt's row."""
-        return f"{attempt_id}@{self.store.journal.path}"
+        return f"{attempt_id}@{self._journal_path}"
 
     def spec(self, item: Item, attempt: AttemptRow) -> AttemptSpec:
         proc = item.processor
         return AttemptSpec(
             argv=attempt.argv,
             env=proc.env,
-            cwd=self.config.root,
+            cwd=self._cwd,
             log_path=attempt.log_path,
             timeout=proc.timeout,
             stall_timeout=proc.stall_timeout,
@@ -120,7 +125,11 @@ class Attempts:
     def _log_path(self, item: Item, number: int) -> Path:
         first, last = item.dates[0], item.dates[-1]
         dates = first.isoformat() if first == last else f"{first}_{last}"
-        return self._logs / item.processor.name / f"{dates}.attempt-{number}.log"
+        name = item.processor.name
+        folder = self._log_folders.get(name)
+        if folder is None:
+            folder = self._log_folders[name] = self._logs / name
+        return folder / f"{dates}.attempt-{number}.log"
 
     def executor(self, kind: str) -> Executor:
         """The executor of an attempt journaled with `kind` (the phase's at the time: after a

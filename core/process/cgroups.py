@@ -86,7 +86,7 @@ def path_for(tag: str) -> Path | None:
     base = _home()[0]
     if base is None or not tag:
         return None
-    return base / f"{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}"
+    return Path(f"{base}/{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}")
 
 
 def existing(tag: str, leader: int | None = None) -> Path | None:
@@ -140,6 +140,20 @@ def kill(group: Path, pids: set[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def remove_if_empty(group: Path) -> bool:
+    """Removes the attempt's cgroup if nothing runs in it, in one rmdir: the kernel refuses to
+    remove one with a live process (zombies are in none), and nothing can join one that is
+    gone. True: removed, so nothing of the attempt runs (what `members` would have said,
+    for less than reading cgroup.procs costs); False: look at its members."""
+    if _stranded:
+        return False  # the engine may be in an attempt's cgroup: `members` will not answer
+    try:
+        os.rmdir(group)
+    except OSError:
+        return False
+    return True
 
 
 def remove(group: Path | None) -> None:

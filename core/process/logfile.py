@@ -23,20 +23,26 @@ _LINE_BREAKS = re.compile(rb"\r\n|\r|\n")  # \r too: progress bars redraw a line
 def read_tail(path: Path, lines: int = TAIL_LINES) -> tuple[str, ...]:
     """The last `lines` non-empty lines of a file, read from its end (at most TAIL_WINDOW bytes),
     so a multi-gigabyte log costs the same as a small one."""
+    # Plain os calls: once per attempt, most often on an empty log, where a buffered file
+    # object cost more than the reading.
     try:
-        with open(path, "rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            pos, data, found = end, b"", []
-            while pos > 0 and end - pos < TAIL_WINDOW:
-                step = min(8192, pos, TAIL_WINDOW - (end - pos))
-                pos -= step
-                f.seek(pos)
-                data = f.read(step) + data
-                found = split_lines(data, partial_head=pos > 0)
-                if len(found) >= lines:
-                    break
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ()
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        pos, data, found = end, b"", []
+        while pos > 0 and end - pos < TAIL_WINDOW:
+            step = min(8192, pos, TAIL_WINDOW - (end - pos))
+            pos -= step
+            data = os.pread(fd, step, pos) + data
+            found = split_lines(data, partial_head=pos > 0)
+            if len(found) >= lines:
+                break
+    except OSError:
+        return ()
+    finally:
+        os.close(fd)
     return tuple(found[-lines:])
 
 

@@ -15,7 +15,7 @@ import bisect
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -193,10 +193,8 @@ class ItemStore:
 
     # -- writing (each journaled before memory changes) -----------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self.journal.transaction():
-            yield
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self.journal.transaction()
 
     def set_state(self, item: Item, state: ItemState, *, reason: str | None) -> None:
         self.journal.set_item_state(self.run_id, item.id, state.value, reason)
