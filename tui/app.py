@@ -75,7 +75,7 @@ from tui.screens.failures import (
     RetryCells,
 )
 from tui.screens.runs import ReportRequested, RunsScreen
-from tui.session import Refreshed, Session
+from tui.session import PAGE_GAP, PER_POLL, Refreshed, Session
 from tui.text import MARK, literal
 from tui.widgets.banner import Banner, Kind
 from tui.widgets.coverage_heatmap import CoverageHeatmap
@@ -295,6 +295,8 @@ class BackfillApp(App[None]):
         self.crash: str | None = None
         #: who this dashboard's operator is, as the journal records who started a run
         self._who = Who.me("dashboard").describe()
+        #: a tick is running: another one asked meanwhile is skipped (the interval comes again)
+        self._ticking = False
         #: ring the terminal bell with each new sticky banner (`b` toggles; off at start)
         self.bell_on = False
         #: bells rung (the terminal's own bell is not observable)
@@ -464,6 +466,15 @@ class BackfillApp(App[None]):
     # -- the engine ----------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        if self._ticking:  # the interval's, a command's and a page's follow-up never overlap
+            return
+        self._ticking = True
+        try:
+            await self._tick_once()
+        finally:
+            self._ticking = False
+
+    async def _tick_once(self) -> None:
         session = self.session
         if session.engine is None or not self.screen_stack:  # not yet attached, or exiting
             return
@@ -484,6 +495,8 @@ class BackfillApp(App[None]):
         if session.grid_stale:
             session.grid_stale = False
             self._redraw_grid()
+        if len(taken) == PER_POLL:  # a page of a big snapshot: the next one soon, not in 250 ms
+            self.set_timer(PAGE_GAP, self._tick)
         if taken:
             self._announce_failures(taken)
             queue.apply(taken)
