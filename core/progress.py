@@ -29,7 +29,8 @@ from dataclasses import dataclass
 WINDOW = 15 * 60.0
 #: nothing finished for this many times the usual attempt (and at least STALL_FLOOR seconds)
 STALL_FACTOR = 3.0
-STALL_FLOOR = 60.0
+#: (a demo's 1 s attempts stuck for 20 s read "ETA 3s" under a 60 s floor)
+STALL_FLOOR = 15.0
 #: a processor's own successful attempts in this run from which its history no longer counts
 OWN_ENOUGH = 3
 
@@ -69,7 +70,7 @@ class PerDate:
 
 @dataclass(frozen=True)
 class Forecast:
-    #: measuring | running | paused | stalled | done
+    #: measuring | running | paused | stalled | overdue | done
     status: str
     #: items finished per hour by this engine over the last WINDOW; None before the first
     rate_per_hour: float | None = None
@@ -165,6 +166,10 @@ def forecast(
         _run_seconds(open_work, rates, fallback, limits, gated, pick)
         for pick in ("low", "mid", "high")
     )
+    if mid <= 0:
+        # Only running attempts are left and they already took longer than usual: "0s" would
+        # be a promise nothing backs.
+        return Forecast("overdue", rate)
     return Forecast("running", rate, mid, low, high)
 
 
@@ -240,6 +245,8 @@ def describe(f: Forecast, *, wall_now: float | None = None) -> str:
         return "ETA measuring"
     if f.status == "stalled":
         return f"stalled: nothing finished for {format_duration(f.stalled_for)}"
+    if f.status == "overdue":
+        return "ETA overdue: the last attempts run longer than usual"
     if f.status == "done":
         return "nothing left to run"  # "ETA 0s" read as if something were still to come
     if f.eta_seconds is None:

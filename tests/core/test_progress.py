@@ -93,7 +93,7 @@ def test_measuring_paused_stalled_and_done_are_said_not_guessed():
     stalled = _run(work, {"a": PerDate(1, 1, 1)}, {"p": 1}, now=T0 + STALL_FLOOR + 5)
     assert stalled.status == "stalled" and stalled.eta_seconds is None
     assert stalled.stalled_for == pytest.approx(STALL_FLOOR + 5)
-    assert describe(stalled) == "stalled: nothing finished for 1m05s"
+    assert describe(stalled) == f"stalled: nothing finished for {STALL_FLOOR + 5:.0f}s"
     assert describe(Forecast("measuring")) == "ETA measuring"
     assert describe(Forecast("paused")) == "paused: no ETA"
     assert describe(Forecast("done", 4141.0, 0.0, 0.0, 0.0)) == "nothing left to run"
@@ -129,3 +129,32 @@ def test_this_runs_own_durations_outweigh_earlier_runs_and_rescale_the_unmeasure
     # No history at all: own samples only; nothing at all: not measured.
     assert rates_for({}, {"c": [(10.0, 2)]})["c"] == per_date([(10.0, 2)])
     assert rates_for({"d": []}, {})["d"] is None
+
+
+def test_running_attempts_past_their_estimate_are_overdue_never_eta_0s():
+    # One 1 s/date attempt of a date, running for 10 s, nothing pending: no number is honest.
+    work = [Open("a", "p", 0, 1, running=((1, 10.0),))]
+    finishes = [Finish(T0 - 1, "p", 1.0)]
+    late = forecast(
+        paused=False,
+        open_work=work,
+        rates={"a": PerDate(1, 0.9, 1.1)},
+        limits={"p": 1},
+        finishes=finishes,
+        started=T0 - 100,
+        now=T0 + 9,
+    )
+    assert late.status == "overdue" and late.eta_seconds is None
+    assert describe(late) == "ETA overdue: the last attempts run longer than usual"
+    assert "0s" not in describe(late)
+    # A 1 s attempt stuck for 20 s is a stall (it was "ETA 3s" under a 60 s floor).
+    stuck = forecast(
+        paused=False,
+        open_work=work,
+        rates={"a": PerDate(1, 0.9, 1.1)},
+        limits={"p": 1},
+        finishes=finishes,
+        started=T0 - 100,
+        now=T0 + 20,
+    )
+    assert stuck.status == "stalled"
