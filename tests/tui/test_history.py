@@ -64,6 +64,12 @@ async def test_runs_screen_lists_the_journals_runs_and_writes_a_report(two_runs:
         assert newest.by is not None and "(headless)" in newest.by
         shown = [str(cell) for cell in table.get_row("2")]
         assert "incomplete" in shown and "precompute · missing" in shown
+        # Its range, when it started and ended, and how long it took, each in its column.
+        columns = [str(c.label) for c in table.columns.values()]
+        cell = dict(zip(columns, shown, strict=True))
+        assert cell["Range"] == "2024-01-15 → 2024-01-28"
+        assert cell["Started"][:2] == "20" and cell["Ended"] != "—" and cell["Took"] != "—"
+        assert cell["Done"].endswith(f"/{newest.total}") and cell["Failed"] != "0"
 
         await pilot.press("enter")  # the highlighted run: the newest
         reports = two_runs.parent / ".backfill" / "reports"

@@ -153,6 +153,13 @@ async def test_scrolling_up_pauses_following_and_g_resumes(tmp_path: Path):
         await until(pilot, lambda: tail.following and lines_of(tail)[-1] == "after home")
         assert tail.log_widget.is_vertical_scroll_end
 
+        # g goes to the top (and so pauses), G back to the end, as in every other pane
+        await pilot.press("g")
+        await until(pilot, lambda: not tail.following)
+        assert tail.log_widget.scroll_y == 0
+        await pilot.press("G")
+        await until(pilot, lambda: tail.following and tail.log_widget.is_vertical_scroll_end)
+
 
 @pytest.mark.asyncio
 async def test_the_mouse_wheel_pauses_and_scrolling_back_to_the_bottom_resumes(tmp_path: Path):

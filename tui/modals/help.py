@@ -64,7 +64,7 @@ EXTRA_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "queue": (("c", "Cancel the highlighted item (asks first)"),),
     "logs": (
-        ("↑↓ j k pgup pgdn", "Scroll: reading further up pauses following"),
+        ("↑↓ j k pgup pgdn g", "Scroll (g: the top): reading further up pauses following"),
         ("end", "Follow the end again"),
     ),
     "date": (),

@@ -211,6 +211,8 @@ class _TailLog(Log):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "follow", "Follow", show=False),
+        # g/G top/bottom, as everywhere else: the top pauses following, as Home does
+        Binding("g", "scroll_home", "Top", show=False),
         Binding("k", "scroll_up", "Up", show=False),
         Binding("j", "scroll_down", "Down", show=False),
     ]
