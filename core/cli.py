@@ -669,8 +669,10 @@ def logs(processor: str, day: date, number: int | None, config_path: Path) -> No
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @config_option
 def report(run_id: int | None, fmt: str, config_path: Path) -> None:
-    """What happened in a run: phases, failures grouped by error, retries, cooldowns, actions."""
-    from core.report import build_report, to_json, to_markdown
+    """What happened in a run: phases, failures grouped by error, retries, cooldowns, actions.
+    Printed, and written to state_dir/reports/run-N.md and run-N.json for the hand-off (their
+    paths on stderr)."""
+    from core.report import build_report, to_json, to_markdown, write_report
     from core.state import Journal
 
     config = load_config(config_path)
@@ -681,10 +683,12 @@ def report(run_id: int | None, fmt: str, config_path: Path) -> None:
         built = build_report(journal, run_id)
     finally:
         journal.close()
+    paths = write_report(built, config.state_path)
     if fmt == "json":
         _emit_json(to_json(built))
     else:
         click.echo(to_markdown(built), nl=False)
+    click.echo("written: " + ", ".join(str(p) for p in paths), err=True)
 
 
 @cli.command()

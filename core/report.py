@@ -304,7 +304,13 @@ def save_report(
     """Writes the run's report as `reports/run-N.md` and `run-N.json` under `state_dir` (files
     of the state dir's mode: a report quotes jobs' errors); `picture`: the name of a heatmap
     screenshot beside them, linked from the Markdown. Returns (markdown, json)."""
-    report = build_report(journal, run_id)
+    return write_report(build_report(journal, run_id), state_dir, picture=picture)
+
+
+def write_report(
+    report: RunReport, state_dir: Path, *, picture: str | None = None
+) -> tuple[Path, Path]:
+    """`save_report` of a report already built."""
     folder = state_dir / REPORTS
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)

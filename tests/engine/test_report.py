@@ -76,11 +76,22 @@ async def test_the_report_groups_failures_and_names_the_operators(
     [action] = report["actions"]
     assert action["who"] == "ana@box pid 42 (cli)" and action["action"].startswith("parallel")
 
-    code, md, _ = invoke(["report", "--config", str(path)], capsys)
+    code, md, err = invoke(["report", "--config", str(path)], capsys)
     assert code == 0
     assert "# Run #1" in md and "**2 cells**: `boom on <date>`" in md
     assert "| wide | 6 | 4 | 2 |" in md
     assert "## Cost" in md and "- wide: 10 attempts ran " in md
+    # The hand-off files are written too, into state_dir/reports/, and named on stderr.
+    reports = config.state_path / "reports"
+    assert (reports / "run-1.md").read_text() == md
+    assert json.loads((reports / "run-1.json").read_text())["run"]["id"] == 1
+    assert f"written: {reports / 'run-1.md'}, {reports / 'run-1.json'}" in err
+    code, out, err = invoke(
+        ["report", "--run", "1", "--format", "json", "--config", str(path)], capsys
+    )
+    assert code == 0 and json.loads(out)["run"]["id"] == 1
+    code, _, err = invoke(["report", "--run", "7", "--config", str(path)], capsys)
+    assert code == 2 and "no run #7" in err and "the latest: #1" in err
 
 
 def test_no_run_or_an_unknown_run_is_one_line_exit_2(tmp_path: Path, capsys):
@@ -91,3 +102,6 @@ def test_no_run_or_an_unknown_run_is_one_line_exit_2(tmp_path: Path, capsys):
     Journal(tmp_path / ".backfill").close()
     code, _, err = invoke(["report", "--config", str(path)], capsys)
     assert code == 2 and "no run yet" in err
+    code, _, err = invoke(["report", "--run", "7", "--config", str(path)], capsys)
+    assert code == 2 and "no run yet" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / ".backfill" / "reports").exists()  # nothing written for no run
