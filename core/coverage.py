@@ -37,6 +37,9 @@ class CellState(StrEnum):
     #: expected, no (or too few) rows, and an operator journaled that this is right (a game date
     #: with no games for that table): counts as complete everywhere, and can be undone
     KNOWN_EMPTY = "known_empty"
+    #: the latest attempt was cancelled (by an operator, or with a stopped run) and the date is
+    #: still not complete: not an error, not forgotten either (the journal's, across restarts)
+    CANCELLED = "cancelled"
 
 
 #: states that count as complete in coverage shares, gates and a run's verdict
@@ -51,6 +54,7 @@ def counts_complete(state: CellState) -> bool:
 WORST_FIRST = (
     CellState.FAILED,
     CellState.BLOCKED,
+    CellState.CANCELLED,
     CellState.MISSING,
     CellState.PARTIAL,
     CellState.RUNNING,

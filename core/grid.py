@@ -98,7 +98,7 @@ def cell_state(coverage: Coverage, overlay: Overlay, processor: str, day: date) 
     data = coverage.cell(coverage.config.processor(processor), day).state
     if engine is None:
         return data
-    if data in _SETTLED and engine in (CellState.FAILED, CellState.BLOCKED):
+    if data in _SETTLED and engine in (CellState.FAILED, CellState.BLOCKED, CellState.CANCELLED):
         return data
     if data is CellState.NOT_EXPECTED:
         return data

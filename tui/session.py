@@ -50,6 +50,7 @@ ITEM_TO_CELL = {
     ItemState.RUNNING: CellState.RUNNING,
     ItemState.FAILED: CellState.FAILED,
     ItemState.BLOCKED: CellState.BLOCKED,
+    ItemState.CANCELLED: CellState.CANCELLED,
 }
 
 
@@ -59,7 +60,7 @@ class Refreshed:
     grid: Grid
     #: the overlay the grid was drawn with
     overlay: Overlay
-    past_failures: set[tuple[str, date]]
+    past: dict[tuple[str, date], CellState]
 
 
 @dataclass
@@ -77,8 +78,8 @@ class Session:
     snapshot: EngineSnapshot | None = None
     #: every item of the run, as last seen
     items: dict[int, ItemView] = field(default_factory=dict)
-    #: cells whose latest attempt, in an earlier run, failed
-    past_failures: set[tuple[str, date]] = field(default_factory=set)
+    #: cells whose latest attempt, in an earlier run, failed or was cancelled: that state
+    past: dict[tuple[str, date], CellState] = field(default_factory=dict)
     #: (processor, date) -> the engine's state for it, from the item that holds it
     _overlay: dict[tuple[str, date], CellState] = field(default_factory=dict)
     #: (processor, date) -> the latest item holding that cell
@@ -119,8 +120,8 @@ class Session:
         cached = self.journal.load_coverage(self.config)
         if cached is None or (cached.calendar.start, cached.calendar.end) != self.range:
             return None
-        past = self.journal.failed_cells(*self.range)
-        overlay = {cell: CellState.FAILED for cell in past} | self._overlay
+        past = self._past(*self.range)
+        overlay = past | self._overlay
         return Refreshed(cached, build_grid(cached, overlay), overlay, past)
 
     def refresh_coverage(self) -> Refreshed:
@@ -130,16 +131,22 @@ class Session:
         coverage = measure(self.config, self.warehouse, start, end).with_known_empty(
             self.journal.known_empty_cells(start, end)
         )
-        past = self.journal.failed_cells(start, end)
-        overlay = {cell: CellState.FAILED for cell in past} | self._overlay
+        past = self._past(start, end)
+        overlay = past | self._overlay
         return Refreshed(coverage, build_grid(coverage, overlay), overlay, past)
+
+    def _past(self, start: date, end: date) -> dict[tuple[str, date], CellState]:
+        """Blocking: cells whose latest attempt of an earlier run failed or was cancelled."""
+        journal = self.journal
+        cancelled = dict.fromkeys(journal.cancelled_cells(start, end), CellState.CANCELLED)
+        return cancelled | dict.fromkeys(journal.failed_cells(start, end), CellState.FAILED)
 
     def redraw(self) -> Refreshed:
         """Blocking: the grid of the coverage as it is now, for `adopt_redraw`."""
         assert self.coverage is not None
         overlay = dict(self.overlay())
         return Refreshed(
-            self.coverage, build_grid(self.coverage, overlay), overlay, set(self.past_failures)
+            self.coverage, build_grid(self.coverage, overlay), overlay, dict(self.past)
         )
 
     def adopt_redraw(self, fresh: Refreshed) -> Grid:
@@ -165,7 +172,7 @@ class Session:
         # collection walking them paused the loop for 80 ms).
         gc.freeze()
         self.coverage = fresh.coverage
-        self.past_failures = fresh.past_failures
+        self.past = fresh.past
         if save and not self.journal.read_only:
             self.journal.save_coverage(fresh.coverage)
         overlay, drawn = self.overlay(), fresh.overlay
@@ -177,7 +184,7 @@ class Session:
     def overlay(self) -> Overlay:
         """The engine's states over the warehouse's: this run's items first, then cells whose
         latest attempt of an earlier run failed (a view: nothing is copied per tick)."""
-        return _Overlay(self._overlay, self.past_failures)
+        return _Overlay(self._overlay, self.past)
 
     async def known_empty(
         self, cells: Mapping[str, Iterable[date]], reason: str, *, undo: bool
@@ -317,8 +324,8 @@ class Session:
                 continue
             cells |= {(name, day) for name in processors for day in days_between(first, last)}
         for cell in cells:
-            if cell in self.past_failures and cell not in self._overlay:
-                self.past_failures.discard(cell)
+            if cell in self.past and cell not in self._overlay:
+                del self.past[cell]
         rows: set[int] = set()
         if snap.known_empty is not None:
             # The engine speaks for its run's range only; marks outside it are kept.
@@ -348,7 +355,7 @@ class Session:
                     self._cell_item[cell] = view.id
                     if view.state is ItemState.DONE:
                         # this run's attempt is the cell's latest: an earlier failure is history
-                        self.past_failures.discard(cell)
+                        self.past.pop(cell, None)
                     if state is None:
                         self._overlay.pop(cell, None)
                     else:
@@ -357,30 +364,30 @@ class Session:
 
 
 class _Overlay(Mapping[tuple[str, date], CellState]):
-    """This run's cell states, over FAILED for the cells an earlier run failed."""
+    """This run's cell states, over those of the cells an earlier run failed or cancelled."""
 
     def __init__(
-        self, run: Mapping[tuple[str, date], CellState], failed: set[tuple[str, date]]
+        self,
+        run: Mapping[tuple[str, date], CellState],
+        past: Mapping[tuple[str, date], CellState],
     ) -> None:
         self._run = run
-        self._failed = failed
+        self._past = past
 
     def __getitem__(self, cell: tuple[str, date]) -> CellState:
         state = self._run.get(cell)
         if state is not None:
             return state
-        if cell in self._failed:
-            return CellState.FAILED
-        raise KeyError(cell)
+        return self._past[cell]
 
     def get(self, cell: tuple[str, date], default: Any = None) -> Any:
         state = self._run.get(cell)
         if state is not None:
             return state
-        return CellState.FAILED if cell in self._failed else default
+        return self._past.get(cell, default)
 
     def __iter__(self) -> Iterator[tuple[str, date]]:
-        return iter(self._run.keys() | self._failed)
+        return iter(self._run.keys() | self._past.keys())
 
     def __len__(self) -> int:
-        return len(self._run.keys() | self._failed)
+        return len(self._run.keys() | self._past.keys())

@@ -777,6 +777,14 @@ class Journal:
         """Cells whose latest attempt failed: the coverage overlay that makes them 'failed'."""
         return set(self._failed_attempt_ids(start, end))
 
+    def cancelled_cells(self, start: date, end: date) -> set[tuple[str, date]]:
+        """Cells whose latest attempt was cancelled: the overlay that makes them 'cancelled'."""
+        return {
+            cell
+            for cell, (_, outcome) in self._latest_attempts(start, end).items()
+            if outcome == "cancelled"
+        }
+
     def failed_attempts(self, start: date, end: date) -> dict[tuple[str, date], AttemptRow]:
         """Cells whose latest attempt failed (or left the cell incomplete), with that attempt,
         in any run: what is still to retry after every restart."""
@@ -792,6 +800,14 @@ class Journal:
     def _failed_attempt_ids(self, start: date, end: date) -> dict[tuple[str, date], int]:
         """Cell -> the id of its latest attempt, for the cells where that attempt failed. The
         attempts themselves (tails and all) are read only by who needs them."""
+        return {
+            cell: attempt_id
+            for cell, (attempt_id, outcome) in self._latest_attempts(start, end).items()
+            if outcome in ("failed", "incomplete")
+        }
+
+    def _latest_attempts(self, start: date, end: date) -> dict[tuple[str, date], tuple[int, str]]:
+        """Cell -> (id, outcome) of its latest ended attempt, in any run."""
         rows = self._all(
             """
             SELECT d.processor, d.day, a.id, a.outcome FROM item_dates d
@@ -804,11 +820,7 @@ class Journal:
         latest: dict[tuple[str, date], tuple[int, str]] = {}
         for processor, day, attempt_id, outcome in rows:
             latest[processor, date.fromisoformat(day)] = (attempt_id, outcome)
-        return {
-            cell: attempt_id
-            for cell, (attempt_id, outcome) in latest.items()
-            if outcome in ("failed", "incomplete")
-        }
+        return latest
 
     # -- last known coverage: shown at once while a slow warehouse refreshes ----------------
 

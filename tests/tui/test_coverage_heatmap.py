@@ -32,7 +32,7 @@ SEASONS = [("2023-24", date(2023, 10, 24), date(2024, 6, 17))]
 
 #: every state once in the first 9 days of `proc_one`, then a repeating mix
 MIX = [S.COMPLETE, S.PARTIAL, S.MISSING, S.NOT_EXPECTED, S.SKIPPED, S.QUEUED, S.RUNNING]
-MIX += [S.FAILED, S.BLOCKED, S.KNOWN_EMPTY]
+MIX += [S.FAILED, S.BLOCKED, S.KNOWN_EMPTY, S.CANCELLED]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 

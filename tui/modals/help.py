@@ -48,6 +48,8 @@ STATE_MEANING: dict[CellState, str] = {
     CellState.BLOCKED: "something it needs for that date will not be complete in this run",
     CellState.KNOWN_EMPTY: "no rows, and an operator marked that right (e, with a reason): "
     "counted complete; E undoes it",
+    CellState.CANCELLED: "the last attempt was cancelled (c, C, a stopped run) and the date is "
+    "still not complete: the next run plans it again",
 }
 
 #: Per pane: keys that are not one binding of its own.

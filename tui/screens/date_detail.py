@@ -37,6 +37,7 @@ STATE_STYLE = {
     CellState.RUNNING: "bold blue",
     CellState.BLOCKED: "magenta",
     CellState.KNOWN_EMPTY: "green",
+    CellState.CANCELLED: "bold cyan",
 }
 
 

@@ -18,6 +18,8 @@ or for a colour-blind operator) and colours (component classes, themed):
     running          ▶    heatmap--running          bold $text on $primary
     failed           ✗    heatmap--failed           bold $text on $error
     blocked          ▪    heatmap--blocked          bold $foreground
+    known_empty      □    heatmap--known-empty      $success-darken-2
+    cancelled        ⊘    heatmap--cancelled        bold $text-secondary (not red: not a failure)
 
 Red is for failures only (a failed cell, or a bucket holding one): a hole still to fill is not
 an error, and a half-done month must not look like a broken one.
@@ -117,6 +119,8 @@ GLYPHS: dict[CellState, str] = {
     CellState.BLOCKED: "▪",
     # Hollow where complete is full: counted complete, yet no rows are there.
     CellState.KNOWN_EMPTY: "□",
+    # Struck through: stopped on purpose, still to do.
+    CellState.CANCELLED: "⊘",
 }
 
 #: Share complete of a partial/missing bucket that is partly done, lowest to highest.
@@ -141,6 +145,7 @@ STATE_CSS: dict[CellState, str] = {
     CellState.FAILED: "color: $text; background: $error; text-style: bold;",
     CellState.BLOCKED: "color: $foreground; text-style: bold;",
     CellState.KNOWN_EMPTY: "color: $success-darken-2;",
+    CellState.CANCELLED: "color: $text-secondary; text-style: bold;",
 }
 
 #: A partly done bucket's share bar: the partial colour, never that of what is missing in it.
