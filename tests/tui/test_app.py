@@ -27,12 +27,15 @@ from tests.tui.drive import (
     until,
 )
 from tui.app import BackfillApp
+from tui.modals.command_line import CommandLineScreen
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen, StateTable
+from tui.modals.known_empty import KnownEmptyScreen
 from tui.modals.quit import QuitScreen
 from tui.modals.start_run import StartRunScreen
 from tui.screens.date_detail import DateDetailScreen
 from tui.screens.failures import CancelCells, FailuresScreen
+from tui.screens.runs import RunsScreen
 from tui.text import MARK
 from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
@@ -652,6 +655,11 @@ async def test_esc_goes_back_from_every_dialog_and_the_date_screen(demo: Path):
             ("s", StartRunScreen),
             ("question_mark", HelpScreen),
             ("enter", DateDetailScreen),  # on the heatmap's cell
+            ("R", RunsScreen),
+            ("F", FailuresScreen),
+            ("colon", CommandLineScreen),
+            ("e", KnownEmptyScreen),  # the cursor's cells: why are they empty?
+            ("E", ConfirmScreen),  # undo their marks?
         ]:
             app.screen.query_one(CoverageHeatmap).focus()
             await pilot.press(key)
