@@ -317,6 +317,8 @@ async def test_command_palette_jumps_to_a_date_and_a_processor(demo: Path):
         for query, row, day in [
             ("2024-01-15", None, date(2024, 1, 15)),
             ("player_daily", "player_daily_cache", None),
+            ("2023-02", None, date(2023, 2, 1)),  # partial dates: a month's first day
+            ("mar 2022", None, date(2022, 3, 1)),
         ]:
             await pilot.press("ctrl+p")
             await pilot.pause(0.3)
