@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input, Log, Select, Static
 from core.config import load_config
 from core.coverage import CellState
 from core.engine.api import ItemState
+from core.grid import CODE
 from core.state import EngineLock, Journal
 from tests.tui.drive import (
     SIZE,
@@ -472,6 +473,20 @@ async def test_slash_on_the_heatmap_filters_its_rows_and_a_jump_clears_it(demo: 
         await pilot.press("slash", *"complete", "escape")  # a state word, then esc: all back
         await pilot.pause()
         assert heatmap.filter == "" and heatmap.filter_counts == (total, total)
+
+        # A state word keeps the processors that have that state somewhere, and only them.
+        grid = app.session.grid
+        assert grid is not None
+        partial = CODE[CellState.PARTIAL]
+        having = [
+            r.key for i, r in enumerate(grid.rows) if not r.is_phase and partial in grid.codes[i]
+        ]
+        assert 0 < len(having) < total
+        await pilot.press("slash", *"partial", "enter")
+        await pilot.pause()
+        assert heatmap.filter_counts == (len(having), total)
+        shown = {grid.rows[i].key for i in heatmap._shown if not grid.rows[i].is_phase}
+        assert shown == set(having)
 
 
 @pytest.mark.asyncio
