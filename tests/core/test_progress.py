@@ -134,27 +134,10 @@ def test_this_runs_own_durations_outweigh_earlier_runs_and_rescale_the_unmeasure
 def test_running_attempts_past_their_estimate_are_overdue_never_eta_0s():
     # One 1 s/date attempt of a date, running for 10 s, nothing pending: no number is honest.
     work = [Open("a", "p", 0, 1, running=((1, 10.0),))]
-    finishes = [Finish(T0 - 1, "p", 1.0)]
-    late = forecast(
-        paused=False,
-        open_work=work,
-        rates={"a": PerDate(1, 0.9, 1.1)},
-        limits={"p": 1},
-        finishes=finishes,
-        started=T0 - 100,
-        now=T0 + 9,
-    )
+    rates, finishes = {"a": PerDate(1, 0.9, 1.1)}, [Finish(T0 + 90, "p", 1.0)]
+    late = _run(work, rates, {"p": 1}, finishes, now=T0 + 100)
     assert late.status == "overdue" and late.eta_seconds is None
     assert describe(late) == "ETA overdue: the last attempts run longer than usual"
     assert "0s" not in describe(late)
     # A 1 s attempt stuck for 20 s is a stall (it was "ETA 3s" under a 60 s floor).
-    stuck = forecast(
-        paused=False,
-        open_work=work,
-        rates={"a": PerDate(1, 0.9, 1.1)},
-        limits={"p": 1},
-        finishes=finishes,
-        started=T0 - 100,
-        now=T0 + 20,
-    )
-    assert stuck.status == "stalled"
+    assert _run(work, rates, {"p": 1}, finishes, now=T0 + 110).status == "stalled"
