@@ -1335,6 +1335,8 @@ class BackfillApp(App[None]):
 
     def _describe_cursor(self) -> None:
         coverage = self.session.coverage
+        if not self.screen_stack:  # exiting: a cursor message still in the queue
+            return
         heatmap = self._heatmap()
         cursor = heatmap.cursor_cell()
         if coverage is None or cursor is None:

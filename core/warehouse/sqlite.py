@@ -133,10 +133,15 @@ class SqliteWarehouse:
         return None if row is None else row[0]
 
     def close(self) -> None:
+        """Closes the connections of this thread and of threads that ended. Another thread's
+        may be mid-query (a dashboard quitting while its coverage worker reads): closing it
+        under that query crashed the process, so it is left to close when its thread ends."""
+        me = threading.current_thread()
         with self._lock:
             readers, self._readers = self._readers, []
         for reader in readers:
-            reader.conn.close()
+            if reader.thread is me or not reader.thread.is_alive():
+                reader.conn.close()
         self._local = threading.local()
 
 

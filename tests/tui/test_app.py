@@ -41,7 +41,7 @@ from tui.text import MARK
 from tui.widgets.coverage_heatmap import GLYPHS, CoverageHeatmap, state_class
 from tui.widgets.log_tail import LogTail
 from tui.widgets.preflight_pane import PreflightPane
-from tui.widgets.queue_table import QueueTable
+from tui.widgets.queue_table import COLUMNS, PADDING, REASON_WIDTH, QueueTable
 
 
 @pytest.mark.asyncio
@@ -704,3 +704,28 @@ async def test_the_start_dialog_keeps_its_fields_and_buttons_on_screen_at_80x24(
             region = screen.query_one(widget).region
             assert region.right <= 80 and region.bottom <= 24 and region.height > 0, widget
         assert screen.query_one("#start", Input).region.width >= 14  # a whole date shows
+
+
+@pytest.mark.asyncio
+async def test_at_120x40_the_queue_shows_its_first_six_columns_whole_and_the_log_goes_under(
+    slow_demo: Path,
+):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2024-01-15", "2024-01-20", "analytics")
+        queue = app.screen.query_one(QueueTable)
+        await until(pilot, lambda: queue.row_count > 0)
+        # State, processor, dates, attempt, duration and reason (its full width) fit the pane.
+        assert [label for label, _, _ in COLUMNS[:6]][-1] == "Exit/reason"
+        widths = queue._widths[:6]
+        assert widths[-1] == REASON_WIDTH
+        assert sum(widths) + 2 * PADDING * 6 <= queue.scrollable_content_region.width
+        side = app.screen.query_one("#side")
+        assert side.region.y >= queue.region.bottom and side.region.width == 120
+    # A short screen keeps them side by side: stacked, neither would show enough.
+    short = BackfillApp(load_config(slow_demo))
+    async with short.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: short.session.grid is not None)
+        queue, side = short.screen.query_one(QueueTable), short.screen.query_one("#side")
+        assert side.region.x >= queue.region.right

@@ -74,6 +74,10 @@ class DashboardScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Clear filter", id="app.back"),
     ]
+    # Narrower than 160 columns the queue's columns and the log do not both fit side by side:
+    # on a screen tall enough for it the log goes under the queue (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
 
     class Ready(Message):
         """Composed and mounted: the App may fill it."""
