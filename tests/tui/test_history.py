@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from core.config import load_config
 from core.coverage import CellState
@@ -18,6 +18,7 @@ from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
 from tui.screens.failures import FailuresScreen
 from tui.screens.runs import RunsScreen
+from tui.widgets.log_tail import LogTail
 
 HANGS = ("player_daily_cache", date(2024, 1, 24))  # the demo's injected hang on that date
 WINDOW = ("2024-01-15", "2024-01-28")
@@ -92,6 +93,17 @@ async def test_runs_screen_lists_the_journals_runs_and_writes_a_report(two_runs:
         (group,) = failures.groups
         assert HANGS in group.cells and "stall" in group.signature
         assert group.count == len(app.session.journal.failed_cells(*app.session.range))
+        # Its row: cells, error, processors, first and last seen; its sample line and log.
+        row = [str(c) for c in failures.query_one("#groups", DataTable).get_row_at(0)]
+        assert row[0] == str(group.count) and row[2] == HANGS[0]
+        assert group.first_seen is not None and group.last_seen is not None
+        assert group.first_seen <= group.last_seen and "-" not in (row[3], row[4])
+        sample = str(failures.query_one("#failure-sample", Static).render())
+        assert f"{group.count} cells · sample: {group.sample_line}" in sample
+        sample_log = group.sample_log
+        assert sample_log is not None
+        log = failures.query_one("#failure-log", LogTail)
+        await until(pilot, lambda: log.path == Path(sample_log))
         cells = failures.query_one("#failure-cells", DataTable)
         assert cells.row_count == group.count
         await pilot.press("space")  # marks the first cell and steps down
