@@ -14,7 +14,9 @@ from tests.tui.drive import SIZE, until
 from tui.app import BackfillApp
 from tui.command_line import CommandError, Parsed, complete, parse, parse_when
 from tui.modals.command_line import CommandLineScreen
+from tui.modals.quit import QuitScreen
 from tui.screens.failures import FailuresScreen
+from tui.screens.runs import RunsScreen
 from tui.widgets.coverage_heatmap import CoverageHeatmap
 
 CONFIG = load_config(Path(__file__).parents[2] / "backfill.yaml")
@@ -120,3 +122,32 @@ async def test_colon_completes_runs_goto_and_keeps_a_wrong_command_with_its_erro
 
         await pilot.press("colon", *"failures", "enter")
         await until(pilot, lambda: isinstance(app.screen, FailuresScreen))
+
+
+@pytest.mark.asyncio
+async def test_colon_runs_run_pause_resume_and_q_do_what_their_keys_do(slow_demo: Path):
+    app = BackfillApp(load_config(slow_demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await pilot.press("colon", *"runs", "enter")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, RunsScreen))
+
+        await pilot.press("colon", *"run 2024-01-15 2024-01-22", "enter")
+        await until(pilot, lambda: state(app) in ("running", "measuring"), timeout=60)
+        await pilot.press("colon", *"pause", "enter")
+        await until(pilot, lambda: state(app) == "paused")
+        await pilot.press("colon", *"resume", "enter")
+        await until(pilot, lambda: state(app) == "running")
+
+        await pilot.press("colon", *"q", "enter")  # a run is on: q asks, as the key does
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("escape")  # stay
+        await until(pilot, lambda: not isinstance(app.screen, QuitScreen))
+        assert app.is_running and state(app) == "running"
+
+
+def state(app: BackfillApp) -> str | None:
+    snap = app.session.snapshot
+    return None if snap is None else snap.state
