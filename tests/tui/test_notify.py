@@ -93,6 +93,8 @@ async def test_the_dashboard_shows_channel_health_and_sends_a_test_on_each(demo:
             )
             assert ok.bodies[-1]["event"] == "test"
             assert ok.bodies[-1]["message"].startswith("backfill test message to channel ok")
+            # The toast follows the last channel's outcome by a loop turn or more: wait for it.
+            await until(pilot, lambda: any(t.startswith("ok: delivered") for t in toasts(app)))
             said = next(t for t in toasts(app) if t.startswith("ok: delivered"))
             assert "sick: failed: HTTP 500" in said and "hung: failed: http" in said
 
