@@ -52,6 +52,13 @@ ITEM_TO_CELL = {
     ItemState.BLOCKED: CellState.BLOCKED,
     ItemState.CANCELLED: CellState.CANCELLED,
 }
+#: the outcome of a cell's latest attempt in an earlier run -> what the heatmap shows of it
+#: (as `Journal.failed_cells`: an incomplete attempt is a failure)
+PAST_STATE = {
+    "failed": CellState.FAILED,
+    "incomplete": CellState.FAILED,
+    "cancelled": CellState.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -137,9 +144,11 @@ class Session:
 
     def _past(self, start: date, end: date) -> dict[tuple[str, date], CellState]:
         """Blocking: cells whose latest attempt of an earlier run failed or was cancelled."""
-        journal = self.journal
-        cancelled = dict.fromkeys(journal.cancelled_cells(start, end), CellState.CANCELLED)
-        return cancelled | dict.fromkeys(journal.failed_cells(start, end), CellState.FAILED)
+        return {
+            cell: PAST_STATE[outcome]
+            for cell, outcome in self.journal.latest_outcomes(start, end).items()
+            if outcome in PAST_STATE
+        }
 
     def redraw(self) -> Refreshed:
         """Blocking: the grid of the coverage as it is now, for `adopt_redraw`."""

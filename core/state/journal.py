@@ -781,9 +781,14 @@ class Journal:
         """Cells whose latest attempt was cancelled: the overlay that makes them 'cancelled'."""
         return {
             cell
-            for cell, (_, outcome) in self._latest_attempts(start, end).items()
+            for cell, outcome in self.latest_outcomes(start, end).items()
             if outcome == "cancelled"
         }
+
+    def latest_outcomes(self, start: date, end: date) -> dict[tuple[str, date], str]:
+        """Cell -> the outcome of its latest ended attempt, in any run (one read: a dashboard
+        draws failed and cancelled cells from it)."""
+        return {cell: outcome for cell, (_, outcome) in self._latest_attempts(start, end).items()}
 
     def failed_attempts(self, start: date, end: date) -> dict[tuple[str, date], AttemptRow]:
         """Cells whose latest attempt failed (or left the cell incomplete), with that attempt,
