@@ -69,6 +69,16 @@ class PerDate:
 
 
 @dataclass(frozen=True)
+class PhaseEnd:
+    """When a phase with open work will be done, in seconds from now: estimate and range."""
+
+    phase: str
+    mid: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Forecast:
     #: measuring | running | paused | stalled | overdue | done
     status: str
@@ -80,6 +90,8 @@ class Forecast:
     eta_high: float | None = None
     #: seconds since the last attempt finished, when stalled
     stalled_for: float | None = None
+    #: each phase with open work, in run order, when status is "running"
+    phases: tuple[PhaseEnd, ...] = ()
 
 
 def per_date(samples: Iterable[tuple[float, int]]) -> PerDate | None:
@@ -163,32 +175,37 @@ def forecast(
     if stalled is not None:
         return Forecast("stalled", rate, stalled_for=stalled)
     low, mid, high = (
-        _run_seconds(open_work, rates, fallback, limits, gated, pick)
+        _phase_ends(open_work, rates, fallback, limits, gated, pick)
         for pick in ("low", "mid", "high")
     )
-    if mid <= 0:
+    if max(mid.values()) <= 0:
         # Only running attempts are left and they already took longer than usual: "0s" would
         # be a promise nothing backs.
         return Forecast("overdue", rate)
-    return Forecast("running", rate, mid, low, high)
+    phases = tuple(PhaseEnd(phase, mid[phase], low[phase], high[phase]) for phase in mid)
+    end = phases[-1]  # the run ends with its last phase
+    return Forecast("running", rate, end.mid, end.low, end.high, phases=phases)
 
 
-def _run_seconds(
+def _phase_ends(
     open_work: Sequence[Open],
     rates: Mapping[str, PerDate | None],
     fallback: PerDate,
     limits: Mapping[str, int],
     gated: frozenset[str],
     pick: str,
-) -> float:
+) -> dict[str, float]:
+    """Seconds from now until each phase with open work ends, in run order."""
+    ends: dict[str, float] = {}
     total = segment = 0.0
     for phase in dict.fromkeys(o.phase for o in open_work):
         seconds, one_item = _phase_seconds(open_work, rates, fallback, limits, phase, pick)
         # overlapping the phases before it, it ends one of its items after the longest of them
         segment = max(segment + one_item, seconds) if segment else seconds
+        ends[phase] = total + segment
         if phase in gated:
             total, segment = total + segment, 0.0
-    return total + segment
+    return ends
 
 
 def _phase_seconds(
@@ -255,6 +272,18 @@ def describe(f: Forecast, *, wall_now: float | None = None) -> str:
     when = time.localtime((time.time() if wall_now is None else wall_now) + f.eta_seconds)
     span = low if low == high else f"{low}-{high}"
     return f"ETA {span}, ~{time.strftime('%H:%M', when)}"
+
+
+def describe_phase(f: Forecast, phase: str, *, wall_now: float | None = None) -> str | None:
+    """When `phase` will be done ("ends in 1h10m-1h30m, ~14:20"); None when the forecast has no
+    number for it (no open work, or no honest number for the run)."""
+    end = next((p for p in f.phases if p.phase == phase), None)
+    if end is None:
+        return None
+    low, high = format_duration(end.low), format_duration(end.high)
+    when = time.localtime((time.time() if wall_now is None else wall_now) + end.mid)
+    span = low if low == high else f"{low}-{high}"
+    return f"ends in {span}, ~{time.strftime('%H:%M', when)}"
 
 
 def format_duration(seconds: float | None) -> str:

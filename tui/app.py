@@ -51,6 +51,7 @@ from core.notify import ChannelHealth, send_tests
 from core.notify.health import journaled_health
 from core.preflight import Check, CheckResult, all_checks, gate_record, run_checks
 from core.printable import strip_controls
+from core.progress import Forecast, describe_phase
 from core.report import REPORTS, save_report
 from core.service.client import EngineGone
 from core.warehouse import describe_scan_cost
@@ -288,6 +289,8 @@ class BackfillApp(App[None]):
         self.session = Session.open(config, read_only)
         #: a run the journal says did not finish (the dashboard quit or crashed): `s` offers it
         self._unfinished: tuple[int, RunRequest] | None = None
+        #: the forecast the cursor line last saw (a phase row's line says when it ends)
+        self._forecast_shown: Forecast | None = None
         #: the banner shows what holds the engine up (it hides again once that clears)
         self._held = False
         self.sub_title = strip_controls(f"{config.name} · {config.path}")
@@ -505,6 +508,12 @@ class BackfillApp(App[None]):
                 self._dashboard().show_filter_note()
         status.show(snap, engine=_engine_note(session))
         self._show_pauses(status, snap.pauses)
+        if snap.forecast != self._forecast_shown:
+            # A phase row's line says when that phase ends: it follows the forecast (1 Hz).
+            self._forecast_shown = snap.forecast
+            cursor = heatmap.cursor_cell()
+            if cursor is not None and cursor[0].is_phase:
+                self._describe_cursor()
         if self._shows_trouble(snap):
             pass
         elif was_busy and not snap.busy and snap.run_id is not None:
@@ -1366,7 +1375,11 @@ class BackfillApp(App[None]):
         if first != last or is_phase:
             counts = {s: states.count(s) for s in set(states) if s is not CellState.NOT_EXPECTED}
             parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=str))
-            return f"{key.removeprefix('phase:')} · {when} · {parts or 'no expected dates'}"
+            name = key.removeprefix("phase:")
+            text = f"{name} · {when} · {parts or 'no expected dates'}"
+            snap = self.session.snapshot
+            ends = describe_phase(snap.forecast, name) if is_phase and snap is not None else None
+            return text if ends is None else f"{text} · this run's {name} {ends}"
         proc = self.config.processor(key)
         cell = coverage.cell(proc, first)
         state = states[0] if states else cell.state

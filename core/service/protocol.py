@@ -44,7 +44,7 @@ from core.engine.api import (
     Stop,
     Who,
 )
-from core.progress import Forecast
+from core.progress import Forecast, PhaseEnd
 
 PROTOCOL = 1
 SOCKET_FILE = "engine.sock"
@@ -157,6 +157,11 @@ def snapshot_to_json(snap: EngineSnapshot) -> dict[str, Any]:
     }
 
 
+def _forecast_from_json(data: dict[str, Any]) -> Forecast:
+    phases = tuple(PhaseEnd(**p) for p in data.get("phases", ()))
+    return Forecast(**{**data, "phases": phases})  # an older engine sends no phases
+
+
 def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:
     return EngineSnapshot(
         version=int(data["version"]),
@@ -165,7 +170,7 @@ def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:
         request=_request_from_json(data["request"]),
         counts={ItemState(k): int(n) for k, n in data["counts"].items()},
         concurrency={phase: (int(a), int(b)) for phase, (a, b) in data["concurrency"].items()},
-        forecast=Forecast(**data["forecast"]),
+        forecast=_forecast_from_json(data["forecast"]),
         changed=tuple(_view_from_json(v) for v in data["changed"]),
         rereads=tuple(_reread_from_json(r) for r in data["rereads"]),
         error=data["error"],

@@ -3,8 +3,12 @@ truth in words where no number is honest."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import pytest
 
+from core.engine.api import EngineSnapshot, RunRequest
 from core.progress import (
     STALL_FLOOR,
     WINDOW,
@@ -13,11 +17,13 @@ from core.progress import (
     Open,
     PerDate,
     describe,
+    describe_phase,
     forecast,
     format_duration,
     per_date,
     rates_for,
 )
+from core.service.protocol import snapshot_from_json, snapshot_to_json
 
 T0 = 1000.0
 
@@ -57,6 +63,12 @@ def test_each_phase_is_spread_over_its_concurrency_and_phases_add_up_across_a_ga
     assert f.eta_seconds == pytest.approx((60 + 30) / 5 + 120)
     assert f.eta_low == pytest.approx((50 + 20) / 5 + 80)
     assert f.eta_high == pytest.approx((70 + 40) / 5 + 160)
+    # Each phase's own end: p3 when its work is done, p4 (the run's last) with the run.
+    p3, p4 = f.phases
+    assert (p3.phase, p3.mid, p3.low, p3.high) == ("p3", 90 / 5, 70 / 5, 110 / 5)
+    assert (p4.phase, p4.mid) == ("p4", f.eta_seconds)
+    assert describe_phase(f, "p3", wall_now=0.0).startswith("ends in 14s-22s, ~")
+    assert describe_phase(f, "p5") is None  # no open work there
 
 
 def test_a_phase_lasts_at_least_its_longest_item_and_running_ones_count_what_is_left():
@@ -72,6 +84,7 @@ def test_phases_without_a_gate_overlap_and_the_later_ends_one_item_after_the_lon
     assert f.eta_seconds == pytest.approx(max(40 * 1 / 4, 40 * 2 / 2))  # model is the longest
     g = _run([Open("a", "load", 40, 1), Open("m", "model", 4, 1)], rates, {"load": 4, "model": 2})
     assert g.eta_seconds == pytest.approx(40 / 4 + 2)  # load is: model follows its last date
+    assert [(p.phase, p.mid) for p in g.phases] == [("load", 10.0), ("model", 12.0)]
 
 
 def test_the_rate_counts_this_window_only():
@@ -91,7 +104,7 @@ def test_measuring_paused_stalled_and_done_are_said_not_guessed():
     assert _run([], {"a": PerDate(1, 1, 1)}, {"p": 1}).status == "done"
     # 1 s attempts, but nothing has finished for longer than the stall floor
     stalled = _run(work, {"a": PerDate(1, 1, 1)}, {"p": 1}, now=T0 + STALL_FLOOR + 5)
-    assert stalled.status == "stalled" and stalled.eta_seconds is None
+    assert stalled.status == "stalled" and stalled.eta_seconds is None and not stalled.phases
     assert stalled.stalled_for == pytest.approx(STALL_FLOOR + 5)
     assert describe(stalled) == f"stalled: nothing finished for {STALL_FLOOR + 5:.0f}s"
     assert describe(Forecast("measuring")) == "ETA measuring"
@@ -141,3 +154,13 @@ def test_running_attempts_past_their_estimate_are_overdue_never_eta_0s():
     assert "0s" not in describe(late)
     # A 1 s attempt stuck for 20 s is a stall (it was "ETA 3s" under a 60 s floor).
     assert _run(work, rates, {"p": 1}, finishes, now=T0 + 110).status == "stalled"
+
+
+def test_each_phases_end_travels_the_protocol_to_attached_clients():
+    work = [Open("a", "p3", 10, 1), Open("c", "p4", 4, 1)]
+    f = _run(work, {"a": PerDate(6, 5, 7), "c": PerDate(30, 20, 40)}, {"p3": 5, "p4": 1})
+    snap = EngineSnapshot(
+        1, "running", 1, RunRequest(date(2024, 1, 1), date(2024, 1, 4)), {}, {}, f
+    )
+    back = snapshot_from_json(json.loads(json.dumps(snapshot_to_json(snap))))
+    assert back.forecast == f and [p.phase for p in back.forecast.phases] == ["p3", "p4"]

@@ -716,10 +716,10 @@ async def test_at_120x40_the_queue_shows_its_first_six_columns_whole_and_the_log
         await start_run(pilot, app, "2024-01-15", "2024-01-20", "analytics")
         queue = app.screen.query_one(QueueTable)
         await until(pilot, lambda: queue.row_count > 0)
-        # State, processor, dates, attempt, duration and reason (its full width) fit the pane.
+        # State, processor, dates, attempt, duration and reason (at least its own width) fit.
         assert [label for label, _, _ in COLUMNS[:6]][-1] == "Exit/reason"
         widths = queue._widths[:6]
-        assert widths[-1] == REASON_WIDTH
+        assert widths[-1] >= REASON_WIDTH
         assert sum(widths) + 2 * PADDING * 6 <= queue.scrollable_content_region.width
         side = app.screen.query_one("#side")
         assert side.region.y >= queue.region.bottom and side.region.width == 120

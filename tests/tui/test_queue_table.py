@@ -448,6 +448,29 @@ async def test_filter_hides_and_restores_rows():
 
 
 @pytest.mark.asyncio
+async def test_the_reason_gets_the_width_the_other_columns_leave():
+    # "... incomplete on 2024-01-24 (2 of 18 rows)" says by how much only at its end.
+    reason = "exit 0 but incomplete on 2024-01-20 (2 of 18 rows)"
+    short = view(9, ItemState.FAILED, reason=reason)
+    app = QueueApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(QueueTable)
+        table.update_items([short])
+        await pilot.pause()
+        assert cells(table, 9)["Exit/reason"] == reason
+        assert len(screen(table)[1]) == table.size.width  # the row fills the pane, no more
+        await pilot.resize_terminal(80, 30)
+        await pilot.pause()
+        # Too narrow to spare anything: the reason keeps its own width (the pane scrolls).
+        line = table.render_line(1).text
+        assert "exit 0 but incomplete on" in line and "18 rows" not in line
+        assert table.virtual_size.width > table.size.width
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause()
+        assert cells(table, 9)["Exit/reason"] == reason
+
+
+@pytest.mark.asyncio
 async def test_a_filter_follows_an_items_changed_state_and_reason():
     # What the filter reads of an item is kept between keystrokes: it must follow the item.
     app = QueueApp()

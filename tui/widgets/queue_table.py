@@ -69,7 +69,8 @@ STATE_RANK: dict[ItemState, int] = {
 #: (label, key, fixed width or None for "as wide as the widest value"). What an operator reads
 #: first comes first, so a narrow terminal cuts the least useful: the phase is implied by the
 #: processor. The short attempt and duration go before the long reason, which a narrow pane then
-#: cuts (with an ellipsis) instead of hiding them.
+#: cuts (with an ellipsis) instead of hiding them; a wide one gives the reason what is left over
+#: ("incomplete on 2024-01-24 (2 of 18 rows)" says by how much only at its end).
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("State", "state", 9),
     ("Processor", "processor", None),
@@ -81,7 +82,9 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("Phase", "phase", None),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(key for _, key, _ in COLUMNS)
+#: the reason column's width when the pane has nothing to spare
 REASON_WIDTH = 36
+REASON = COLUMN_KEYS.index("reason")
 #: A pathological processor or phase name must not push every other column off screen.
 MAX_AUTO_WIDTH = 40
 #: One blank cell each side of a value, as DataTable's default cell padding.
@@ -125,15 +128,14 @@ def _dates_width(count: int, across_years: bool) -> int:
     return 0 if count == 0 else 10 if count == 1 else (25 if across_years else 20) + len(str(count))
 
 
-def format_reason(item: ItemView, width: int = REASON_WIDTH) -> str:
+def format_reason(item: ItemView) -> str:
     """The engine's reason (it already says "exit 1; retry in 30s", "killed: stall", ...), else
-    the exit code of a failed attempt; first line only, control characters removed, shortened
-    to fit its column."""
+    the exit code of a failed attempt; first line only, control characters removed (the column
+    cuts it to its width)."""
     text = item.reason or ""
     if not text and item.exit_code not in (None, 0):
         text = f"exit {item.exit_code}"
-    text = strip_controls(text.strip().splitlines()[0]).strip() if text.strip() else ""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return strip_controls(text.strip().splitlines()[0]).strip() if text.strip() else ""
 
 
 def item_duration(item: ItemView, now: float) -> float | None:
@@ -617,8 +619,10 @@ class QueueTable(ScrollView, can_focus=True):
         self._highlighted: int | None = None
         #: items marked with space, for bulk actions: ids, so marks follow their items
         self._marked: set[int] = set()
-        #: column widths in COLUMNS order (auto columns grow to their widest value)
-        self._widths: tuple[int, ...] = self._measure(())
+        #: column widths in COLUMNS order as the items need them (auto columns grow to their
+        #: widest value), and as drawn: the reason widened to fill the pane
+        self._measured: tuple[int, ...] = self._measure(())
+        self._widths = self._measured
         self._rows: LRUCache[int, _CachedRow] = LRUCache(1024)
         self._styles: _Styles | None = None
         self._previous_styles: _Styles | None = None
@@ -713,7 +717,7 @@ class QueueTable(ScrollView, can_focus=True):
         if delta.remeasure:
             grew = self._set_widths(self._measure(self._model.items.values()))
         else:
-            grew = self._set_widths(self._measure(delta.changed, self._widths))
+            grew = self._set_widths(self._measure(delta.changed, self._measured))
         previous = self._cursor
         self._follow_cursor(cursor_key)
         self._update_virtual_size()
@@ -824,13 +828,24 @@ class QueueTable(ScrollView, can_focus=True):
         widths[dates] = max(widths[dates], _dates_width(most_dates, across_years))
         return tuple(widths)
 
-    def _set_widths(self, widths: tuple[int, ...]) -> bool:
-        """Adopt new column widths; True if they changed (every cached row is then stale)."""
-        if widths == self._widths:
+    def _set_widths(self, measured: tuple[int, ...]) -> bool:
+        """Adopt new column widths; True if the drawn ones changed (every cached row is then
+        stale)."""
+        self._measured = measured
+        widths = list(measured)
+        spare = self.size.width - sum(width + 2 * PADDING for width in measured)
+        if spare > 0:
+            widths[REASON] += spare
+        if tuple(widths) == self._widths:
             return False
-        self._widths = widths
+        self._widths = tuple(widths)
         self._generation += 1
         return True
+
+    def on_resize(self) -> None:
+        if self._set_widths(self._measured):
+            self._update_virtual_size()
+            self.refresh()
 
     def _line_width(self) -> int:
         return sum(width + 2 * PADDING for width in self._widths)
