@@ -178,12 +178,12 @@ def forecast(
         _phase_ends(open_work, rates, fallback, limits, gated, pick)
         for pick in ("low", "mid", "high")
     )
-    if max(mid.values()) <= 0:
+    phases = tuple(PhaseEnd(phase, mid[phase], low[phase], high[phase]) for phase in mid)
+    end = phases[-1]  # the run ends with its last phase: phases never end before earlier ones
+    if end.mid <= 0:
         # Only running attempts are left and they already took longer than usual: "0s" would
         # be a promise nothing backs.
         return Forecast("overdue", rate)
-    phases = tuple(PhaseEnd(phase, mid[phase], low[phase], high[phase]) for phase in mid)
-    end = phases[-1]  # the run ends with its last phase
     return Forecast("running", rate, end.mid, end.low, end.high, phases=phases)
 
 
@@ -268,22 +268,24 @@ def describe(f: Forecast, *, wall_now: float | None = None) -> str:
         return "nothing left to run"  # "ETA 0s" read as if something were still to come
     if f.eta_seconds is None:
         return "ETA --"
-    low, high = format_duration(f.eta_low), format_duration(f.eta_high)
-    when = time.localtime((time.time() if wall_now is None else wall_now) + f.eta_seconds)
-    span = low if low == high else f"{low}-{high}"
-    return f"ETA {span}, ~{time.strftime('%H:%M', when)}"
+    return f"ETA {_span(f.eta_seconds, f.eta_low, f.eta_high, wall_now)}"
 
 
 def describe_phase(f: Forecast, phase: str, *, wall_now: float | None = None) -> str | None:
     """When `phase` will be done ("ends in 1h10m-1h30m, ~14:20"); None when the forecast has no
     number for it (no open work, or no honest number for the run)."""
     end = next((p for p in f.phases if p.phase == phase), None)
-    if end is None:
+    if end is None or end.mid <= 0:  # only attempts past their usual time left: no promise
         return None
-    low, high = format_duration(end.low), format_duration(end.high)
-    when = time.localtime((time.time() if wall_now is None else wall_now) + end.mid)
-    span = low if low == high else f"{low}-{high}"
-    return f"ends in {span}, ~{time.strftime('%H:%M', when)}"
+    return f"ends in {_span(end.mid, end.low, end.high, wall_now)}"
+
+
+def _span(mid: float, low: float | None, high: float | None, wall_now: float | None) -> str:
+    """ "3h10m-3h40m, ~04:10": the range and the clock time of the estimate."""
+    low_text, high_text = format_duration(low), format_duration(high)
+    when = time.localtime((time.time() if wall_now is None else wall_now) + mid)
+    span = low_text if low_text == high_text else f"{low_text}-{high_text}"
+    return f"{span}, ~{time.strftime('%H:%M', when)}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -1346,7 +1346,11 @@ class BackfillApp(App[None]):
         coverage = self.session.coverage
         if not self.screen_stack:  # exiting: a cursor message still in the queue
             return
-        heatmap = self._heatmap()
+        try:
+            heatmap = self._heatmap()
+            line = self._dashboard().query_one("#cell", Static)
+        except NoMatches:  # exiting: the dashboard's widgets are going (a tick was awaiting)
+            return
         cursor = heatmap.cursor_cell()
         if coverage is None or cursor is None:
             return
@@ -1355,9 +1359,7 @@ class BackfillApp(App[None]):
         if marked := len(heatmap.marked):
             text = f"{MARK} {marked} marked (r c e X act on them, esc unmarks) · {text}"
         # A fixed line (height: 1): each cursor move repaints it without a screen relayout.
-        self._dashboard().query_one("#cell", Static).update(
-            literal(text, newlines=False), layout=False
-        )
+        line.update(literal(text, newlines=False), layout=False)
 
     def _describe(
         self, coverage: Coverage, key: str, is_phase: bool, first: date, last: date

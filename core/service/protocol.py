@@ -158,8 +158,10 @@ def snapshot_to_json(snap: EngineSnapshot) -> dict[str, Any]:
 
 
 def _forecast_from_json(data: dict[str, Any]) -> Forecast:
+    # An older engine sends no phases; a newer one may send what this client does not know.
+    known = {f.name for f in fields(Forecast)} - {"phases"}
     phases = tuple(PhaseEnd(**p) for p in data.get("phases", ()))
-    return Forecast(**{**data, "phases": phases})  # an older engine sends no phases
+    return Forecast(**{k: v for k, v in data.items() if k in known}, phases=phases)
 
 
 def snapshot_from_json(data: dict[str, Any]) -> EngineSnapshot:

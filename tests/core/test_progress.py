@@ -154,6 +154,17 @@ def test_running_attempts_past_their_estimate_are_overdue_never_eta_0s():
     assert "0s" not in describe(late)
     # A 1 s attempt stuck for 20 s is a stall (it was "ETA 3s" under a 60 s floor).
     assert _run(work, rates, {"p": 1}, finishes, now=T0 + 110).status == "stalled"
+    # An earlier phase with only such an attempt left, a later one still to run: the run has an
+    # ETA, that phase's end none ("ends in 0s" would promise what nothing backs).
+    both = _run(
+        [*work, Open("b", "q", 5, 1)],
+        {**rates, "b": rates["a"]},
+        {"p": 1, "q": 1},
+        finishes,
+        now=T0 + 100,
+    )
+    assert both.status == "running" and describe_phase(both, "p") is None
+    assert describe_phase(both, "q", wall_now=0.0).startswith("ends in ")
 
 
 def test_each_phases_end_travels_the_protocol_to_attached_clients():
@@ -164,3 +175,9 @@ def test_each_phases_end_travels_the_protocol_to_attached_clients():
     )
     back = snapshot_from_json(json.loads(json.dumps(snapshot_to_json(snap))))
     assert back.forecast == f and [p.phase for p in back.forecast.phases] == ["p3", "p4"]
+    # An older engine sends no phases, a newer one fields this client does not know.
+    data = snapshot_to_json(snap)
+    del data["forecast"]["phases"]
+    data["forecast"]["confidence"] = 0.9
+    older = snapshot_from_json(data).forecast
+    assert older.phases == () and older.eta_seconds == f.eta_seconds

@@ -458,7 +458,7 @@ async def test_the_reason_gets_the_width_the_other_columns_leave():
         table.update_items([short])
         await pilot.pause()
         assert cells(table, 9)["Exit/reason"] == reason
-        assert len(screen(table)[1]) == table.size.width  # the row fills the pane, no more
+        assert table.virtual_size.width == table.scrollable_content_region.width  # no more
         await pilot.resize_terminal(80, 30)
         await pilot.pause()
         # Too narrow to spare anything: the reason keeps its own width (the pane scrolls).
@@ -776,3 +776,41 @@ def test_typing_on_narrows_and_anything_else_filters_from_the_whole_queue():
     assert not _narrows(("p03",), ("p0",))  # backspace: wider again
     assert not _narrows(("failed",), ("fail",))  # a state word is not a substring match
     assert not _narrows(("box", "raw"), ("box",))
+
+
+@pytest.mark.asyncio
+async def test_the_scrollbar_and_the_scroll_follow_the_row_count():
+    # A new row count updates the scrollbar in place (no screen layout): it must still come,
+    # go, size its thumb and keep the scroll within the rows.
+    items = [view(i, day=DAY + timedelta(days=i)) for i in range(100)]
+    app = QueueApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(QueueTable)
+        table.update_items(items[:3])
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar
+        table.update_items(items)
+        await pilot.pause()
+        assert table.show_vertical_scrollbar
+        assert table.vertical_scrollbar.window_virtual_size == 101
+        # The reason gives the scrollbar its cells: no horizontal scrollbar over the last row.
+        assert not table.show_horizontal_scrollbar
+        assert table.virtual_size.width == table.scrollable_content_region.width
+        most = table.max_scroll_y
+        assert most > 0
+        await pilot.press("end")
+        await pilot.pause()
+        body = table.size.height - 1
+        assert table.scroll_offset.y == 100 - body
+        table.set_filter("2024-01-2")  # ten days of January: the view must come back up
+        await pilot.pause()
+        assert table.row_count == 10 and table.scroll_offset.y == 0
+        assert not table.show_vertical_scrollbar
+        assert [split(table, line)["Dates"] for line in screen(table)[1:3]] == [
+            "2024-01-20",
+            "2024-01-21",
+        ]
+        table.set_filter("")
+        await pilot.pause()
+        assert table.show_vertical_scrollbar and table.max_scroll_y == most
+        assert table.vertical_scrollbar.window_virtual_size == 101

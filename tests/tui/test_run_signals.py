@@ -81,16 +81,17 @@ async def test_after_a_kill_9_a_new_dashboard_offers_the_run_and_its_rate_counts
         )
         first_seen = time.monotonic()  # the resumed engine's clock began before this
         await until(pilot, lambda: badge not in status_text(app))
-        # Eight seconds on, the rate is this engine's finishes over its own time: the items done
+        # Ten seconds on, the rate is this engine's finishes over its own time: the items done
         # before the kill would make it several times higher (the "358864/h" of a resume).
-        await pilot.pause(8.0)
+        await pilot.pause(10.0)
         snap = app.session.snapshot
         assert snap is not None and snap.run_id == run_id
         own = snap.count(ItemState.DONE) - done_before
         rate = snap.forecast.rate_per_hour
         if rate is not None:
-            # The engine's snapshot is at most a forecast's second and a tick older than now.
-            elapsed = time.monotonic() - first_seen - 2.0
+            # The engine's snapshot is a forecast's second and a tick older than now, a few more
+            # on a loaded machine: still far below what the items done before the kill make.
+            elapsed = time.monotonic() - first_seen - 3.0
             assert rate <= max(own, 1) * 3600 / elapsed, (rate, own, done_before)
             assert f"{rate:.0f}/h" in status_text(app)
         else:
@@ -98,7 +99,7 @@ async def test_after_a_kill_9_a_new_dashboard_offers_the_run_and_its_rate_counts
 
         # On a phase's row the cursor line says when this run's share of that phase ends.
         await until(pilot, lambda: bool(app.session.snapshot.forecast.phases), 60)
-        phase = app.session.snapshot.forecast.phases[0].phase
+        phase = app.session.snapshot.forecast.phases[-1].phase  # open until the run ends
         app.screen.query_one(CoverageHeatmap).move_to(key=f"phase:{phase}", day=date(2024, 1, 20))
         line = app.screen.query_one("#cell", Static)
         await until(pilot, lambda: f"this run's {phase} ends in" in str(line.render()), 10)

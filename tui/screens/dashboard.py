@@ -30,6 +30,7 @@ from tui.widgets.log_tail import LogTail
 from tui.widgets.notify_pane import NotifyPane
 from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
+from tui.widgets.scrolling import KeystrokeInput
 from tui.widgets.status_bar import StatusBar
 
 
@@ -52,7 +53,7 @@ class _Filter:
     matches: str
 
     def widgets(self) -> ComposeResult:
-        yield Input(
+        yield KeystrokeInput(
             placeholder=f"filter: {self.matches} · enter keeps · esc clears",
             id=self.input_id,
             classes="filter",

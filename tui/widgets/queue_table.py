@@ -55,6 +55,7 @@ from core.engine.api import ItemState, ItemView
 from core.printable import strip_controls
 from core.progress import format_duration
 from tui.text import MARK
+from tui.widgets.scrolling import resize_content
 
 #: Row order by state: what needs the operator's eyes first, finished work last.
 STATE_RANK: dict[ItemState, int] = {
@@ -71,19 +72,19 @@ STATE_RANK: dict[ItemState, int] = {
 #: processor. The short attempt and duration go before the long reason, which a narrow pane then
 #: cuts (with an ellipsis) instead of hiding them; a wide one gives the reason what is left over
 #: ("incomplete on 2024-01-24 (2 of 18 rows)" says by how much only at its end).
+#: the reason column's width when the pane has nothing to spare
+REASON_WIDTH = 36
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("State", "state", 9),
     ("Processor", "processor", None),
     ("Dates", "dates", None),
     ("Att.", "attempt", 4),
     ("Duration", "duration", 8),
-    ("Exit/reason", "reason", 36),
+    ("Exit/reason", "reason", REASON_WIDTH),
     ("Started", "started", 8),
     ("Phase", "phase", None),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(key for _, key, _ in COLUMNS)
-#: the reason column's width when the pane has nothing to spare
-REASON_WIDTH = 36
 REASON = COLUMN_KEYS.index("reason")
 #: A pathological processor or phase name must not push every other column off screen.
 MAX_AUTO_WIDTH = 40
@@ -799,9 +800,8 @@ class QueueTable(ScrollView, can_focus=True):
         return max(0, self.size.height - self.HEADER_HEIGHT)
 
     def _update_virtual_size(self) -> None:
-        size = Size(self._line_width(), len(self._model) + self.HEADER_HEIGHT)
-        if size != self.virtual_size:
-            self.virtual_size = size
+        # A new row count (each filter keystroke, rows arriving) must not lay the screen out.
+        resize_content(self, Size(self._line_width(), len(self._model) + self.HEADER_HEIGHT))
 
     # -- column widths ------------------------------------------------------------------------
 
@@ -833,7 +833,10 @@ class QueueTable(ScrollView, can_focus=True):
         stale)."""
         self._measured = measured
         widths = list(measured)
-        spare = self.size.width - sum(width + 2 * PADDING for width in measured)
+        # What a vertical scrollbar leaves: a row as wide as the widget would hide its last
+        # cells under it (and bring a horizontal scrollbar over the last row).
+        room = self.scrollable_content_region.width if self.is_mounted else 0
+        spare = room - sum(width + 2 * PADDING for width in measured)
         if spare > 0:
             widths[REASON] += spare
         if tuple(widths) == self._widths:
@@ -843,6 +846,13 @@ class QueueTable(ScrollView, can_focus=True):
         return True
 
     def on_resize(self) -> None:
+        self._fit_reason()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # The scrollbar takes its cells without a resize.
+        self._fit_reason()
+
+    def _fit_reason(self) -> None:
         if self._set_widths(self._measured):
             self._update_virtual_size()
             self.refresh()

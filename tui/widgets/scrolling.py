@@ -1,0 +1,42 @@
+"""Scrollable widgets whose content changes often, without laying the screen out each time.
+
+`virtual_size` is a layout reactive in Textual: setting it lays out the whole screen and then
+repaints every widget on it (35 ms for the 200x60 dashboard). A widget whose own size does not
+depend on its content (`1fr`, a fixed height) needs only its scrollbars updated: a new row
+count in the queue, a filter's text one key longer. A scrollbar that comes or goes still lays
+the screen out: its own reactive asks for that.
+"""
+
+from __future__ import annotations
+
+from textual.geometry import Size
+from textual.widget import Widget
+from textual.widgets import Input
+
+
+def resize_content(widget: Widget, size: Size) -> None:
+    """Set `widget`'s virtual size, laying the screen out only where the widget's own size
+    follows its content (an `auto` width or height whose dimension changed)."""
+    old = widget.virtual_size
+    if size == old:
+        return
+    styles = widget.styles
+    follows = (size.width != old.width and styles.is_auto_width) or (
+        size.height != old.height and styles.is_auto_height
+    )
+    if follows or not widget.is_mounted or not widget.container_size:
+        widget.virtual_size = size
+        return
+    widget.set_reactive(Widget.virtual_size, size)
+    widget._scroll_update(size)
+    widget.refresh()
+
+
+class KeystrokeInput(Input):
+    """An Input whose every keystroke repaints it, not the screen (a filter typed over a busy
+    dashboard: Input sets its virtual size to the width of its value on every change)."""
+
+    def _watch_value(self, value: str) -> None:
+        # Set first, Input's own assignment of the same size then changes nothing.
+        resize_content(self, Size(self.content_width, 1))
+        super()._watch_value(value)
