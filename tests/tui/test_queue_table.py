@@ -814,3 +814,21 @@ async def test_the_scrollbar_and_the_scroll_follow_the_row_count():
         await pilot.pause()
         assert table.show_vertical_scrollbar and table.max_scroll_y == most
         assert table.vertical_scrollbar.window_virtual_size == 101
+
+
+@pytest.mark.asyncio
+async def test_the_last_row_is_not_hidden_under_the_horizontal_scrollbar():
+    # At 80 columns the row is wider than the pane: a horizontal scrollbar takes its last line.
+    items = [view(i, day=DAY + timedelta(days=i)) for i in range(100)]
+    app = QueueApp()
+    async with app.run_test(size=(80, 30)) as pilot:
+        table = app.query_one(QueueTable)
+        table.update_items(items)
+        await pilot.pause()
+        assert table.show_horizontal_scrollbar
+        await pilot.press("end")
+        await pilot.pause()
+        shown = table.scrollable_content_region.height  # the lines above the scrollbar
+        row = table.cursor_row
+        assert row is not None and row - table.scroll_offset.y + 1 < shown
+        assert (DAY + timedelta(days=99)).isoformat() in table.render_line(shown - 1).text

@@ -797,7 +797,8 @@ class QueueTable(ScrollView, can_focus=True):
         return top, top + self._body_height()
 
     def _body_height(self) -> int:
-        return max(0, self.size.height - self.HEADER_HEIGHT)
+        # Not the widget's height: a horizontal scrollbar takes its last line.
+        return max(0, self.scrollable_content_region.height - self.HEADER_HEIGHT)
 
     def _update_virtual_size(self) -> None:
         # A new row count (each filter keystroke, rows arriving) must not lay the screen out.
