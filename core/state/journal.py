@@ -777,14 +777,6 @@ class Journal:
         """Cells whose latest attempt failed: the coverage overlay that makes them 'failed'."""
         return set(self._failed_attempt_ids(start, end))
 
-    def cancelled_cells(self, start: date, end: date) -> set[tuple[str, date]]:
-        """Cells whose latest attempt was cancelled: the overlay that makes them 'cancelled'."""
-        return {
-            cell
-            for cell, outcome in self.latest_outcomes(start, end).items()
-            if outcome == "cancelled"
-        }
-
     def latest_outcomes(self, start: date, end: date) -> dict[tuple[str, date], str]:
         """Cell -> the outcome of its latest ended attempt, in any run (one read: a dashboard
         draws failed and cancelled cells from it)."""

@@ -41,3 +41,12 @@ def slow_demo(demo: Path, monkeypatch) -> Path:
     """Jobs that take seconds per date, so there is time to cancel or quit while they run."""
     monkeypatch.setenv("BACKFILL_DEMO_DELAY", "3")
     return demo
+
+
+@pytest.fixture
+def steady_demo(demo: Path, monkeypatch) -> Path:
+    """A second per date and no injected faults: a run that lasts long enough to watch."""
+    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "1")
+    monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
+    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
+    return demo

@@ -59,15 +59,6 @@ def run_status(config: Path) -> str | None:
     return None if row is None else row.status
 
 
-@pytest.fixture
-def steady_demo(demo: Path, monkeypatch) -> Path:
-    """A second per date and no injected faults: a run that lasts long enough to watch."""
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "1")
-    monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
-    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
-    return demo
-
-
 STARTER = """
 import signal, sys
 # A terminal's program: SIGHUP kills it (a parent under nohup would hand it down ignored).

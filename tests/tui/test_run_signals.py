@@ -17,10 +17,11 @@ from textual.widgets import Static
 
 from core.config import load_config
 from core.engine.api import ItemState
+from core.progress import PhaseEnd
 from core.state import Journal
 from tests.helpers import span, write_config, write_tables
 from tests.tui.drive import ROOT, until
-from tests.tui.test_attach import backfill, detach, engine_pid, steady_demo  # noqa: F401
+from tests.tui.test_attach import backfill, detach, engine_pid
 from tests.tui.test_known_empty import wait_engine_gone
 from tui.app import BackfillApp
 from tui.modals.confirm import ConfirmScreen
@@ -46,7 +47,7 @@ def done_in_journal(config: Path, run_id: int) -> int:
 
 @pytest.mark.asyncio
 async def test_after_a_kill_9_a_new_dashboard_offers_the_run_and_its_rate_counts_only_the_resume(
-    steady_demo,  # noqa: F811
+    steady_demo: Path,
 ):
     run_id = detach(steady_demo, "2024-01-15", "2024-01-22")
     deadline = time.monotonic() + 120
@@ -56,8 +57,7 @@ async def test_after_a_kill_9_a_new_dashboard_offers_the_run_and_its_rate_counts
     pid = engine_pid(steady_demo)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    while engine_pid(steady_demo) is not None:
-        time.sleep(0.1)
+    wait_engine_gone(steady_demo, 30)
     done_before = done_in_journal(steady_demo, run_id)
 
     app = BackfillApp(load_config(steady_demo))
@@ -98,8 +98,12 @@ async def test_after_a_kill_9_a_new_dashboard_offers_the_run_and_its_rate_counts
             assert own <= 0 and "--/h" in status_text(app)
 
         # On a phase's row the cursor line says when this run's share of that phase ends.
-        await until(pilot, lambda: bool(app.session.snapshot.forecast.phases), 60)
-        phase = app.session.snapshot.forecast.phases[-1].phase  # open until the run ends
+        def phases() -> tuple[PhaseEnd, ...]:
+            snap = app.session.snapshot
+            return () if snap is None else snap.forecast.phases
+
+        await until(pilot, lambda: bool(phases()), 60)
+        phase = phases()[-1].phase  # open until the run ends
         app.screen.query_one(CoverageHeatmap).move_to(key=f"phase:{phase}", day=date(2024, 1, 20))
         line = app.screen.query_one("#cell", Static)
         await until(pilot, lambda: f"this run's {phase} ends in" in str(line.render()), 10)

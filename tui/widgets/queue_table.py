@@ -67,13 +67,13 @@ STATE_RANK: dict[ItemState, int] = {
     ItemState.DONE: 5,
 }
 
+#: the reason column's width when the pane has nothing to spare
+REASON_WIDTH = 36
 #: (label, key, fixed width or None for "as wide as the widest value"). What an operator reads
 #: first comes first, so a narrow terminal cuts the least useful: the phase is implied by the
 #: processor. The short attempt and duration go before the long reason, which a narrow pane then
 #: cuts (with an ellipsis) instead of hiding them; a wide one gives the reason what is left over
 #: ("incomplete on 2024-01-24 (2 of 18 rows)" says by how much only at its end).
-#: the reason column's width when the pane has nothing to spare
-REASON_WIDTH = 36
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("State", "state", 9),
     ("Processor", "processor", None),
@@ -137,6 +137,10 @@ def format_reason(item: ItemView) -> str:
     if not text and item.exit_code not in (None, 0):
         text = f"exit {item.exit_code}"
     return strip_controls(text.strip().splitlines()[0]).strip() if text.strip() else ""
+
+
+def _row_width(widths: Sequence[int]) -> int:
+    return sum(width + 2 * PADDING for width in widths)
 
 
 def item_duration(item: ItemView, now: float) -> float | None:
@@ -837,7 +841,7 @@ class QueueTable(ScrollView, can_focus=True):
         # What a vertical scrollbar leaves: a row as wide as the widget would hide its last
         # cells under it (and bring a horizontal scrollbar over the last row).
         room = self.scrollable_content_region.width if self.is_mounted else 0
-        spare = room - sum(width + 2 * PADDING for width in measured)
+        spare = room - _row_width(measured)
         if spare > 0:
             widths[REASON] += spare
         if tuple(widths) == self._widths:
@@ -859,7 +863,7 @@ class QueueTable(ScrollView, can_focus=True):
             self.refresh()
 
     def _line_width(self) -> int:
-        return sum(width + 2 * PADDING for width in self._widths)
+        return _row_width(self._widths)
 
     # -- cursor and keys ----------------------------------------------------------------------
 
