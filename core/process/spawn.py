@@ -18,7 +18,7 @@ import anyio
 
 from core.process import cgroups
 from core.process.attempt import Attempt
-from core.process.groups import proc_stat
+from core.process.groups import boot_clock, spawned_ticks
 from core.process.logfile import note
 from core.process.spec import TAG_VAR, AttemptSpec, Launched
 from core.state import statedir
@@ -43,34 +43,34 @@ async def start(spec: AttemptSpec) -> Attempt:
         env[TAG_VAR.encode()] = os.fsencode(spec.tag)
     log_path = spec.log_path
     log = _open_log(log_path)
+
+    def popen() -> tuple[subprocess.Popen[bytes], int | None]:
+        before = boot_clock()
+        proc = subprocess.Popen(
+            spec.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=spec.cwd,
+            env=env,
+            start_new_session=True,
+            umask=statedir.job_umask(),
+        )
+        return proc, spawned_ticks(proc.pid, before, boot_clock())
+
     try:
         # Both clocks at once: the wall clock is journaled, the monotonic one anchors deadlines.
         started_at, started_mono = time.time(), time.monotonic()
         # No shell: argv runs as given, PATH searched in the job's own environment.
         try:
-            proc, cgroup = cgroups.spawn_inside(
-                spec.tag,
-                lambda: subprocess.Popen(
-                    spec.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    cwd=spec.cwd,
-                    env=env,
-                    start_new_session=True,
-                    umask=statedir.job_umask(),
-                ),
-            )
+            (proc, start_ticks), cgroup = cgroups.spawn_inside(spec.tag, popen)
         except OSError as exc:
             why = _launch_problem(spec, exc)
             note(log_path, f"could not start: {why}")
             raise LaunchError(why) from exc
     finally:
         os.close(log)  # the child has its own copy
-    # setsid() made the job the leader of a new group whose id is its pid. Not reaped yet, so
-    # even a job that has already exited still shows its start time.
-    stat = proc_stat(proc.pid)
-    start_ticks = None if stat is None else stat.start_ticks
+    # setsid() made the job the leader of a new group whose id is its pid.
     launched = Launched(proc.pid, proc.pid, started_at, log_path, start_ticks)
     return Attempt(launched, spec, proc=proc, started_mono=started_mono, cgroup=cgroup)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from core import process
@@ -116,3 +118,35 @@ async def test_a_job_runs_with_the_operators_umask_while_its_log_stays_private(t
         os.umask(before)
     assert outcome.tail[-1] == "0o22"
     assert stat.S_IMODE((tmp_path / "logs" / "attempt.log").stat().st_mode) == 0o600
+
+
+@pytest.mark.anyio
+async def test_the_start_time_taken_from_the_boot_clock_is_the_one_proc_shows(tmp_path):
+    """A reused pid is told apart by its start time: the one journaled at the spawn (from the
+    boot clock around it, without reading /proc) must be the kernel's, for every spawn."""
+    attempts = [
+        await process.start(spec(tmp_path, ["sleep", "5"], log_path=tmp_path / f"a{n}.log"))
+        for n in range(40)
+    ]
+    try:
+        for attempt in attempts:
+            assert attempt.launched.start_ticks == process.start_ticks(attempt.launched.pid)
+    finally:
+        for attempt in attempts:
+            await attempt.cancel()
+
+
+def test_a_spawn_across_a_clock_tick_reads_its_start_time_from_proc():
+    from core.process.groups import _TICK_NS, spawned_ticks
+
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        truth = process.start_ticks(child.pid)
+        assert truth is not None
+        # Readings a tick apart cannot say which tick the kernel stamped: /proc does.
+        assert spawned_ticks(child.pid, 0, _TICK_NS) == truth
+        # Within one tick they say it alone (a pid that is not there shows it reads nothing).
+        assert spawned_ticks(2**22 + 1, 7 * _TICK_NS + 1, 8 * _TICK_NS - 1) == 7
+    finally:
+        child.kill()
+        child.wait()
