@@ -1378,10 +1378,13 @@ class BackfillApp(App[None]):
             counts = {s: states.count(s) for s in set(states) if s is not CellState.NOT_EXPECTED}
             parts = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items(), key=str))
             name = key.removeprefix("phase:")
-            text = f"{name} · {when} · {parts or 'no expected dates'}"
+            text = f"{when} · {parts or 'no expected dates'}"
             snap = self.session.snapshot
             ends = describe_phase(snap.forecast, name) if is_phase and snap is not None else None
-            return text if ends is None else f"{text} · this run's {name} {ends}"
+            # The phase's end first: the counts may run past an 80-column line, it must not.
+            return (
+                f"{name} · {text}" if ends is None else f"{name}: this run's share {ends} · {text}"
+            )
         proc = self.config.processor(key)
         cell = coverage.cell(proc, first)
         state = states[0] if states else cell.state
