@@ -1415,6 +1415,8 @@ class BackfillApp(App[None]):
 
     @on(QueueTable.ItemHighlighted)
     def _item_highlighted(self, event: QueueTable.ItemHighlighted) -> None:
+        if not self.screen_stack:  # exiting: the queue announced a highlight as it went
+            return
         self._show_log_of(self._dashboard().query_one(LogTail), event.item_id)
 
     def _show_log_of(self, log: LogTail, item_id: int | None) -> None:

@@ -729,3 +729,11 @@ async def test_at_120x40_the_queue_shows_its_first_six_columns_whole_and_the_log
         await until(pilot, lambda: short.session.grid is not None)
         queue, side = short.screen.query_one(QueueTable), short.screen.query_one("#side")
         assert side.region.x >= queue.region.right
+
+
+def test_a_queue_highlight_that_arrives_once_the_screens_are_gone_is_dropped(demo: Path) -> None:
+    """Seen in CI: a dashboard quitting at 80x24 got the queue's highlight after its screens
+    had gone, and died looking for the dashboard's log pane (IndexError on the screen stack)."""
+    app = BackfillApp(load_config(demo))
+    assert app.screen_stack == []  # as while the app exits
+    app._item_highlighted(QueueTable.ItemHighlighted(1))
