@@ -431,13 +431,8 @@ async def measure(folder: Path, profile: bool) -> tuple[float, dict[str, Kind], 
                     and app.query_one(QueueTable).row_count == ITEMS
                 )
 
-            # Not `until`: Pilot.pause() renders the screen in this task each time (100 frames
-            # a second at this step, on top of the app's own), which the probe would charge to
-            # the dashboard. While the stall is measured the app draws on its own timer.
-            deadline = time.monotonic() + 120
-            while not shown():
-                assert time.monotonic() < deadline, "the run did not start in time"
-                await asyncio.sleep(UNTIL_STEP)
+            # The app draws on its own timer while the stall is measured: no frames of ours.
+            await until(pilot, shown, timeout=120, step=UNTIL_STEP, draw=False)
             queued = time.perf_counter()
             engine = app.session.engine
             assert engine is not None

@@ -14,6 +14,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -119,14 +120,23 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def until(
-    pilot: Pilot[None], condition: Callable[[], bool], timeout: float, *, step: float
+    pilot: Pilot[None],
+    condition: Callable[[], bool],
+    timeout: float,
+    *,
+    step: float,
+    draw: bool = True,
 ) -> None:
     """Pause the Pilot app `step` seconds at a time until `condition()` holds; fail after
-    `timeout` seconds."""
+    `timeout` seconds. `draw=False` sleeps instead: Pilot.pause() also renders the screen in
+    the calling task, which a measure of the app's own loop must not count."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
-        await pilot.pause(step)
+        if draw:
+            await pilot.pause(step)
+        else:
+            await asyncio.sleep(step)
 
 
 def job_pids(marker: str) -> list[int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.demo.seed import seed_demo_warehouse
-from tests.tui.drive import ROOT, stop_engine
+from tests.tui.drive import ROOT, fault_free, stop_engine
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,4 @@ def slow_demo(demo: Path, monkeypatch) -> Path:
 @pytest.fixture
 def steady_demo(demo: Path, monkeypatch) -> Path:
     """A second per date and no injected faults: a run that lasts long enough to watch."""
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "1")
-    monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
-    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
-    return demo
+    return fault_free(demo, monkeypatch, 1)

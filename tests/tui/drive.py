@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Select
 
 from core.engine.api import ItemState
@@ -116,3 +117,12 @@ def run_start(app: BackfillApp) -> date | None:
     """The first date of the run the dashboard shows."""
     snap = app.session.snapshot
     return None if snap is None else snap.request.start
+
+
+def fault_free(demo: Path, monkeypatch: pytest.MonkeyPatch, seconds_per_date: int) -> Path:
+    """The demo with jobs that take `seconds_per_date`, no injected faults, and a stall
+    timeout those delays cannot reach."""
+    monkeypatch.setenv("BACKFILL_DEMO_DELAY", str(seconds_per_date))
+    monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
+    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
+    return demo

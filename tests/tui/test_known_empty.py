@@ -18,7 +18,7 @@ from core.config import load_config
 from core.coverage import CellState
 from core.engine.api import ItemState
 from core.state import Journal
-from tests.tui.drive import SIZE, until
+from tests.tui.drive import SIZE, fault_free, until
 from tests.tui.test_attach import backfill, detach, engine_pid
 from tests.tui.test_history import HANGS, WINDOW, cell_state, toasts, two_runs  # noqa: F401
 from tui.app import BackfillApp
@@ -31,10 +31,7 @@ from tui.screens.failures import FailuresScreen
 @pytest.fixture
 def slow_demo(demo: Path, monkeypatch) -> Path:
     """Two seconds per date and no injected faults: items wait long enough to be marked."""
-    monkeypatch.setenv("BACKFILL_DEMO_DELAY", "2")
-    monkeypatch.setenv("BACKFILL_DEMO_FAULTS", "0")
-    demo.write_text(demo.read_text().replace("stall_timeout: 6s", "stall_timeout: 60s"))
-    return demo
+    return fault_free(demo, monkeypatch, 2)
 
 
 def wait_engine_gone(config: Path, timeout: float = 240) -> None:
