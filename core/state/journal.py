@@ -39,6 +39,8 @@ from core.state.migrations import LATEST, migrate, user_version
 
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 10_000
+#: how long close() waits for another thread's statement (a read takes milliseconds)
+CLOSE_WAIT_S = 5.0
 
 # What SQLite says of a file that is not (or no longer) a whole database.
 _DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -137,6 +139,9 @@ class _Connection:
 
     conn: sqlite3.Connection
     thread: threading.Thread  # whose it is: once that thread has ended, it is closed
+    #: held by its thread for each statement: close() from another thread waits for it, as
+    #: closing a connection under a running query kills the process (SIGSEGV)
+    busy: threading.Lock = field(default_factory=threading.Lock)
     depth: int = 0
     #: the writes of the open transaction: kept, should its commit find the disk full
     writes: list[_Write] = field(default_factory=list)
@@ -238,11 +243,11 @@ class Journal:
         try:
             self._execute("BEGIN IMMEDIATE")
             try:
-                for write in pending:
-                    _do(connection.conn, write)
+                with connection.busy:
+                    for write in pending:
+                        _do(connection.conn, write)
             except BaseException:
-                if connection.conn.in_transaction:
-                    connection.conn.execute("ROLLBACK")
+                self._rollback(connection)
                 raise
             self._end(connection, "COMMIT")
         except sqlite3.DatabaseError as exc:
@@ -258,12 +263,20 @@ class Journal:
         return not self._waiting
 
     def close(self) -> None:
-        """Closes every thread's connection (one open in a transaction rolls back)."""
+        """Closes every thread's connection (one open in a transaction rolls back); another
+        thread's statement is waited for (a few seconds at most: a connection still busy then
+        is left to its thread, which gets ProgrammingError on its next call)."""
         with self._lock:
             connections, self._connections = self._connections, []
             self._closed = True
+        # Ours first: its open transaction may hold the lock another thread's statement waits on.
+        connections.sort(key=lambda c: c.thread is not threading.current_thread())
         for connection in connections:
-            connection.conn.close()
+            if connection.busy.acquire(timeout=CLOSE_WAIT_S):
+                try:
+                    connection.conn.close()
+                finally:
+                    connection.busy.release()
         self._local = threading.local()
 
     @property
@@ -344,8 +357,10 @@ class Journal:
 
     # A plain try/except, not a context manager: this runs a dozen times per attempt.
     def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        connection = self._connection()
         try:
-            return self._connection().conn.execute(sql, args)
+            with connection.busy:
+                return connection.conn.execute(sql, args)
         except sqlite3.DatabaseError as exc:
             damaged = self._damaged(exc)
             if damaged is None:
@@ -376,7 +391,8 @@ class Journal:
             self._waiting.append(write)
             return 0
         try:
-            return _do(connection.conn, write)
+            with connection.busy:
+                return _do(connection.conn, write)
         except sqlite3.DatabaseError as exc:
             if not _is_full(exc):
                 damaged = self._damaged(exc)
@@ -387,16 +403,17 @@ class Journal:
             if connection.depth:
                 # SQLite may have undone the whole transaction or only this statement: undo
                 # it all, and keep the rest of it, this write included, to write later.
-                if connection.conn.in_transaction:
-                    connection.conn.execute("ROLLBACK")
+                self._rollback(connection)
                 connection.deferred = True
             else:
                 self._waiting.append(write)
             return 0
 
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        connection = self._connection()
         try:  # rows are read (and found damaged) while fetching, too
-            return self._connection().conn.execute(sql, args).fetchall()
+            with connection.busy:
+                return connection.conn.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             damaged = self._damaged(exc)
             if damaged is None:
@@ -457,10 +474,15 @@ class Journal:
             self._execute(statement)
         except BaseException:
             # Never leave the connection inside a transaction the next BEGIN would trip on.
-            if connection.conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                self._rollback(connection)
             raise
+
+    @staticmethod
+    def _rollback(connection: _Connection) -> None:
+        with connection.busy:
+            if connection.conn.in_transaction:
+                connection.conn.execute("ROLLBACK")
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -247,3 +249,47 @@ def test_the_connection_of_an_ended_thread_is_closed_when_another_opens(journal)
     in_other_thread(lambda: journal.conn)  # a new pool, a new thread
     with pytest.raises(sqlite3.ProgrammingError):
         ended.execute("SELECT 1")
+
+
+CLOSE_UNDER_READS = """
+import sys, threading, time
+from datetime import date, timedelta
+from pathlib import Path
+from core.state import Journal
+folder = Path(sys.argv[1])
+days = [date(2020, 1, 1) + timedelta(days=i) for i in range(3000)]
+setup = Journal(folder)
+for p in range(4):
+    setup.mark_known_empty(f"p{p}", days, "no games", "test", run_id=None)
+setup.close()
+for _ in range(30):
+    journal, stop = Journal(folder), threading.Event()
+    def reads():
+        while not stop.is_set():
+            try:
+                journal.known_empty(days[0], days[-1])
+            except Exception:
+                pass
+    reader = threading.Thread(target=reads)
+    reader.start()
+    time.sleep(0.02)
+    journal.close()  # from another thread, under the reader's queries
+    time.sleep(0.01)
+    stop.set()
+    reader.join()
+print("ok")
+"""
+
+
+def test_closing_the_journal_while_another_thread_reads_does_not_crash(tmp_path: Path):
+    # A dashboard quitting while its coverage worker read the known-empty cells: close() shut
+    # that thread's connection under its query and the process died (rc -11, seen in CI).
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSE_UNDER_READS, str(tmp_path / "state")],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
