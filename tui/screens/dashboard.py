@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from core.config import Config
 from tui.text import literal
@@ -32,6 +32,7 @@ from tui.widgets.preflight_pane import PreflightPane
 from tui.widgets.queue_table import QueueTable
 from tui.widgets.scrolling import KeystrokeInput
 from tui.widgets.status_bar import StatusBar
+from tui.widgets.steady_footer import SteadyFooter
 
 
 class Filtered(Protocol):
@@ -114,7 +115,7 @@ class DashboardScreen(Screen[None]):
                 with TabPane("Notify", id="notify-tab"):
                     yield NotifyPane([ch.name for ch in self._config.notify], id="notify")
         # ^p is in the help and the : prompt: its footer entry pushed keys off at 80 columns.
-        yield Footer(show_command_palette=False)
+        yield SteadyFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.post_message(self.Ready())

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.coverage import CellState, Coverage
 from core.progress import format_duration
@@ -25,6 +25,7 @@ from core.state import AttemptRow, Journal
 from tui.text import literal
 from tui.widgets.log_tail import LogTail
 from tui.widgets.row_table import RowTable
+from tui.widgets.steady_footer import SteadyFooter
 
 STATE_STYLE = {
     CellState.COMPLETE: "green",
@@ -94,7 +95,7 @@ class DateDetailScreen(Screen[None]):
             yield Static("Attempts", classes="detail--heading")
             yield RowTable(id="attempts", cursor_type="row")
             yield LogTail(id="detail-log")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#processors", DataTable)

@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.failures import FailureGroup
 from core.run_history import failure_groups
@@ -31,6 +31,7 @@ from core.state import Journal
 from tui.text import MARK, literal
 from tui.widgets.log_tail import LogTail
 from tui.widgets.row_table import RowTable
+from tui.widgets.steady_footer import SteadyFooter
 
 Cell = tuple[str, date]
 
@@ -97,7 +98,7 @@ class FailuresScreen(Screen[None]):
             with Vertical(id="failure-sample-pane"):
                 yield Static("", id="failure-sample")
                 yield LogTail(id="failure-log")
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         groups = self.query_one("#groups", DataTable)

@@ -16,13 +16,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.progress import format_duration
 from core.run_history import RunSummary, run_history
 from core.state import Journal
 from tui.text import literal
 from tui.widgets.row_table import RowTable
+from tui.widgets.steady_footer import SteadyFooter
 
 STATUS_STYLE = {
     "running": "bold green",
@@ -53,7 +54,7 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="runs-title")
         yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield SteadyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
