@@ -442,6 +442,36 @@ async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_it
 
 
 @pytest.mark.asyncio
+async def test_a_typed_filter_character_filters_in_its_own_call_so_one_frame_draws_both(
+    demo: Path,
+):
+    # Filtered from Input's posted Changed message, the character was drawn first and the
+    # filtered queue a frame period (16 ms) later: typing on a busy dashboard took ~30 ms a key.
+    app = BackfillApp(load_config(demo))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.session.grid is not None)
+        await start_run(pilot, app, "2023-03-01", "2023-03-06")
+        queue = app.screen.query_one("#queue", QueueTable)
+        await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+        queue.focus()
+        await pilot.press("slash")
+        field = app.screen.query_one("#filter", Input)
+        assert app.focused is field
+        field.insert_text_at_cursor("team_")  # no await: nothing else runs in between
+        assert queue.filter == "team_" and 0 < queue.row_count < len(app.session.items)
+        field.value = ""
+        assert queue.filter == "" and queue.row_count == len(app.session.items)
+
+        heatmap = app.screen.query_one(CoverageHeatmap)
+        await pilot.press("escape")
+        heatmap.focus()
+        await pilot.press("slash")
+        assert app.focused is app.screen.query_one("#heatmap-filter", Input)
+        app.screen.query_one("#heatmap-filter", Input).insert_text_at_cursor("team")
+        assert heatmap.filter == "team"
+
+
+@pytest.mark.asyncio
 async def test_slash_on_the_heatmap_filters_its_rows_and_a_jump_clears_it(demo: Path):
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:

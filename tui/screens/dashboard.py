@@ -11,6 +11,7 @@ shift+tab, a click) can land in it and have `q` typed there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,12 +54,13 @@ class _Filter:
     #: what the words match
     matches: str
 
-    def widgets(self) -> ComposeResult:
+    def widgets(self, on_change: Callable[[KeystrokeInput, str], None]) -> ComposeResult:
         yield KeystrokeInput(
             placeholder=f"filter: {self.matches} · enter keeps · esc clears",
             id=self.input_id,
             classes="filter",
             disabled=True,
+            on_change=on_change,
         )
         yield Static("", id=self.note_id, classes="filter-note", markup=False)
 
@@ -99,13 +101,13 @@ class DashboardScreen(Screen[None]):
         # dismissed.
         yield Banner(id="banner")
         with Vertical(id="coverage"):
-            yield from HEATMAP.widgets()
+            yield from HEATMAP.widgets(self._filter_changed)
             yield CoverageHeatmap(id="heatmap")
             yield HeatmapLegend(id="legend")
             yield Static("Loading coverage…", id="cell", markup=False)
         with Horizontal(id="bottom"):
             with Vertical(id="queue-pane"):
-                yield from QUEUE.widgets()
+                yield from QUEUE.widgets(self._filter_changed)
                 yield QueueTable(id="queue")
             with TabbedContent(id="side"):
                 with TabPane("Log", id="log-tab"):
@@ -157,14 +159,13 @@ class DashboardScreen(Screen[None]):
             self.query_one(CoverageHeatmap if which is HEATMAP else QueueTable).focus()
         self.show_filter_note(which)
 
-    @on(Input.Changed, ".filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        target = self._target(self._which(event.input))
+    def _filter_changed(self, field: KeystrokeInput, value: str) -> None:
+        target = self._target(self._which(field))
         was_on = bool(target.filter)
-        target.set_filter(event.value)
+        target.set_filter(value)
         if bool(target.filter) != was_on:
             self._refresh_back()
-        if event.input.id == HEATMAP.input_id:
+        if field.id == HEATMAP.input_id:
             self.show_filter_note(HEATMAP)
 
     @on(Input.Submitted, ".filter")

@@ -9,6 +9,9 @@ the screen out: its own reactive asks for that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import Input
@@ -34,9 +37,25 @@ def resize_content(widget: Widget, size: Size) -> None:
 
 class KeystrokeInput(Input):
     """An Input whose every keystroke repaints it, not the screen (a filter typed over a busy
-    dashboard: Input sets its virtual size to the width of its value on every change)."""
+    dashboard: Input sets its virtual size to the width of its value on every change).
+
+    `on_change` is called with the new value as it is set, in the keystroke's own call: what
+    it changes is drawn in the same frame as the typed character. Handled from the posted
+    `Changed` message, the character's frame came first and the change waited a whole frame
+    period (16 ms) for the next one."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_change: Callable[[KeystrokeInput, str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_change = on_change
 
     def _watch_value(self, value: str) -> None:
         # Set first, Input's own assignment of the same size then changes nothing.
         resize_content(self, Size(self.content_width, 1))
+        if self._on_change is not None:
+            self._on_change(self, value)
         super()._watch_value(value)
