@@ -269,15 +269,26 @@ class Journal:
         with self._lock:
             connections, self._connections = self._connections, []
             self._closed = True
-        # Ours first: its open transaction may hold the lock another thread's statement waits on.
-        connections.sort(key=lambda c: c.thread is not threading.current_thread())
-        for connection in connections:
-            if connection.busy.acquire(timeout=CLOSE_WAIT_S):
-                try:
-                    connection.conn.close()
-                finally:
-                    connection.busy.release()
-        self._local = threading.local()
+            # From now on no thread starts a statement: each finds its connection gone.
+            self._local = threading.local()
+        # The idle ones first: an open transaction among them may hold the write lock that a
+        # busy thread's statement waits on. Then the busy ones, all within one deadline.
+        busy = [c for c in connections if not self._close_when_free(c, blocking=False)]
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for connection in busy:
+            self._close_when_free(connection, timeout=max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _close_when_free(
+        connection: _Connection, *, blocking: bool = True, timeout: float = -1
+    ) -> bool:
+        if not connection.busy.acquire(blocking, timeout):
+            return False
+        try:
+            connection.conn.close()
+        finally:
+            connection.busy.release()
+        return True
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -297,12 +308,16 @@ class Journal:
         # Threads come and go (a dashboard refresh, a worker pool): the connections of those
         # that have ended are closed here, so they never pile up.
         with self._lock:
+            closed = self._closed  # meanwhile, by another thread
             ended = [c for c in self._connections if not c.thread.is_alive()]
-            self._connections = [c for c in self._connections if c.thread.is_alive()]
-            self._connections.append(connection)
-        for old in ended:
+            if not closed:
+                self._connections = [c for c in self._connections if c.thread.is_alive()]
+                self._connections.append(connection)
+                self._local.connection = connection
+        for old in ended if not closed else [connection]:
             old.conn.close()
-        self._local.connection = connection
+        if closed:
+            raise sqlite3.ProgrammingError(f"journal {self.path} is closed")
         return connection
 
     def _open(self) -> sqlite3.Connection:

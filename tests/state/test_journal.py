@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -15,6 +17,7 @@ from typing import TypeVar
 import pytest
 
 from core.state import Journal
+from core.state.journal import CLOSE_WAIT_S
 
 T = TypeVar("T")
 D1, D2, D3, D4 = (date(2024, 1, d) for d in range(1, 5))
@@ -293,3 +296,49 @@ def test_closing_the_journal_while_another_thread_reads_does_not_crash(tmp_path:
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
+
+
+def test_close_frees_an_idle_transaction_before_it_waits_for_a_statement_blocked_on_it(
+    tmp_path: Path,
+):
+    # Thread B's BEGIN waits for the write lock thread C holds, idle inside its transaction:
+    # waiting for B first, close() gave up after CLOSE_WAIT_S and left B's connection open.
+    journal = Journal(tmp_path)
+    b_ready, c_in, c_release = threading.Event(), threading.Event(), threading.Event()
+    refused: list[BaseException] = []
+
+    def b() -> None:
+        journal.conn  # noqa: B018 (its connection: listed before C's)
+        b_ready.set()
+        c_in.wait(30)
+        try:
+            with journal.transaction():
+                journal.event("b", run_id=None)
+        except sqlite3.ProgrammingError as exc:
+            refused.append(exc)
+
+    def c() -> None:
+        b_ready.wait(30)
+        with contextlib.suppress(sqlite3.ProgrammingError), journal.transaction():
+            journal.event("c", run_id=None)
+            c_in.set()
+            c_release.wait(30)
+
+    threads = [threading.Thread(target=b), threading.Thread(target=c)]
+    for thread in threads:
+        thread.start()
+    c_in.wait(30)
+    time.sleep(0.2)  # B is inside its BEGIN IMMEDIATE, waiting for C's lock
+    connections = [c.conn for c in journal._connections]
+    started = time.monotonic()
+    journal.close()
+    took = time.monotonic() - started
+    c_release.set()
+    for thread in threads:
+        thread.join(30)
+    assert took < CLOSE_WAIT_S / 2, took
+    for conn in connections:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
+    assert refused, "B wrote after close() began"
+    assert not (tmp_path / "journal.sqlite-wal").exists()
