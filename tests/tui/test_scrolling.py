@@ -40,3 +40,25 @@ async def test_a_long_value_scrolls_as_in_textuals_input():
     assert ours == theirs
     width, typed, home = ours
     assert width == len(text) + 1 and typed >= len(text) - 30 and home == 0
+
+
+class Prefilled(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield KeystrokeInput(value="abc", on_change=lambda _, value: self.changes.append(value))
+
+
+@pytest.mark.asyncio
+async def test_on_change_hears_the_values_set_once_mounted_not_the_one_it_was_built_with():
+    app = Prefilled()
+    async with app.run_test(size=(30, 5)) as pilot:
+        field = app.query_one(KeystrokeInput)
+        assert field.value == "abc" and app.changes == []
+        field.focus()
+        await pilot.press("end", "d")
+        assert app.changes[-1] == "abcd"
+        field.value = ""
+        assert app.changes[-1] == ""

@@ -50,12 +50,13 @@ class KeystrokeInput(Input):
         on_change: Callable[[KeystrokeInput, str], None] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        # Before Input's own __init__, which sets the value (and so calls _watch_value).
         self._on_change = on_change
+        super().__init__(*args, **kwargs)
 
     def _watch_value(self, value: str) -> None:
         # Set first, Input's own assignment of the same size then changes nothing.
         resize_content(self, Size(self.content_width, 1))
-        if self._on_change is not None:
+        if self._on_change is not None and self.is_mounted:
             self._on_change(self, value)
         super()._watch_value(value)
