@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Mapping
 from datetime import date, timedelta
@@ -53,3 +55,44 @@ def invoke(args: list[str], capsys) -> tuple[int, str, str]:
     code = run_cli(cli.main, args)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+_CLOSE_UNDER_READS = """
+import sys, threading, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+{setup}
+for _ in range(30):
+    subject, stop = {opened}, threading.Event()
+    def reads():
+        while not stop.is_set():
+            try:
+                {read}
+            except Exception:
+                pass
+    reader = threading.Thread(target=reads)
+    reader.start()
+    time.sleep(0.02)
+    subject.close()  # from another thread, under the reader's queries
+    time.sleep(0.01)
+    stop.set()
+    reader.join()
+print("ok")
+"""
+
+
+def assert_close_under_reads_survives(folder: Path, setup: str, opened: str, read: str) -> None:
+    """30 times, in a process of its own (a crash must not end pytest): `opened` (an
+    expression, after `setup` ran with `folder` defined) is closed while another thread runs
+    `read` (a statement on `subject`) in a loop. Closing a connection under a running query
+    kills the process (rc -11)."""
+    script = _CLOSE_UNDER_READS.format(setup=textwrap.dedent(setup), opened=opened, read=read)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]

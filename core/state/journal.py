@@ -273,16 +273,14 @@ class Journal:
             self._local = threading.local()
         # The idle ones first: an open transaction among them may hold the write lock that a
         # busy thread's statement waits on. Then the busy ones, all within one deadline.
-        busy = [c for c in connections if not self._close_when_free(c, blocking=False)]
+        busy = [c for c in connections if not self._close_when_free(c, timeout=0)]
         deadline = time.monotonic() + CLOSE_WAIT_S
         for connection in busy:
             self._close_when_free(connection, timeout=max(0.0, deadline - time.monotonic()))
 
     @staticmethod
-    def _close_when_free(
-        connection: _Connection, *, blocking: bool = True, timeout: float = -1
-    ) -> bool:
-        if not connection.busy.acquire(blocking, timeout):
+    def _close_when_free(connection: _Connection, *, timeout: float) -> bool:
+        if not connection.busy.acquire(timeout=timeout):
             return False
         try:
             connection.conn.close()
@@ -308,13 +306,15 @@ class Journal:
         # Threads come and go (a dashboard refresh, a worker pool): the connections of those
         # that have ended are closed here, so they never pile up.
         with self._lock:
-            closed = self._closed  # meanwhile, by another thread
-            ended = [c for c in self._connections if not c.thread.is_alive()]
-            if not closed:
+            closed = self._closed  # meanwhile, by another thread: this one is not kept
+            if closed:
+                stale = [connection]
+            else:
+                stale = [c for c in self._connections if not c.thread.is_alive()]
                 self._connections = [c for c in self._connections if c.thread.is_alive()]
                 self._connections.append(connection)
                 self._local.connection = connection
-        for old in ended if not closed else [connection]:
+        for old in stale:
             old.conn.close()
         if closed:
             raise sqlite3.ProgrammingError(f"journal {self.path} is closed")

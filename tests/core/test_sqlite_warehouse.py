@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 from datetime import date
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from core.errors import UserError
 from core.warehouse.base import Scan
 from core.warehouse.sqlite import SqliteWarehouse
-from tests.helpers import day, write_tables
+from tests.helpers import assert_close_under_reads_survives, day, write_tables
 
 OUT = Scan("out.job", "d")
 BASE = Scan("src.base", "d")
@@ -90,45 +88,20 @@ def test_each_thread_reads_with_its_own_connection_until_it_ends(tmp_path: Path)
     warehouse.close()
 
 
-CLOSE_UNDER_READS = """
-import sys, threading, time
-from datetime import date
-from pathlib import Path
-from core.warehouse.base import Scan
-from core.warehouse.sqlite import SqliteWarehouse
-from tests.helpers import write_tables
-folder = Path(sys.argv[1])
-write_tables(folder, {f"ds.t{i}": {date(2024, 1, d): 3 for d in range(1, 29)} for i in range(8)},
-             date_column="d")
-scans = [Scan(f"ds.t{i}", "d") for i in range(8)]
-for _ in range(30):
-    warehouse, stop = SqliteWarehouse(folder), threading.Event()
-    def reads():
-        while not stop.is_set():
-            try:
-                warehouse.rows_per_date(scans, date(2024, 1, 1), date(2024, 1, 28))
-            except Exception:
-                pass
-    reader = threading.Thread(target=reads)
-    reader.start()
-    time.sleep(0.02)
-    warehouse.close()  # from another thread, under the reader's queries
-    time.sleep(0.01)
-    stop.set()
-    reader.join()
-print("ok")
-"""
-
-
 def test_closing_the_warehouse_while_another_thread_reads_does_not_crash(tmp_path: Path):
     # A dashboard quitting while its coverage worker read: close() shut that thread's
     # connection under its query and the process died of a segmentation fault (rc -11).
-    done = subprocess.run(
-        [sys.executable, "-c", CLOSE_UNDER_READS, str(tmp_path / "wh")],
-        cwd=Path(__file__).parents[2],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    assert_close_under_reads_survives(
+        tmp_path / "wh",
+        setup="""
+            from datetime import date
+            from core.warehouse.base import Scan
+            from core.warehouse.sqlite import SqliteWarehouse
+            from tests.helpers import write_tables
+            tables = {f"ds.t{i}": {date(2024, 1, d): 3 for d in range(1, 29)} for i in range(8)}
+            write_tables(folder, tables, date_column="d")
+            scans = [Scan(f"ds.t{i}", "d") for i in range(8)]
+        """,
+        opened="SqliteWarehouse(folder)",
+        read="subject.rows_per_date(scans, date(2024, 1, 1), date(2024, 1, 28))",
     )
-    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ import pytest
 
 from core.state import Journal
 from core.state.journal import CLOSE_WAIT_S
+from tests.helpers import assert_close_under_reads_survives
 
 T = TypeVar("T")
 D1, D2, D3, D4 = (date(2024, 1, d) for d in range(1, 5))
@@ -254,48 +253,23 @@ def test_the_connection_of_an_ended_thread_is_closed_when_another_opens(journal)
         ended.execute("SELECT 1")
 
 
-CLOSE_UNDER_READS = """
-import sys, threading, time
-from datetime import date, timedelta
-from pathlib import Path
-from core.state import Journal
-folder = Path(sys.argv[1])
-days = [date(2020, 1, 1) + timedelta(days=i) for i in range(3000)]
-setup = Journal(folder)
-for p in range(4):
-    setup.mark_known_empty(f"p{p}", days, "no games", "test", run_id=None)
-setup.close()
-for _ in range(30):
-    journal, stop = Journal(folder), threading.Event()
-    def reads():
-        while not stop.is_set():
-            try:
-                journal.known_empty(days[0], days[-1])
-            except Exception:
-                pass
-    reader = threading.Thread(target=reads)
-    reader.start()
-    time.sleep(0.02)
-    journal.close()  # from another thread, under the reader's queries
-    time.sleep(0.01)
-    stop.set()
-    reader.join()
-print("ok")
-"""
-
-
 def test_closing_the_journal_while_another_thread_reads_does_not_crash(tmp_path: Path):
     # A dashboard quitting while its coverage worker read the known-empty cells: close() shut
     # that thread's connection under its query and the process died (rc -11, seen in CI).
-    done = subprocess.run(
-        [sys.executable, "-c", CLOSE_UNDER_READS, str(tmp_path / "state")],
-        cwd=Path(__file__).parents[2],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    assert_close_under_reads_survives(
+        tmp_path / "state",
+        setup="""
+            from datetime import date, timedelta
+            from core.state import Journal
+            days = [date(2020, 1, 1) + timedelta(days=i) for i in range(3000)]
+            journal = Journal(folder)
+            for p in range(4):
+                journal.mark_known_empty(f"p{p}", days, "no games", "test", run_id=None)
+            journal.close()
+        """,
+        opened="Journal(folder)",
+        read="subject.known_empty(days[0], days[-1])",
     )
-    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
 
 
 def test_close_frees_an_idle_transaction_before_it_waits_for_a_statement_blocked_on_it(

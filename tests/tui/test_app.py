@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, Select, Static
 
 from core.config import load_config
@@ -379,16 +380,22 @@ def plain(widget: Static) -> str:
     return console.export_text()
 
 
+async def queue_of_a_short_run(pilot: Pilot[None], app: BackfillApp) -> QueueTable:
+    """The queue once a six-day run started from the dialog shows all its items."""
+    await until(pilot, lambda: app.session.grid is not None)
+    await start_run(pilot, app, "2023-03-01", "2023-03-06")
+    queue = app.screen.query_one("#queue", QueueTable)
+    await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+    return queue
+
+
 @pytest.mark.asyncio
 async def test_the_queue_filter_esc_clears_enter_keeps_and_shows_it_and_hides_its_input(
     demo: Path,
 ):
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.session.grid is not None)
-        await start_run(pilot, app, "2023-03-01", "2023-03-06")
-        queue = app.screen.query_one("#queue", QueueTable)
-        await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+        queue = await queue_of_a_short_run(pilot, app)
         field = app.screen.query_one("#filter", Input)
         queue.focus()
 
@@ -449,10 +456,7 @@ async def test_a_typed_filter_character_filters_in_its_own_call_so_one_frame_dra
     # filtered queue a frame period (16 ms) later: typing on a busy dashboard took ~30 ms a key.
     app = BackfillApp(load_config(demo))
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.session.grid is not None)
-        await start_run(pilot, app, "2023-03-01", "2023-03-06")
-        queue = app.screen.query_one("#queue", QueueTable)
-        await until(pilot, lambda: queue.row_count == len(app.session.items) > 10)
+        queue = await queue_of_a_short_run(pilot, app)
         queue.focus()
         await pilot.press("slash")
         field = app.screen.query_one("#filter", Input)
