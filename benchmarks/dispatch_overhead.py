@@ -21,11 +21,14 @@ Run: `uv run python benchmarks/dispatch_overhead.py` (about a minute on 2 cores)
 clock (so a spawn waiting for its child, or the loop preempted by jobs, costs nothing), with the
 functions of the most CPU printed: what an item costs the engine, not what the target says.
 `--rounds N`: N paired rounds instead of 5.
+`--uncontained`: each round also runs the engine with attempts' containment stripped
+(`uncontained`), which backfill never does: the gap between the ratios is what containment costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -38,10 +41,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import anyio
 
@@ -50,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from benchmarks.synthetic import config_text, create_source, trivial_job
 from core.config import Config, load_config
 from core.engine.api import EngineEvent, RunRequest, local_engine
+from core.process import attempt, cgroups
 from core.state import Journal
 from core.warehouse import open_warehouse, sqlite_layout
 
@@ -58,6 +63,8 @@ PARALLEL = 8
 FIRST = date(2019, 1, 1)
 TARGET_RATIO = 1.3
 ROUNDS = 5
+
+T = TypeVar("T")
 
 
 def build(folder: Path, dates: list[date]) -> None:
@@ -156,6 +163,38 @@ async def run_engine(config: Config, dates: list[date]) -> tuple[Timed, float, b
     return t.result, plan, result.complete, engine.snapshot().total
 
 
+def _spawn_here(tag: str, spawn: Callable[[], T]) -> tuple[T, Path | None]:
+    return spawn(), None
+
+
+async def _no_sweep(
+    *,
+    tag: str,
+    pgid: int | None,
+    cgroup: Path | None,
+    grace: float,
+    log_path: Path,
+    since_ticks: int | None = None,
+) -> int:
+    return 0
+
+
+@contextlib.contextmanager
+def uncontained() -> Iterator[None]:
+    """The engine as if attempts needed no containment: each job spawned in the engine's own
+    cgroup (the engine is not moved into the attempt's cgroup and back around the spawn, two
+    cgroup migrations) and nothing swept for leftovers once it ends. Not a mode backfill runs in
+    (a daemonized grandchild would outlive its attempt): it measures what containment costs."""
+    # `attempt` imported end_leftovers by name: its own binding is the one an Attempt calls.
+    names = attempt.__dict__
+    saved = cgroups.spawn_inside, names["end_leftovers"]
+    cgroups.spawn_inside, names["end_leftovers"] = _spawn_here, _no_sweep
+    try:
+        yield
+    finally:
+        cgroups.spawn_inside, names["end_leftovers"] = saved
+
+
 def attempt_seconds(config: Config) -> list[float]:
     conn = sqlite3.connect(config.state_path / "journal.sqlite")
     try:
@@ -168,18 +207,48 @@ def attempt_seconds(config: Config) -> list[float]:
 def row(label: str, t: Timed, *, engine: bool = False) -> str:
     ms = 1000 / ITEMS
     own = f"{t.own_cpu * ms:7.2f}" if engine else "      -"
-    return f"{label:34s} {t.wall:7.2f} s {t.wall * ms:8.2f} ms {t.child_cpu * ms:9.2f} ms {own} ms"
+    # What share of the machine's CPUs the side kept busy: with a job this short, xargs keeps
+    # nearly all of them busy, so the CPU the engine adds per item bounds its ratio.
+    used = (t.own_cpu if engine else 0.0) + t.child_cpu
+    share = used / ((os.cpu_count() or 1) * t.wall)
+    return (
+        f"{label:34s} {t.wall:7.2f} s {t.wall * ms:8.2f} ms {t.child_cpu * ms:9.2f} ms "
+        f"{own} ms {share:8.0%}"
+    )
 
 
-def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[float]]:
-    """xargs, then the engine: each on a fresh warehouse under `root`."""
-    for name in ("xargs", "engine"):
+@dataclass(frozen=True)
+class Round:
+    xargs: Timed
+    engine: Timed
+    plan_s: float
+    durations: list[float]
+    uncontained: Timed | None  # with --uncontained
+
+    @property
+    def ratio(self) -> float:
+        return self.engine.wall / self.xargs.wall
+
+
+def one_round(root: Path, dates: list[date], *, also_uncontained: bool) -> Round:
+    """xargs, then the engine (then the engine uncontained): each on a fresh warehouse."""
+    sides = ("xargs", "engine", "uncontained") if also_uncontained else ("xargs", "engine")
+    for name in sides:
         build(root / name / "wh", dates)
 
     xargs = run_xargs(trivial_job(root / "xargs" / "wh" / "out.sqlite", "job", "{}"), dates)
     assert rows_written(root / "xargs" / "wh") == (ITEMS, ITEMS)
 
-    folder = root / "engine"
+    engine, plan_s, config = engine_side(root / "engine", dates)
+    bare = None
+    if also_uncontained:
+        with uncontained():
+            bare = engine_side(root / "uncontained", dates)[0]
+    return Round(xargs, engine, plan_s, attempt_seconds(config), bare)
+
+
+def engine_side(folder: Path, dates: list[date]) -> tuple[Timed, float, Config]:
+    """One engine run on the warehouse in `folder`, checked: (wall and CPU, planning, config)."""
     argv = trivial_job(folder / "wh" / "out.sqlite", "job", "{start}")
     (folder / "backfill.yaml").write_text(pipeline_text(dates, argv))
     config = load_config(folder / "backfill.yaml")
@@ -189,7 +258,7 @@ def one_round(root: Path, dates: list[date]) -> tuple[Timed, Timed, float, list[
         raise SystemExit(
             f"MISS: the engine run was wrong: complete={complete} items={items} rows={written}"
         )
-    return xargs, engine, plan_s, attempt_seconds(config)
+    return engine, plan_s, config
 
 
 def profile(root: Path, dates: list[date]) -> None:
@@ -220,6 +289,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", action="store_true", help="one profiled engine run")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="paired rounds (default 5)")
+    parser.add_argument(
+        "--uncontained",
+        action="store_true",
+        help="each round also runs the engine without containment: what containment costs",
+    )
     args = parser.parse_args()
     dates = [FIRST + timedelta(days=i) for i in range(ITEMS)]
     rounds_wanted = max(1, args.rounds)
@@ -242,24 +316,33 @@ def main() -> None:
             profile(Path(tmp), dates)
             return
         for n in range(rounds_wanted):
-            rounds.append(one_round(Path(tmp) / f"round-{n + 1}", dates))
-            xargs, engine, _, _ = rounds[-1]
+            done = one_round(Path(tmp) / f"round-{n + 1}", dates, also_uncontained=args.uncontained)
+            rounds.append(done)
+            without = done.uncontained
+            also = "" if without is None else f"; uncontained {without.wall / done.xargs.wall:.2f}x"
             print(
-                f"  round {n + 1}: xargs {xargs.wall:.2f} s, engine {engine.wall:.2f} s, "
-                f"ratio {engine.wall / xargs.wall:.2f}x"
+                f"  round {n + 1}: xargs {done.xargs.wall:.2f} s, engine {done.engine.wall:.2f} s, "
+                f"ratio {done.ratio:.2f}x{also}"
             )
     # The round with the median ratio is the one shown in detail.
-    rounds.sort(key=lambda r: r[1].wall / r[0].wall)
-    xargs, engine, plan_s, durations = rounds[len(rounds) // 2]
+    rounds.sort(key=lambda r: r.ratio)
+    middle = rounds[len(rounds) // 2]
+    xargs, engine, plan_s, durations = middle.xargs, middle.engine, middle.plan_s, middle.durations
 
-    ratio = engine.wall / xargs.wall
+    ratio = middle.ratio
     dispatch_s = engine.wall - plan_s
-    print(f"\n{'':34s} {'wall':>9s} {'per item':>11s} {'jobs CPU':>12s} {'engine CPU':>10s}")
+    header = (
+        f"{'wall':>9s} {'per item':>11s} {'jobs CPU':>12s} {'engine CPU':>10s} {'CPUs used':>9s}"
+    )
+    print(f"\n{'':34s} {header}")
     print(row(f"xargs -P {PARALLEL}, the job alone", xargs))
     print(row("engine (construction to return)", engine, engine=True))
+    if middle.uncontained is not None:
+        print(row("engine uncontained (not a mode)", middle.uncontained, engine=True))
     print(
         "  (CPU per item: jobs = every process started and reaped, xargs included;\n"
-        "   engine = the engine's own process, its worker threads included)"
+        "   engine = the engine's own process, its worker threads included;\n"
+        "   CPUs used = CPU time of the side over the wall time of all the machine's CPUs)"
     )
     print(f"  planning (coverage, plan, journaling {ITEMS} items): {plan_s:6.2f} s")
     print(f"  dispatch (spawn, wait, verify, journal):            {dispatch_s:6.2f} s")
@@ -271,6 +354,14 @@ def main() -> None:
             f"attempt {busy:.0%} of the dispatch time"
         )
     print(f"median ratio engine / xargs:      {ratio:5.2f}x   target <= {TARGET_RATIO}x")
+    if args.uncontained:
+        # Paired within each round, as the main ratio is.
+        pairs = [(r.ratio, r.uncontained.wall / r.xargs.wall) for r in rounds if r.uncontained]
+        gap = statistics.median(full - bare for full, bare in pairs)
+        print(
+            f"median ratio uncontained / xargs: {statistics.median(b for _, b in pairs):5.2f}x   "
+            f"(containment adds {gap:.2f}x)"
+        )
     verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
     print(
         f"\n{verdict}: engine {engine.wall:.2f} s vs xargs -P {PARALLEL} {xargs.wall:.2f} s "
