@@ -3,8 +3,9 @@ attempt started, wherever it went (systemd's KillMode=control-group).
 
 A process group is left with one setsid() and an environment with one exec, so the tag scan
 (`tags.attempt_members`) misses a job that does both. Leaving a cgroup takes write access to the
-cgroup tree, which jobs are not given on purpose. The attempt's cgroup is
-`<this process's cgroup>/backfill-<digest of the tag>/`, so the next engine finds it after a crash.
+cgroup tree, which jobs are not given on purpose. Attempts' cgroups are folders of this
+process's own cgroup, each labelled with its attempt's tag (a `user.` extended attribute), so
+the next engine finds an attempt's cgroup after a crash, whatever the folder is called.
 
 The child must be born inside: moved after the spawn, a job that forks at once would leave
 children outside. Python cannot spawn into a cgroup (no clone3), and a `preexec_fn` forces a
@@ -13,15 +14,23 @@ unsafe with threads. So for the spawn the engine moves itself into the attempt's
 right after: the child inherits it. Nothing else of the engine spawns while a run is on, and
 attempts are spawned one at a time, on the event loop thread.
 
+The first process a cgroup ever holds wakes a kernel worker at once (the `populated` event of
+its cgroup.events, which the kernel then sends at most every 10 ms), and on a machine whose CPUs
+the jobs keep busy the woken worker preempts the engine for a scheduler slice, ~1 ms, in the
+middle of a spawn. So an attempt's cgroup is not removed once nothing of it runs: it is labelled
+anew and used for the next attempt (one emptied a moment ago is joined in ~15 us, a new one in
+40 us to 1.4 ms). Those kept are removed when this process exits, or by the next engine.
+
 `BACKFILL_CGROUPS=off` turns this off (the tag scan then does the work): for a machine whose
 manager of the cgroup tree (systemd without `Delegate=yes`) must not find ours in its own.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
-import hashlib
+import itertools
 import os
 import re
 import signal
@@ -34,12 +43,22 @@ from core.process.groups import PROC
 
 SWITCH_VAR = "BACKFILL_CGROUPS"
 PREFIX = "backfill-"
+#: the extended attribute that names the attempt a cgroup is for: its tag
+LABEL = "user.backfill.attempt"
+#: emptied cgroups kept for later attempts, beyond which they are removed
+KEEP = 64
 
 T = TypeVar("T")
 
 #: set when the engine could not move back to its own cgroup: from then on it must not kill
 #: attempts by cgroup (it might be in one) nor place any more in one
 _stranded = False
+#: the cgroups this process made for attempts -> their cgroup.procs, open (a move is then
+#: one write, not a lookup of the path as well)
+_procs: dict[Path, int] = {}
+#: those emptied, the last emptied last: the next spawn's
+_kept: list[Path] = []
+_numbers = itertools.count(1)
 
 
 def unusable() -> str | None:
@@ -56,18 +75,20 @@ def unusable() -> str | None:
 def _home() -> tuple[Path | None, str | None]:
     """This process's own cgroup and why attempts cannot have theirs under it (None: they can).
     Read once: the engine's cgroup is where it started, it only ever leaves it for a spawn
-    (reading it and the mount table on every spawn was most of what a cgroup cost an attempt)."""
+    (reading it and the mount table on every spawn was most of what a cgroup cost an attempt).
+    The first look also removes the empty cgroups that ended processes kept (`_sweep`)."""
     base = cgroup_of("self")
     if base is None:
         return None, "no cgroup v2 hierarchy is mounted"
     if not os.access(base, os.W_OK) or not os.access(base / "cgroup.procs", os.W_OK):
         return base, f"{base} is not writable (not delegated to this user)"
+    _sweep(base)
     return base, None
 
 
 def probe() -> tuple[Path | None, str]:
-    """For preflight: makes and removes an empty cgroup where attempts' cgroups would go.
-    (the cgroup to use or None, what was found)."""
+    """For preflight: makes, labels and removes an empty cgroup where attempts' cgroups would
+    go. (the cgroup to use or None, what was found)."""
     why = unusable()
     base = _home()[0]
     if why is not None or base is None:
@@ -77,38 +98,41 @@ def probe() -> tuple[Path | None, str]:
         trial.mkdir()
     except OSError as exc:
         return None, f"cannot make a cgroup in {base}: {exc.strerror or exc}"
-    remove(trial)
+    try:
+        if not _label(trial, "probe"):
+            return None, f"cannot label a cgroup in {base} (user xattrs need Linux 5.7)"
+    finally:
+        remove(trial)
     return base, f"cgroup v2: each attempt in its own cgroup under {base}"
 
 
-def path_for(tag: str) -> Path | None:
-    """Where the attempt with this tag has its cgroup, if attempts have cgroups here."""
-    base = _home()[0]
-    if base is None or not tag:
-        return None
-    return Path(f"{base}/{PREFIX}{hashlib.sha256(tag.encode()).hexdigest()[:20]}")
-
-
 def existing(tag: str, leader: int | None = None) -> Path | None:
-    """The cgroup an earlier engine made for the attempt, if it is still there: its `leader`'s
-    own, where that is proven to be the attempt's process (the earlier engine may have run in
-    another cgroup than this one), else the one its tag names here."""
-    if unusable() is not None:
+    """The cgroup an earlier engine gave the attempt, if it is still there: its `leader`'s own,
+    where that is proven to be the attempt's process (the earlier engine may have run in
+    another cgroup than this one), else the one labelled with its tag here."""
+    if unusable() is not None or not tag:
         return None
     path = None if leader is None else cgroup_of(str(leader))
-    if path is None or not path.name.startswith(PREFIX):
-        path = path_for(tag)
-    return path if path is not None and (path / "cgroup.procs").exists() else None
+    if path is not None and path.name.startswith(PREFIX) and _labelled(path) == tag:
+        return path
+    base = _home()[0]
+    if base is None:
+        return None
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            if entry.name.startswith(PREFIX) and _labelled(Path(entry.path)) == tag:
+                return Path(entry.path)
+    return None
 
 
 def spawn_inside(tag: str, spawn: Callable[[], T]) -> tuple[T, Path | None]:
-    """`spawn()` with the engine moved into a new cgroup for the attempt, so the child is born
+    """`spawn()` with the engine moved into a cgroup for the attempt, so the child is born
     there. (what spawn returned, the cgroup or None where attempts get none)."""
     base = _home()[0] if unusable() is None else None
-    group = path_for(tag or uuid.uuid4().hex) if base is not None else None
-    if base is None or group is None or not _make(group):
+    group = _take(base, tag) if base is not None else None
+    if base is None or group is None:
         return spawn(), None
-    if not _move_self(group):
+    if not _move(_procs[group]):
         remove(group)
         return spawn(), None
     try:
@@ -142,25 +166,41 @@ def kill(group: Path, pids: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def remove_if_empty(group: Path) -> bool:
-    """Removes the attempt's cgroup if nothing runs in it, in one rmdir: the kernel refuses to
-    remove one with a live process (zombies are in none), and nothing can join one that is
-    gone. True: removed, so nothing of the attempt runs (what `members` would have said,
-    for less than reading cgroup.procs costs); False: look at its members."""
+def release_if_empty(group: Path) -> bool:
+    """True if nothing runs in the attempt's cgroup any more (what `members` would have said,
+    for less than reading cgroup.procs costs): it is then kept for a later attempt, or removed.
+    Nothing can join an empty one: the attempt's processes are all gone, and others have no
+    write access to it. False: look at its members."""
     if _stranded:
         return False  # the engine may be in an attempt's cgroup: `members` will not answer
     try:
-        os.rmdir(group)
+        fd = os.open(group / "cgroup.events", os.O_RDONLY)
     except OSError:
         return False
+    try:
+        empty = os.read(fd, 64).startswith(b"populated 0\n")  # a plain read: this runs per attempt
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if not empty:
+        return False
+    if group in _procs and len(_kept) < KEEP:
+        _kept.append(group)
+    else:
+        remove(group)  # another process's (an adopted attempt's), or enough are kept
     return True
 
 
 def remove(group: Path | None) -> None:
     """Best effort: a cgroup with processes left (or already removed) stays as it is."""
-    if group is not None:
-        with contextlib.suppress(OSError):
-            group.rmdir()
+    if group is None:
+        return
+    with contextlib.suppress(OSError):
+        group.rmdir()
+    fd = _procs.pop(group, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def cgroup_of(pid: str) -> Path | None:
@@ -184,32 +224,87 @@ def cgroup_of(pid: str) -> Path | None:
     return None
 
 
-def _make(group: Path) -> bool:
+def _take(base: Path, tag: str) -> Path | None:
+    """A cgroup for the attempt, labelled with its tag: the one emptied last, else a new one."""
+    while _kept:
+        group = _kept.pop()
+        if _label(group, tag):
+            return group
+        remove(group)  # gone meanwhile, or unusable
+    group = base / f"{_own_prefix()}{next(_numbers)}"
     try:
         group.mkdir(exist_ok=True)
     except OSError:
+        return None
+    try:
+        _procs[group] = os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        remove(group)
+        return None
+    if _label(group, tag):
+        return group
+    remove(group)
+    return None
+
+
+def _own_prefix() -> str:
+    """This process's cgroups are named by its pid, so the next one knows whose they were."""
+    return f"{PREFIX}{os.getpid()}-"
+
+
+def _label(group: Path, tag: str) -> bool:
+    try:
+        os.setxattr(group, LABEL, tag.encode())
+    except OSError:
         return False
     return True
 
 
-def _move_self(group: Path) -> bool:
+def _labelled(group: Path) -> str | None:
+    try:
+        return os.getxattr(group, LABEL).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _sweep(base: Path) -> None:
+    """Removes the empty cgroups kept by processes that have ended (by a crash: `_drop_kept`
+    removes them on a normal exit). One with processes inside is an attempt's that the next
+    engine adopts; the kernel refuses to remove it."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(base):
+            owner = entry.name.removeprefix(PREFIX).partition("-")[0]
+            if entry.name.startswith(PREFIX) and owner.isdigit() and not (PROC / owner).exists():
+                remove(Path(entry.path))
+
+
+@atexit.register
+def _drop_kept() -> None:
+    while _kept:
+        remove(_kept.pop())
+
+
+def _move(procs: int) -> bool:
     """Moves this whole process (every thread): writing 0 to cgroup.procs means the writer."""
     try:
-        fd = os.open(group / "cgroup.procs", os.O_WRONLY)
+        os.write(procs, b"0")
     except OSError:
         return False
-    try:
-        os.write(fd, b"0")
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
     return True
+
+
+@functools.cache
+def _home_procs(base: Path) -> int | None:
+    try:
+        return os.open(base / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _move_home(base: Path) -> bool:
     global _stranded
-    if _move_self(base):
+    procs = _home_procs(base)
+    if procs is not None and _move(procs):
         return True
     _stranded = True  # inside the attempt's cgroup: killing it would kill the engine too
     return False

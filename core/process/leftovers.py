@@ -43,8 +43,8 @@ async def end_leftovers(
     attempt's group, None where it is not known to be the attempt's (a reused pid's);
     `since_ticks`: when the attempt started, where known (`tags.read_processes`). Shielded:
     abandoned half-way, it would leave processes running unaccounted."""
-    if cgroup is not None and cgroups.remove_if_empty(cgroup):
-        return 0  # the common case: nothing is left, and the cgroup is gone already
+    if cgroup is not None and cgroups.release_if_empty(cgroup):
+        return 0  # the common case: nothing is left, and the cgroup is another attempt's now
     finder = _Finder(tag, pgid, cgroup, since_ticks)
     seen: set[int] = set()
     with anyio.CancelScope(shield=True):

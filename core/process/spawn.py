@@ -9,6 +9,7 @@ own, the job is born in it (`cgroups`), which also holds the grandchildren that 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
@@ -48,7 +49,7 @@ async def start(spec: AttemptSpec) -> Attempt:
         before = boot_clock()
         proc = subprocess.Popen(
             spec.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=log,
             stderr=log,
             cwd=spec.cwd,
@@ -84,6 +85,12 @@ def _environment() -> dict[bytes, bytes]:
     if isinstance(data, dict):
         return dict(data)
     return dict(os.environb)
+
+
+@functools.cache
+def _devnull() -> int:
+    """Every job's stdin, opened once (`subprocess.DEVNULL` opens and closes it per spawn)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _open_log(log_path: Path) -> int:

@@ -22,6 +22,7 @@ from core.executors import (
     LocalExecutor,
     Unproven,
 )
+from core.process import cgroups, find_tagged
 from core.state import Journal
 from core.state.journal import AttemptRow
 from tests.process.support import HAVE_PROC, PY, ROOT, running
@@ -156,4 +157,38 @@ async def test_remains_of_an_attempt_that_cannot_be_adopted_are_ended(tmp_path):
 
     assert ended == 1 and not running(worker)
     assert "left by the attempt" in spec.log_path.read_text()
+    journal.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(cgroups.probe()[0] is None, reason="only a cgroup finds it: none here")
+async def test_remains_without_the_tag_are_ended_from_the_cgroup_labelled_with_it(tmp_path):
+    """A worker that left its process group and its environment (the tag with it): after the
+    engine died, the next one finds it in the cgroup labelled with the attempt's tag."""
+    journal = Journal(tmp_path / "state")
+    _, (item,) = journal.start_run_with_items(
+        date(2024, 1, 1), date(2024, 1, 1), {}, [("p", "raw", [date(2024, 1, 1)])]
+    )
+    pidfile = tmp_path / "worker.pid"
+    argv = [
+        PY,
+        "-c",
+        "import subprocess; "
+        "w = subprocess.Popen(['sleep', '300'], start_new_session=True, env={}); "
+        f"open({str(pidfile)!r}, 'w').write(str(w.pid))",
+    ]
+    row = journal.start_attempt(item, 1, argv, tmp_path / "a.log")
+    spec = attempt_spec(tmp_path, row, argv)
+    leader = start_in_dying_engine(spec)[0]
+    for _ in range(1000):
+        if pidfile.exists() and pidfile.read_text() and not running(leader):
+            break
+        time.sleep(0.01)
+    worker = int(pidfile.read_text())
+    assert running(worker) and not running(leader)
+    assert spec.tag not in find_tagged([spec.tag])  # the tag scan cannot see it
+
+    ended = await LocalExecutor().end_remains(spec)
+
+    assert ended == 1 and not running(worker)
     journal.close()

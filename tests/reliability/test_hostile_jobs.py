@@ -104,7 +104,7 @@ def setup(tmp_path: Path, monkeypatch) -> Iterator[Any]:
     if journal_path.exists():  # cgroups of attempts that a failing test left behind
         journal = Journal(journal_path.parent)
         for row in journal.conn.execute("SELECT id FROM attempts").fetchall():
-            cgroups.remove(cgroups.path_for(f"{row[0]}@{journal.path}"))
+            cgroups.remove(cgroups.existing(f"{row[0]}@{journal.path}"))
         journal.close()
 
 
