@@ -37,7 +37,7 @@ import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from core.process.groups import PROC
 
@@ -50,12 +50,18 @@ KEEP = 64
 
 T = TypeVar("T")
 
+
+class _Files(NamedTuple):
+    procs: int
+    events: int
+
+
 #: set when the engine could not move back to its own cgroup: from then on it must not kill
 #: attempts by cgroup (it might be in one) nor place any more in one
 _stranded = False
-#: the cgroups this process made for attempts -> their cgroup.procs, open (a move is then
-#: one write, not a lookup of the path as well)
-_procs: dict[Path, int] = {}
+#: the cgroups this process made for attempts -> their cgroup.procs and cgroup.events, open:
+#: a move is then one write and a look one read, without a lookup of the path
+_files: dict[Path, _Files] = {}
 #: those emptied, the last emptied last: the next spawn's
 _kept: list[Path] = []
 _numbers = itertools.count(1)
@@ -132,7 +138,7 @@ def spawn_inside(tag: str, spawn: Callable[[], T]) -> tuple[T, Path | None]:
     group = _take(base, tag) if base is not None else None
     if base is None or group is None:
         return spawn(), None
-    if not _move(_procs[group]):
+    if not _move(_files[group].procs):
         remove(group)
         return spawn(), None
     try:
@@ -173,19 +179,17 @@ def release_if_empty(group: Path) -> bool:
     write access to it. False: look at its members."""
     if _stranded:
         return False  # the engine may be in an attempt's cgroup: `members` will not answer
+    files = _files.get(group)
     try:
-        fd = os.open(group / "cgroup.events", os.O_RDONLY)
+        if files is not None:
+            events = os.pread(files.events, 64, 0)
+        else:
+            events = (group / "cgroup.events").read_bytes()
     except OSError:
         return False
-    try:
-        empty = os.read(fd, 64).startswith(b"populated 0\n")  # a plain read: this runs per attempt
-    except OSError:
+    if not events.startswith(b"populated 0\n"):
         return False
-    finally:
-        os.close(fd)
-    if not empty:
-        return False
-    if group in _procs and len(_kept) < KEEP:
+    if files is not None and len(_kept) < KEEP:
         _kept.append(group)
     else:
         remove(group)  # another process's (an adopted attempt's), or enough are kept
@@ -198,9 +202,10 @@ def remove(group: Path | None) -> None:
         return
     with contextlib.suppress(OSError):
         group.rmdir()
-    fd = _procs.pop(group, None)
-    if fd is not None:
-        os.close(fd)
+    files = _files.pop(group, None)
+    if files is not None:
+        os.close(files.procs)
+        os.close(files.events)
 
 
 def cgroup_of(pid: str) -> Path | None:
@@ -233,23 +238,26 @@ def _take(base: Path, tag: str) -> Path | None:
         remove(group)  # gone meanwhile, or unusable
     group = base / f"{_own_prefix()}{next(_numbers)}"
     try:
-        group.mkdir(exist_ok=True)
-    except OSError:
-        return None
-    try:
-        _procs[group] = os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        group.mkdir()
+        procs = os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         remove(group)
         return None
-    if _label(group, tag):
+    try:
+        _files[group] = _Files(procs, os.open(group / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC))
+    except OSError:
+        os.close(procs)
+    if group in _files and _label(group, tag):
         return group
     remove(group)
     return None
 
 
+@functools.cache
 def _own_prefix() -> str:
-    """This process's cgroups are named by its pid, so the next one knows whose they were."""
-    return f"{PREFIX}{os.getpid()}-"
+    """This process's cgroups are named by its pid, so the next one knows whose they were (and
+    a token, so that a process given the same pid later makes none of the same name)."""
+    return f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 
 
 def _label(group: Path, tag: str) -> bool:

@@ -40,7 +40,9 @@ async def test_the_report_groups_failures_and_names_the_operators(
     monkeypatch.setenv("WAREHOUSE", str(tmp_path / "wh"))
     monkeypatch.setenv("RECORD", str(tmp_path / "record.jsonl"))
     monkeypatch.setenv("FAULTS", "x:2024-01-02:fail,x:2024-01-04:fail")
-    path = write_config(tmp_path, pipeline())
+    # The retries counted are the failing dates': no job on a loaded machine is slow enough to
+    # stall out and add one of its own.
+    path = write_config(tmp_path, pipeline(stall="60s"))
     config = load_config(path)
     engine = Engine(
         config,

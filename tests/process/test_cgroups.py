@@ -67,15 +67,15 @@ import os, sys
 from pathlib import Path
 import anyio
 from core import process
-from core.process import cgroups
 spec = process.AttemptSpec(
-    argv=("true",), env={}, cwd=Path(sys.argv[1]), log_path=Path(sys.argv[1]) / "a.log",
+    argv=("sleep", "0.1"), env={}, cwd=Path(sys.argv[1]), log_path=Path(sys.argv[1]) / "a.log",
     timeout=None, stall_timeout=None, tag="ended@" + sys.argv[1],
 )
 async def main():
-    await (await process.start(spec)).wait()
+    attempt = await process.start(spec)
+    print(process.attempt_cgroup(spec.tag))  # kept once the attempt has ended
+    await attempt.wait()
 anyio.run(main)
-print(cgroups.cgroup_of("self") / f"backfill-{os.getpid()}-1")
 sys.stdout.flush()
 if sys.argv[2] == "crash":
     os._exit(0)  # like kill -9: nothing is cleaned up
@@ -116,7 +116,7 @@ def test_a_live_process_keeps_its_cgroups(tmp_path):
     """The sweep spares a process that still runs, and never touches one with a process in."""
     mine = own_cgroup()
     assert mine is not None
-    theirs = mine / f"{cgroups.PREFIX}{os.getppid()}-1"  # pytest's parent: alive
+    theirs = mine / f"{cgroups.PREFIX}{os.getppid()}-0123abcd-1"  # pytest's parent: alive
     theirs.mkdir()
     try:
         subprocess.run(
