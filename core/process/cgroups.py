@@ -189,7 +189,9 @@ def release_if_empty(group: Path) -> bool:
         return False
     if not events.startswith(b"populated 0\n"):
         return False
-    if files is not None and len(_kept) < KEEP:
+    # Kept unlabelled: a label names the attempt whose processes are, or were, inside, and
+    # a later attempt's would be found by a stale one.
+    if files is not None and len(_kept) < KEEP and _unlabel(group):
         _kept.append(group)
     else:
         remove(group)  # another process's (an adopted attempt's), or enough are kept
@@ -263,6 +265,14 @@ def _own_prefix() -> str:
 def _label(group: Path, tag: str) -> bool:
     try:
         os.setxattr(group, LABEL, tag.encode())
+    except OSError:
+        return False
+    return True
+
+
+def _unlabel(group: Path) -> bool:
+    try:
+        os.removexattr(group, LABEL)
     except OSError:
         return False
     return True

@@ -34,6 +34,8 @@ async def test_an_emptied_cgroup_is_the_next_attempts_labelled_with_its_tag(tmp_
     assert cgroups.cgroup_of(str(first.launched.pid)) == group
     assert own_cgroup() == home  # the engine went back home right after the spawn
     await first.wait()
+    # Kept, but no longer the first's: recovery looking for it must not find the next one's.
+    assert group.is_dir() and process.attempt_cgroup("1@journal") is None
 
     second = await process.start(spec(tmp_path, py(SLEEPS_A_LITTLE), tag="2@journal"))
     # The same folder, now the second's: the first's tag names no cgroup any more.
