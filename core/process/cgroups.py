@@ -241,18 +241,27 @@ def _take(base: Path, tag: str) -> Path | None:
     group = base / f"{_own_prefix()}{next(_numbers)}"
     try:
         group.mkdir()
-        procs = os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
-        remove(group)
         return None
-    try:
-        _files[group] = _Files(procs, os.open(group / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC))
-    except OSError:
-        os.close(procs)
-    if group in _files and _label(group, tag):
-        return group
+    files = _open_files(group)
+    if files is not None:
+        _files[group] = files
+        if _label(group, tag):
+            return group
     remove(group)
     return None
+
+
+def _open_files(group: Path) -> _Files | None:
+    try:
+        procs = os.open(group / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _Files(procs, os.open(group / "cgroup.events", os.O_RDONLY | os.O_CLOEXEC))
+    except OSError:
+        os.close(procs)
+        return None
 
 
 @functools.cache

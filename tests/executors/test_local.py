@@ -126,45 +126,10 @@ async def test_attempts_a_dead_engine_left_are_adopted_or_explained(tmp_path):
     journal.close()
 
 
-@pytest.mark.anyio
-@pytest.mark.skipif(not HAVE_PROC, reason="finding a process by its tag reads /proc")
-async def test_remains_of_an_attempt_that_cannot_be_adopted_are_ended(tmp_path):
-    """Its leader is gone, but a worker that left its process group still carries the tag:
-    `end_remains` ends it without signalling any pid or group from the journal."""
-    journal = Journal(tmp_path / "state")
-    _, (item,) = journal.start_run_with_items(
-        date(2024, 1, 1), date(2024, 1, 1), {}, [("p", "raw", [date(2024, 1, 1)])]
-    )
-    pidfile = tmp_path / "worker.pid"
-    argv = [
-        PY,
-        "-c",
-        "import os, subprocess, sys; "
-        "w = subprocess.Popen(['sleep', '300'], start_new_session=True); "
-        f"open({str(pidfile)!r}, 'w').write(str(w.pid))",
-    ]
-    row = journal.start_attempt(item, 1, argv, tmp_path / "a.log")
-    spec = attempt_spec(tmp_path, row, argv)
-    leader = start_in_dying_engine(spec)[0]
-    for _ in range(1000):  # until the leader has written its worker's pid and ended
-        if pidfile.exists() and pidfile.read_text() and not running(leader):
-            break
-        time.sleep(0.01)
-    worker = int(pidfile.read_text())
-    assert running(worker) and not running(leader)
-
-    ended = await LocalExecutor().end_remains(spec)
-
-    assert ended == 1 and not running(worker)
-    assert "left by the attempt" in spec.log_path.read_text()
-    journal.close()
-
-
-@pytest.mark.anyio
-@pytest.mark.skipif(cgroups.probe()[0] is None, reason="only a cgroup finds it: none here")
-async def test_remains_without_the_tag_are_ended_from_the_cgroup_labelled_with_it(tmp_path):
-    """A worker that left its process group and its environment (the tag with it): after the
-    engine died, the next one finds it in the cgroup labelled with the attempt's tag."""
+def left_by_a_dead_leader(tmp_path: Path, **popen: object) -> tuple[AttemptSpec, int]:
+    """An attempt whose leader, started by an engine that died, has ended after starting a
+    worker that left its process group (`popen`: more of the worker's Popen arguments).
+    (the attempt's spec, the worker's pid)."""
     journal = Journal(tmp_path / "state")
     _, (item,) = journal.start_run_with_items(
         date(2024, 1, 1), date(2024, 1, 1), {}, [("p", "raw", [date(2024, 1, 1)])]
@@ -174,21 +139,43 @@ async def test_remains_without_the_tag_are_ended_from_the_cgroup_labelled_with_i
         PY,
         "-c",
         "import subprocess; "
-        "w = subprocess.Popen(['sleep', '300'], start_new_session=True, env={}); "
+        f"w = subprocess.Popen(['sleep', '300'], start_new_session=True, **{popen!r}); "
         f"open({str(pidfile)!r}, 'w').write(str(w.pid))",
     ]
     row = journal.start_attempt(item, 1, argv, tmp_path / "a.log")
+    journal.close()
     spec = attempt_spec(tmp_path, row, argv)
     leader = start_in_dying_engine(spec)[0]
-    for _ in range(1000):
+    for _ in range(1000):  # until the leader has written its worker's pid and ended
         if pidfile.exists() and pidfile.read_text() and not running(leader):
             break
         time.sleep(0.01)
     worker = int(pidfile.read_text())
     assert running(worker) and not running(leader)
+    return spec, worker
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(not HAVE_PROC, reason="finding a process by its tag reads /proc")
+async def test_remains_of_an_attempt_that_cannot_be_adopted_are_ended(tmp_path):
+    """Its leader is gone, but a worker that left its process group still carries the tag:
+    `end_remains` ends it without signalling any pid or group from the journal."""
+    spec, worker = left_by_a_dead_leader(tmp_path)
+
+    ended = await LocalExecutor().end_remains(spec)
+
+    assert ended == 1 and not running(worker)
+    assert "left by the attempt" in spec.log_path.read_text()
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(cgroups.probe()[0] is None, reason="only a cgroup finds it: none here")
+async def test_remains_without_the_tag_are_ended_from_the_cgroup_labelled_with_it(tmp_path):
+    """A worker that left its process group and its environment (the tag with it): after the
+    engine died, the next one finds it in the cgroup labelled with the attempt's tag."""
+    spec, worker = left_by_a_dead_leader(tmp_path, env={})
     assert spec.tag not in find_tagged([spec.tag])  # the tag scan cannot see it
 
     ended = await LocalExecutor().end_remains(spec)
 
     assert ended == 1 and not running(worker)
-    journal.close()

@@ -14,9 +14,8 @@ from core import process
 from core.process import cgroups
 from tests.process.support import PY, ROOT, py, spec
 
-pytestmark = pytest.mark.skipif(
-    cgroups.probe()[0] is None, reason=f"no cgroup v2 for attempts here: {cgroups.probe()[1]}"
-)
+_USABLE, _FOUND = cgroups.probe()
+pytestmark = pytest.mark.skipif(_USABLE is None, reason=f"no cgroup v2 for attempts here: {_FOUND}")
 
 SLEEPS_A_LITTLE = "import time; time.sleep(0.3)"
 
